@@ -1,0 +1,80 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * tc ingress of a pod's host-side veth: every packet a pod sends.
+ *   ARP request for the gateway -> answered here, sent back into the pod
+ *   IPv4 from an (ip, mac) that is not the pod's -> dropped (anti-spoofing)
+ *   IPv4 to a pod on this node -> MACs rewritten, TTL decremented, bpf_redirect_peer
+ *   anything else IPv4 -> the host stack
+ */
+#include "sluice/lib/common.h"
+#include "sluice/lib/config.h"
+#include "sluice/lib/metrics.h"
+#include "sluice/lib/eth.h"
+#include "sluice/lib/ipv4.h"
+#include "sluice/lib/arp.h"
+#include "sluice/lib/endpoint.h"
+
+static __always_inline int handle_arp(struct __sk_buff *skb, struct ethhdr *eth, void *data_end)
+{
+	struct sl_arp *arp = sl_arp_request(eth, data_end);
+	enum sl_reason reason;
+	struct sl_endpoint *ep;
+
+	if (!arp || arp->tip != sl_gateway_ip)
+		return sl_drop(skb, SL_REASON_DROP_ARP_UNSUPPORTED, SL_DIR_EGRESS);
+	if (!sl_mac_eq(eth->h_source, arp->sha))
+		return sl_drop(skb, SL_REASON_DROP_SPOOFED_MAC, SL_DIR_EGRESS);
+	ep = sl_endpoint_verify(arp->sip, arp->sha, skb->ifindex, &reason);
+	if (!ep)
+		return sl_drop(skb, reason, SL_DIR_EGRESS);
+
+	sl_arp_reply(eth, arp, ep->host_mac, sl_gateway_ip);
+	sl_count(skb, SL_REASON_ARP_REPLY, SL_DIR_EGRESS);
+	return bpf_redirect(skb->ifindex, 0);
+}
+
+static __always_inline int handle_ipv4(struct __sk_buff *skb, struct ethhdr *eth, void *data_end)
+{
+	struct iphdr *ip = sl_ipv4_hdr(eth, data_end);
+	struct sl_endpoint *src, *dst;
+	enum sl_reason reason;
+
+	if (!ip)
+		return sl_drop(skb, SL_REASON_DROP_MALFORMED, SL_DIR_EGRESS);
+	src = sl_endpoint_verify(ip->saddr, eth->h_source, skb->ifindex, &reason);
+	if (!src)
+		return sl_drop(skb, reason, SL_DIR_EGRESS);
+
+	dst = sl_endpoint_by_ip(ip->daddr);
+	if (!dst || ip->ttl <= 1) {
+		/* not a local pod, or the stack must answer with ICMP time exceeded */
+		sl_count(skb, SL_REASON_TO_STACK, SL_DIR_EGRESS);
+		return TC_ACT_OK;
+	}
+
+	sl_ipv4_dec_ttl(ip);
+	sl_eth_rewrite(eth, dst->mac, dst->host_mac);
+	sl_count(skb, SL_REASON_FORWARD_LOCAL, SL_DIR_EGRESS);
+	return bpf_redirect_peer(dst->ifindex, 0);
+}
+
+SEC("tc")
+int from_container(struct __sk_buff *skb)
+{
+	void *data_end = SL_DATA_END(skb);
+	struct ethhdr *eth = SL_DATA(skb);
+
+	if (!SL_IN_PACKET(eth, sizeof(*eth), data_end))
+		return sl_drop(skb, SL_REASON_DROP_MALFORMED, SL_DIR_EGRESS);
+
+	switch (eth->h_proto) {
+	case bpf_htons(ETH_P_ARP):
+		return handle_arp(skb, eth, data_end);
+	case bpf_htons(ETH_P_IP):
+		return handle_ipv4(skb, eth, data_end);
+	default:
+		return sl_drop(skb, SL_REASON_DROP_UNSUPPORTED_L3, SL_DIR_EGRESS);
+	}
+}
+
+char _license[] SEC("license") = "Dual BSD/GPL";

@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Every key and value struct the datapath shares with user space, defined once.
+ * TypeScript never copies these layouts: it reads them from the objects' BTF
+ * (src/bpf/btf.ts). Two typedefs carry meaning for the codec:
+ *   sl_ipv4_t  an IPv4 address in network byte order, shown as a dotted quad;
+ *   sl_mac_t   an Ethernet address, shown as aa:bb:cc:dd:ee:ff.
+ */
+#ifndef SLUICE_TYPES_H
+#define SLUICE_TYPES_H
+
+#include <linux/types.h>
+
+typedef __be32 sl_ipv4_t;
+typedef __u8 sl_mac_t[6];
+
+/*
+ * Why a packet was forwarded or dropped. Values below SL_DROP_BASE are not drops.
+ * User space derives the words it prints from these names (SL_REASON_DROP_SPOOFED_IP
+ * -> "drop_spoofed_ip"), so a new reason needs no TypeScript change.
+ */
+enum sl_reason {
+	SL_REASON_UNSPEC = 0,
+	SL_REASON_FORWARD_LOCAL = 1,	/* redirected into a pod on this node */
+	SL_REASON_TO_STACK = 2,		/* handed to the host network stack */
+	SL_REASON_ARP_REPLY = 3,	/* the pod's ARP for its gateway answered in BPF */
+	SL_REASON_TO_POD = 4,		/* host stack to pod */
+	SL_DROP_BASE = 128,
+	SL_REASON_DROP_MALFORMED = 128,	/* truncated or invalid headers */
+	SL_REASON_DROP_SPOOFED_IP = 129,	/* source IP is not the sending pod's */
+	SL_REASON_DROP_SPOOFED_MAC = 130,	/* source MAC is not the sending pod's */
+	SL_REASON_DROP_UNSUPPORTED_L3 = 131,	/* neither IPv4 nor ARP */
+	SL_REASON_DROP_ARP_UNSUPPORTED = 132,	/* ARP other than a request for the gateway */
+	SL_REASON_DROP_NO_ENDPOINT = 133,	/* to a pod interface that has no endpoint */
+	SL_REASON_DROP_TTL_EXCEEDED = 134,	/* TTL would reach zero on this hop */
+	SL_REASON_MAX = 255,
+};
+
+/* Direction, seen from the pod. */
+enum sl_dir {
+	SL_DIR_EGRESS = 0,	/* leaving a pod */
+	SL_DIR_INGRESS = 1,	/* entering a pod */
+};
+
+/* sl_endpoints: one entry per local pod, keyed by its address. */
+struct sl_endpoint_key {
+	sl_ipv4_t ip;
+};
+
+enum sl_endpoint_flags {
+	SL_EP_F_NONE = 0,
+};
+
+struct sl_endpoint {
+	__u32 ifindex;		/* host-side veth */
+	__u32 id;		/* endpoint id, as `sluice endpoint list` shows it */
+	sl_mac_t mac;		/* pod-side MAC */
+	sl_mac_t host_mac;	/* host-side veth MAC: what the pod sees as its gateway */
+	__u32 identity;		/* security identity */
+	__u32 flags;		/* enum sl_endpoint_flags */
+};
+
+/* sl_metrics: per-CPU packet and byte counters by reason and direction. */
+struct sl_metrics_key {
+	enum sl_reason reason;
+	enum sl_dir dir;
+};
+
+struct sl_metrics_val {
+	__u64 packets;
+	__u64 bytes;
+};
+
+#endif /* SLUICE_TYPES_H */

@@ -1,0 +1,197 @@
+/**
+ * The raw FFI surface: libbpf.so.1 and the few libc calls the loader needs, bound
+ * through koffi. Nothing here interprets results; callers turn negative returns into
+ * errors (see errors.ts). Pointers are koffi 3 bigints; Buffers are passed for
+ * `void *` arguments and stay owned by the caller.
+ */
+import koffi from 'koffi';
+
+export type Ptr = bigint;
+/* eslint-disable @typescript-eslint/no-explicit-any */
+type Fn = (...args: any[]) => any;
+
+export interface LibBpf {
+  bpf_object__open_file: Fn;
+  bpf_object__load: Fn;
+  bpf_object__close: Fn;
+  bpf_object__btf: Fn;
+  bpf_object__next_program: Fn;
+  bpf_object__next_map: Fn;
+  bpf_object__find_map_by_name: Fn;
+  bpf_program__name: Fn;
+  bpf_program__section_name: Fn;
+  bpf_program__fd: Fn;
+  bpf_program__type: Fn;
+  bpf_map__name: Fn;
+  bpf_map__fd: Fn;
+  bpf_map__type: Fn;
+  bpf_map__key_size: Fn;
+  bpf_map__value_size: Fn;
+  bpf_map__max_entries: Fn;
+  bpf_map__btf_key_type_id: Fn;
+  bpf_map__btf_value_type_id: Fn;
+  bpf_map__pin_path: Fn;
+  bpf_map__is_pinned: Fn;
+  bpf_map__initial_value: Fn;
+  bpf_map__set_initial_value: Fn;
+  btf__raw_data: Fn;
+  btf__load_from_kernel_by_id: Fn;
+  btf__free: Fn;
+  bpf_obj_get: Fn;
+  bpf_obj_pin: Fn;
+  bpf_obj_get_info_by_fd: Fn;
+  bpf_prog_get_fd_by_id: Fn;
+  bpf_map_get_fd_by_id: Fn;
+  bpf_link_get_fd_by_id: Fn;
+  bpf_map_lookup_elem: Fn;
+  bpf_map_update_elem: Fn;
+  bpf_map_delete_elem: Fn;
+  bpf_map_get_next_key: Fn;
+  bpf_map_update_batch: Fn;
+  bpf_prog_test_run_opts: Fn;
+  bpf_tc_hook_create: Fn;
+  bpf_tc_hook_destroy: Fn;
+  bpf_tc_attach: Fn;
+  bpf_tc_detach: Fn;
+  bpf_tc_query: Fn;
+  bpf_link_create: Fn;
+  bpf_link_update: Fn;
+  bpf_link_detach: Fn;
+  bpf_xdp_attach: Fn;
+  bpf_xdp_detach: Fn;
+  bpf_xdp_query_id: Fn;
+  libbpf_num_possible_cpus: Fn;
+  libbpf_probe_bpf_helper: Fn;
+  libbpf_probe_bpf_prog_type: Fn;
+  libbpf_set_print: Fn;
+}
+
+export interface LibC {
+  close: Fn;
+  open: Fn;
+  setns: Fn;
+  flock: Fn;
+  vsnprintf: Fn;
+  memcpy: Fn;
+  if_nametoindex: Fn;
+}
+
+let bpf: LibBpf | undefined;
+let libc: LibC | undefined;
+/** Keeps the registered print callback alive for the life of the process. */
+export let printProto: ReturnType<typeof koffi.proto> | undefined;
+
+function bind<T>(lib: ReturnType<typeof koffi.load>, decls: string[]): T {
+  const out: Record<string, Fn> = {};
+  for (const d of decls) {
+    const m = /([A-Za-z_0-9]+)\s*\(/.exec(d);
+    if (!m) throw new Error(`bad declaration ${d}`);
+    out[m[1]!] = lib.func(d) as Fn;
+  }
+  return out as T;
+}
+
+export function libbpf(): LibBpf {
+  if (bpf) return bpf;
+  let lib;
+  try {
+    lib = koffi.load('libbpf.so.1');
+  } catch (e) {
+    throw new Error(`cannot load libbpf.so.1 (install Debian's libbpf1 package): ${(e as Error).message}`);
+  }
+  printProto = koffi.proto('int libbpf_print_fn(int level, void *fmt, void *args)');
+  bpf = bind<LibBpf>(lib, [
+    'void *bpf_object__open_file(const char *path, const void *opts)',
+    'int bpf_object__load(void *obj)',
+    'void bpf_object__close(void *obj)',
+    'void *bpf_object__btf(void *obj)',
+    'void *bpf_object__next_program(void *obj, void *prev)',
+    'void *bpf_object__next_map(void *obj, void *prev)',
+    'void *bpf_object__find_map_by_name(void *obj, const char *name)',
+    'const char *bpf_program__name(void *prog)',
+    'const char *bpf_program__section_name(void *prog)',
+    'int bpf_program__fd(void *prog)',
+    'int bpf_program__type(void *prog)',
+    'const char *bpf_map__name(void *map)',
+    'int bpf_map__fd(void *map)',
+    'int bpf_map__type(void *map)',
+    'uint32_t bpf_map__key_size(void *map)',
+    'uint32_t bpf_map__value_size(void *map)',
+    'uint32_t bpf_map__max_entries(void *map)',
+    'uint32_t bpf_map__btf_key_type_id(void *map)',
+    'uint32_t bpf_map__btf_value_type_id(void *map)',
+    'const char *bpf_map__pin_path(void *map)',
+    'bool bpf_map__is_pinned(void *map)',
+    'void *bpf_map__initial_value(void *map, _Out_ size_t *psize)',
+    'int bpf_map__set_initial_value(void *map, const void *data, size_t size)',
+    'void *btf__raw_data(void *btf, _Out_ uint32_t *size)',
+    'void *btf__load_from_kernel_by_id(uint32_t id)',
+    'void btf__free(void *btf)',
+    'int bpf_obj_get(const char *path)',
+    'int bpf_obj_pin(int fd, const char *path)',
+    'int bpf_obj_get_info_by_fd(int fd, void *info, _Inout_ uint32_t *len)',
+    'int bpf_prog_get_fd_by_id(uint32_t id)',
+    'int bpf_map_get_fd_by_id(uint32_t id)',
+    'int bpf_link_get_fd_by_id(uint32_t id)',
+    'int bpf_map_lookup_elem(int fd, const void *key, void *value)',
+    'int bpf_map_update_elem(int fd, const void *key, const void *value, uint64_t flags)',
+    'int bpf_map_delete_elem(int fd, const void *key)',
+    'int bpf_map_get_next_key(int fd, const void *key, void *next_key)',
+    'int bpf_map_update_batch(int fd, const void *keys, const void *values, _Inout_ uint32_t *count, const void *opts)',
+    'int bpf_prog_test_run_opts(int fd, void *opts)',
+    'int bpf_tc_hook_create(void *hook)',
+    'int bpf_tc_hook_destroy(void *hook)',
+    'int bpf_tc_attach(const void *hook, void *opts)',
+    'int bpf_tc_detach(const void *hook, const void *opts)',
+    'int bpf_tc_query(const void *hook, void *opts)',
+    'int bpf_link_create(int prog_fd, int target_fd, int attach_type, const void *opts)',
+    'int bpf_link_update(int link_fd, int new_prog_fd, const void *opts)',
+    'int bpf_link_detach(int link_fd)',
+    'int bpf_xdp_attach(int ifindex, int prog_fd, uint32_t flags, const void *opts)',
+    'int bpf_xdp_detach(int ifindex, uint32_t flags, const void *opts)',
+    'int bpf_xdp_query_id(int ifindex, int flags, _Out_ uint32_t *prog_id)',
+    'int libbpf_num_possible_cpus(void)',
+    'int libbpf_probe_bpf_helper(int prog_type, int helper_id, const void *opts)',
+    'int libbpf_probe_bpf_prog_type(int prog_type, const void *opts)',
+    'void *libbpf_set_print(libbpf_print_fn *fn)',
+  ]);
+  // Silence libbpf's default printer (stderr); log.ts installs a capturing one when used.
+  bpf.libbpf_set_print(null);
+  return bpf;
+}
+
+export function c(): LibC {
+  if (libc) return libc;
+  const lib = koffi.load('libc.so.6');
+  libc = bind<LibC>(lib, [
+    'int close(int fd)',
+    'int open(const char *path, int flags)',
+    'int setns(int fd, int nstype)',
+    'int flock(int fd, int op)',
+    'int vsnprintf(void *buf, size_t size, void *fmt, void *ap)',
+    'void *memcpy(void *dst, void *src, size_t n)',
+    'unsigned int if_nametoindex(const char *name)',
+  ]);
+  return libc;
+}
+
+/** The errno left by the last native call on this thread. */
+export function lastErrno(): number {
+  return koffi.errno();
+}
+
+export function isNull(p: unknown): boolean {
+  return p === null || p === undefined || p === 0n || p === 0;
+}
+
+/** Copies `len` bytes at a native address into a new Buffer. */
+export function copyOut(ptr: Ptr, len: number): Buffer {
+  if (len === 0) return Buffer.alloc(0);
+  return Buffer.from(koffi.view(ptr, len).slice(0));
+}
+
+export function addressOf(buf: Buffer): Ptr {
+  return koffi.address(buf);
+}
+
+export { koffi };

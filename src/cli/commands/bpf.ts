@@ -1,0 +1,42 @@
+import type { Command } from 'commander';
+import { buildAll } from '../../datapath/build.js';
+import { readMetrics } from '../../datapath/metrics.js';
+import { readEndpointEntries } from '../../endpoint/datapath.js';
+import { configOf } from '../context.js';
+import { parseOutput, print } from '../output.js';
+
+function listCommand(parent: Command, name: string, description: string, action: (cmd: Command, format: 'table' | 'json') => void): void {
+  const c = parent.command(name).description(description);
+  c.command('list', { isDefault: true })
+    .description(description)
+    .option('-o, --output <format>', 'table or json', parseOutput, 'table')
+    .action(function (this: Command) {
+      action(this, this.opts().output);
+    });
+}
+
+export function register(program: Command): void {
+  const bpf = program.command('bpf').description('the eBPF datapath: build it and read its maps');
+  bpf.command('build')
+    .description('compile the C programs (cached by content hash; an unchanged program is not rebuilt)')
+    .option('-o, --output <format>', 'table or json', parseOutput, 'table')
+    .action(function (this: Command) {
+      print(this.opts().output, buildAll(), {
+        PROGRAM: (r) => r.program, HASH: (r) => r.hash, BUILD: (r) => (r.cached ? 'cached' : 'compiled'), OBJECT: (r) => r.object,
+      });
+    });
+
+  listCommand(bpf, 'metrics', 'packet and byte counters by reason and direction (sl_metrics, all CPUs)', (cmd, format) => {
+    print(format, readMetrics(configOf(cmd)), {
+      REASON: (r) => r.reason, DIRECTION: (r) => r.direction, PACKETS: (r) => r.packets, BYTES: (r) => r.bytes,
+    });
+  });
+
+  listCommand(bpf, 'endpoints', 'the sl_endpoints map: local pods as the datapath sees them', (cmd, format) => {
+    const rows = [...readEndpointEntries(configOf(cmd))].map(([ip, v]) => ({ ip, ...v }));
+    print(format, rows, {
+      IP: (r) => r.ip, ID: (r) => r.id, IFINDEX: (r) => r.ifindex, MAC: (r) => r.mac, 'GATEWAY MAC': (r) => r.host_mac,
+      IDENTITY: (r) => r.identity, FLAGS: (r) => r.flags,
+    });
+  });
+}

@@ -1,0 +1,55 @@
+import type { Command } from 'commander';
+import { EndpointManager } from '../../endpoint/manager.js';
+import type { Endpoint } from '../../endpoint/types.js';
+import { formatLabels, parseLabels } from '../../util/labels.js';
+import { configOf } from '../context.js';
+import { parseOutput, print } from '../output.js';
+
+const COLUMNS = {
+  ID: (e: Endpoint) => e.id,
+  NAME: (e: Endpoint) => e.name,
+  IP: (e: Endpoint) => e.ip,
+  MAC: (e: Endpoint) => e.mac,
+  IFINDEX: (e: Endpoint) => e.hostIfindex,
+  'HOST IF': (e: Endpoint) => e.hostIfname,
+  STATE: (e: Endpoint) => e.state,
+  LABELS: (e: Endpoint) => formatLabels(e.labels) || '-',
+};
+
+export function register(program: Command): void {
+  const ep = program.command('endpoint').description("pods' network interfaces on this node");
+
+  ep.command('add')
+    .description('create a veth pair into a pod network namespace, give it an address and attach the datapath')
+    .requiredOption('--netns <name|path>', 'the pod network namespace (a name under /run/netns or a path)')
+    .option('--name <ns/name>', 'pod name (default: default/<netns name>)')
+    .option('--labels <k=v,...>', 'pod labels', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--ip <ip>', "a specific address from the node's block (default: the next free one)")
+    .option('--ifname <name>', 'interface name inside the pod', 'eth0')
+    .option('-o, --output <format>', 'table or json', parseOutput, 'table')
+    .action(function (this: Command) {
+      const o = this.opts<{ netns: string; name?: string; labels?: string[]; ip?: string; ifname: string; output: 'table' | 'json' }>();
+      const labels = o.labels ? parseLabels(o.labels) : {};
+      const e = new EndpointManager(configOf(this)).add({ netns: o.netns, name: o.name, labels, ip: o.ip, ifname: o.ifname });
+      print(o.output, [e], COLUMNS, e);
+    });
+
+  ep.command('del')
+    .alias('delete')
+    .description('remove an endpoint: its veth, routes, map entries and address')
+    .argument('<id|ns/name>')
+    .option('-o, --output <format>', 'table or json', parseOutput, 'table')
+    .action(function (this: Command, ref: string) {
+      const e = new EndpointManager(configOf(this)).remove(ref);
+      if (this.opts().output === 'json') print('json', [e], COLUMNS, e);
+      else process.stdout.write(`deleted endpoint ${e.id} ${e.name} (${e.ip})\n`);
+    });
+
+  ep.command('list')
+    .alias('ls')
+    .description('list the endpoints of this node')
+    .option('-o, --output <format>', 'table or json', parseOutput, 'table')
+    .action(function (this: Command) {
+      print(this.opts().output, new EndpointManager(configOf(this)).list(), COLUMNS);
+    });
+}

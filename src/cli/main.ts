@@ -1,0 +1,41 @@
+/** The `sluice` command line. Commands are thin: each calls one module and prints. */
+import { Command, CommanderError } from 'commander';
+import { readFileSync } from 'node:fs';
+import { PACKAGE_ROOT } from '../datapath/paths.js';
+import { addConfigOptions } from './context.js';
+import { register as registerBpf } from './commands/bpf.js';
+import { register as registerDemo } from './commands/demo.js';
+import { register as registerEndpoint } from './commands/endpoint.js';
+import { register as registerNode } from './commands/node.js';
+
+function version(): string {
+  return (JSON.parse(readFileSync(`${PACKAGE_ROOT}/package.json`, 'utf8')) as { version: string }).version;
+}
+
+export function buildProgram(): Command {
+  const program = new Command('sluice')
+    .description('eBPF container networking: pod datapath, IPAM and NetworkPolicy in tc/XDP programs')
+    .version(version())
+    .showHelpAfterError()
+    .exitOverride();
+  addConfigOptions(program);
+  registerNode(program);
+  registerEndpoint(program);
+  registerBpf(program);
+  registerDemo(program);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode;
+    const err = e as Error;
+    process.stderr.write(`sluice: error: ${err.message}\n`);
+    if (process.env.SLUICE_DEBUG) process.stderr.write(`${err.stack}\n`);
+    return 1;
+  }
+}

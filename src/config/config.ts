@@ -1,0 +1,159 @@
+/**
+ * The node configuration: one YAML file, every key also settable by a flag. Every
+ * name sluice creates (pins, state, sockets, devices) derives from it, so several
+ * nodes run side by side in network namespaces on one machine. Pure: the caller reads
+ * the file; `resolveConfig` validates and fills defaults.
+ */
+import { hostname } from 'node:os';
+import { isAbsolute } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { isIPv4, parseCidr, parseIPv4, cidrWithin, formatCidr } from '../util/ipv4.js';
+
+export interface Config {
+  nodeName: string;
+  pinRoot: string;
+  stateDir: string;
+  runDir: string;
+  clusterCIDR: string;
+  blockSize: number;
+  /** Pod MTU; 'auto' follows the uplink (1500 without one). */
+  mtu: number | 'auto';
+  /** Uplink device; 'auto' is the default route's device. */
+  uplink: string;
+  /** This node's pod block; empty until the node leases one (first block of the pool by default). */
+  podCIDR: string;
+  /** The link-local gateway address pods route through. */
+  gatewayIP: string;
+}
+
+export const DEFAULTS: Omit<Config, 'nodeName'> = {
+  pinRoot: '/sys/fs/bpf/sluice',
+  stateDir: '/var/lib/sluice',
+  runDir: '/run/sluice',
+  clusterCIDR: '10.244.0.0/16',
+  blockSize: 24,
+  mtu: 'auto',
+  uplink: 'auto',
+  podCIDR: '',
+  gatewayIP: '169.254.1.1',
+};
+
+export const DEFAULT_CONFIG_PATH = '/etc/sluice/config.yaml';
+
+/** Each key with its flag and a one-line description (used for --help and docs). */
+export const KEYS: Record<keyof Config, { flag: string; help: string }> = {
+  nodeName: { flag: '--node-name', help: 'node name (default: hostname)' },
+  pinRoot: { flag: '--pin-root', help: `bpffs directory for maps, programs and links (default ${DEFAULTS.pinRoot})` },
+  stateDir: { flag: '--state-dir', help: `state directory (default ${DEFAULTS.stateDir})` },
+  runDir: { flag: '--run-dir', help: `runtime directory for sockets and locks (default ${DEFAULTS.runDir})` },
+  clusterCIDR: { flag: '--cluster-cidr', help: `cluster pod pool (default ${DEFAULTS.clusterCIDR})` },
+  blockSize: { flag: '--block-size', help: `prefix length of a node's pod block (default ${DEFAULTS.blockSize})` },
+  mtu: { flag: '--mtu', help: 'pod MTU, or auto (the uplink MTU)' },
+  uplink: { flag: '--uplink', help: "uplink device, or auto (the default route's device)" },
+  podCIDR: { flag: '--pod-cidr', help: "this node's pod block (default: the first block of the pool)" },
+  gatewayIP: { flag: '--gateway-ip', help: `link-local gateway of every pod (default ${DEFAULTS.gatewayIP})` },
+};
+
+export class ConfigError extends Error {
+  constructor(source: string, key: string, problem: string) {
+    super(`${source}: ${key}: ${problem}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Parses the YAML text of a config file into raw key/values (validated later). */
+export function parseConfigText(text: string, source: string): Record<string, unknown> {
+  let doc: unknown;
+  try {
+    doc = parseYaml(text, { prettyErrors: true });
+  } catch (e) {
+    throw new ConfigError(source, '(file)', `not valid YAML: ${(e as Error).message.split('\n')[0]}`);
+  }
+  if (doc === null || doc === undefined) return {};
+  if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError(source, '(file)', 'expected a mapping of keys to values');
+  return doc as Record<string, unknown>;
+}
+
+function str(source: string, key: string, v: unknown): string {
+  if (typeof v !== 'string' || v.trim() === '') throw new ConfigError(source, key, `expected a non-empty string, got ${JSON.stringify(v)}`);
+  return v.trim();
+}
+
+function int(source: string, key: string, v: unknown, min: number, max: number): number {
+  const n = typeof v === 'string' && /^\d+$/.test(v.trim()) ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
+    throw new ConfigError(source, key, `expected an integer from ${min} to ${max}, got ${JSON.stringify(v)}`);
+  }
+  return n;
+}
+
+function absPath(source: string, key: string, v: unknown): string {
+  const s = str(source, key, v);
+  if (!isAbsolute(s)) throw new ConfigError(source, key, `expected an absolute path, got '${s}'`);
+  return s.replace(/\/+$/, '') || '/';
+}
+
+const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
+
+/**
+ * Merges defaults < file < flags and validates every key. `file` and `flags` map
+ * config keys to raw values; unknown keys in the file are an error (a typo would
+ * otherwise be ignored silently).
+ */
+export function resolveConfig(file: Record<string, unknown>, flags: Partial<Record<keyof Config, unknown>>, fileSource = 'config'): Config {
+  for (const k of Object.keys(file)) {
+    if (!(k in KEYS)) throw new ConfigError(fileSource, k, `unknown key (known: ${Object.keys(KEYS).join(', ')})`);
+  }
+  const raw: Record<string, unknown> = { nodeName: hostname(), ...DEFAULTS };
+  const sourceOf: Record<string, string> = {};
+  for (const [k, v] of Object.entries(file)) if (v !== undefined && v !== null) { raw[k] = v; sourceOf[k] = fileSource; }
+  for (const [k, v] of Object.entries(flags)) if (v !== undefined) { raw[k] = v; sourceOf[k] = `flag ${KEYS[k as keyof Config].flag}`; }
+  const src = (k: string) => sourceOf[k] ?? 'default';
+
+  const cfg: Config = {
+    nodeName: str(src('nodeName'), 'nodeName', raw.nodeName),
+    pinRoot: absPath(src('pinRoot'), 'pinRoot', raw.pinRoot),
+    stateDir: absPath(src('stateDir'), 'stateDir', raw.stateDir),
+    runDir: absPath(src('runDir'), 'runDir', raw.runDir),
+    clusterCIDR: str(src('clusterCIDR'), 'clusterCIDR', raw.clusterCIDR),
+    blockSize: int(src('blockSize'), 'blockSize', raw.blockSize, 1, 32),
+    mtu: raw.mtu === 'auto' ? 'auto' : int(src('mtu'), 'mtu', raw.mtu, 576, 65535),
+    uplink: str(src('uplink'), 'uplink', raw.uplink),
+    podCIDR: raw.podCIDR === '' ? '' : str(src('podCIDR'), 'podCIDR', raw.podCIDR),
+    gatewayIP: str(src('gatewayIP'), 'gatewayIP', raw.gatewayIP),
+  };
+  if (!/^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$/.test(cfg.nodeName)) {
+    throw new ConfigError(src('nodeName'), 'nodeName', `'${cfg.nodeName}' is not a valid node name (letters, digits, '.', '-', '_'; at most 63)`);
+  }
+  if (!cfg.pinRoot.startsWith('/sys/fs/bpf')) {
+    throw new ConfigError(src('pinRoot'), 'pinRoot', `'${cfg.pinRoot}' is not under /sys/fs/bpf`);
+  }
+  let pool;
+  try {
+    pool = parseCidr(cfg.clusterCIDR);
+  } catch (e) {
+    throw new ConfigError(src('clusterCIDR'), 'clusterCIDR', (e as Error).message);
+  }
+  if (cfg.blockSize < pool.prefix) {
+    throw new ConfigError(src('blockSize'), 'blockSize', `/${cfg.blockSize} blocks do not fit in the pool ${cfg.clusterCIDR}`);
+  }
+  if (cfg.blockSize > 30) throw new ConfigError(src('blockSize'), 'blockSize', `/${cfg.blockSize} leaves no room for pods: use /30 or larger`);
+  if (cfg.podCIDR) {
+    let block;
+    try {
+      block = parseCidr(cfg.podCIDR);
+    } catch (e) {
+      throw new ConfigError(src('podCIDR'), 'podCIDR', (e as Error).message);
+    }
+    if (block.prefix !== cfg.blockSize || !cidrWithin(block, pool)) {
+      throw new ConfigError(src('podCIDR'), 'podCIDR', `${cfg.podCIDR} is not a /${cfg.blockSize} block of ${formatCidr(pool)}`);
+    }
+  }
+  if (cfg.uplink !== 'auto' && !IFNAME.test(cfg.uplink)) {
+    throw new ConfigError(src('uplink'), 'uplink', `'${cfg.uplink}' is not a device name`);
+  }
+  if (!isIPv4(cfg.gatewayIP)) throw new ConfigError(src('gatewayIP'), 'gatewayIP', `'${cfg.gatewayIP}' is not an IPv4 address`);
+  const gw = parseIPv4(cfg.gatewayIP);
+  if (gw >>> 16 !== 0xa9fe) throw new ConfigError(src('gatewayIP'), 'gatewayIP', `${cfg.gatewayIP} is not link-local (169.254.0.0/16)`);
+  return cfg;
+}

@@ -1,0 +1,48 @@
+/** An endpoint: one pod interface on this node, as sluice records it. */
+import type { Labels } from '../util/labels.js';
+
+export interface Endpoint {
+  id: number;
+  /** "namespace/pod" */
+  name: string;
+  /** Path of the pod's network namespace. */
+  netns: string;
+  /** Interface name inside the pod. */
+  ifname: string;
+  ip: string;
+  mac: string;
+  hostIfname: string;
+  hostIfindex: number;
+  hostMac: string;
+  mtu: number;
+  labels: Labels;
+  /** 'creating' while an add is in progress (a crash leaves it for cleanup). */
+  state: 'creating' | 'ready';
+  created: string;
+}
+
+export interface AddEndpointRequest {
+  netns: string;
+  name?: string;
+  labels?: Labels;
+  ip?: string;
+  ifname?: string;
+}
+
+const NAME_PART = /^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/;
+
+/** Parses "ns/name"; both parts are Kubernetes object names. */
+export function parseEndpointName(s: string): { namespace: string; pod: string } {
+  const parts = s.split('/');
+  if (parts.length !== 2 || !parts[0] || !parts[1]) throw new Error(`endpoint name '${s}' is not of the form NAMESPACE/NAME`);
+  for (const p of parts) {
+    if (!NAME_PART.test(p)) throw new Error(`endpoint name '${s}': '${p}' must be lower-case letters, digits, '-' or '.', starting and ending with a letter or digit`);
+  }
+  return { namespace: parts[0], pod: parts[1] };
+}
+
+const IFNAME = /^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,14}$/;
+export function checkIfname(s: string): string {
+  if (!IFNAME.test(s) || s === '.' || s === '..') throw new Error(`interface name '${s}' is not valid (1-15 characters, no '/' or spaces)`);
+  return s;
+}
