@@ -61,8 +61,9 @@ export async function runDemo(o: { keep?: boolean } = {}): Promise<void> {
   try {
     say(bold('== A sluice node in network namespace sldemo-node, with an uplink ==') );
     createNetns(NODE_NS);
-    ipBatch(['link set lo up', `link add uplink0 type dummy`, `addr add ${UPLINK_ADDR} dev uplink0`, 'link set uplink0 up',
-      'route add default via 198.18.0.254 dev uplink0'], `/run/netns/${NODE_NS}`);
+    // The node's uplink: one end of a veth pair (this kernel may lack the dummy driver).
+    ipBatch(['link set lo up', 'link add uplink0 type veth peer name uplink0-peer', `addr add ${UPLINK_ADDR} dev uplink0`,
+      'link set uplink0-peer up', 'link set uplink0 up', 'route add default via 198.18.0.254 dev uplink0'], `/run/netns/${NODE_NS}`);
     say(`config (${cfgPath}):`);
     say(sh('cat', [cfgPath], { show: false }).out.trimEnd().split('\n').map((l) => `  ${l}`).join('\n'));
     say();
