@@ -1,0 +1,55 @@
+import t from 'tap';
+import { hostname } from 'node:os';
+import { DEFAULTS, parseConfigText, resolveConfig } from '../../src/config/config.js';
+
+t.test('defaults', async (t) => {
+  const c = resolveConfig({}, {});
+  t.equal(c.nodeName, hostname().replace(/[^A-Za-z0-9._-]/g, '') || c.nodeName);
+  t.equal(c.pinRoot, '/sys/fs/bpf/sluice');
+  t.equal(c.stateDir, '/var/lib/sluice');
+  t.equal(c.runDir, '/run/sluice');
+  t.equal(c.clusterCIDR, '10.244.0.0/16');
+  t.equal(c.blockSize, 24);
+  t.equal(c.mtu, 'auto');
+  t.equal(c.uplink, 'auto');
+  t.same({ ...c, nodeName: undefined }, { ...DEFAULTS, nodeName: undefined });
+});
+
+t.test('file values override defaults, flags override the file', async (t) => {
+  const file = parseConfigText('nodeName: n1\nblockSize: 26\nmtu: 1450\npinRoot: /sys/fs/bpf/n1/\n', 'n1.yaml');
+  const c = resolveConfig(file, { blockSize: '25', uplink: 'eth1' }, 'n1.yaml');
+  t.equal(c.nodeName, 'n1');
+  t.equal(c.blockSize, 25, 'a flag value (a string) is parsed');
+  t.equal(c.mtu, 1450);
+  t.equal(c.uplink, 'eth1');
+  t.equal(c.pinRoot, '/sys/fs/bpf/n1', 'trailing slash dropped');
+});
+
+t.test('an empty file is the defaults', async (t) => {
+  t.same(parseConfigText('', 'x'), {});
+  t.same(parseConfigText('# only a comment\n', 'x'), {});
+});
+
+t.test('errors name the source, the key and the problem', async (t) => {
+  const cases: [string, Record<string, unknown>, Record<string, unknown>, RegExp][] = [
+    ['unknown key', { blocksize: 24 }, {}, /^f\.yaml: blocksize: unknown key \(known: .*blockSize/],
+    ['bad CIDR', { clusterCIDR: '10.244.0.0/33' }, {}, /^f\.yaml: clusterCIDR: .*above 32/],
+    ['host bits', { clusterCIDR: '10.244.1.0/16' }, {}, /^f\.yaml: clusterCIDR: .*host bits set/],
+    ['block larger than pool', { clusterCIDR: '10.244.0.0/24', blockSize: 16 }, {}, /^f\.yaml: blockSize: \/16 blocks do not fit/],
+    ['block too small', { blockSize: 31 }, {}, /blockSize: \/31 leaves no room/],
+    ['mtu not a number', { mtu: 'big' }, {}, /^f\.yaml: mtu: expected an integer from 576 to 65535, got "big"/],
+    ['flag wins and is named', {}, { mtu: '70000' }, /^flag --mtu: mtu: expected an integer/],
+    ['relative path', { stateDir: 'state' }, {}, /stateDir: expected an absolute path/],
+    ['pin root outside bpffs', { pinRoot: '/tmp/x' }, {}, /pinRoot: '\/tmp\/x' is not under \/sys\/fs\/bpf/],
+    ['bad node name', { nodeName: 'a b' }, {}, /nodeName: 'a b' is not a valid node name/],
+    ['podCIDR not a block of the pool', { podCIDR: '10.0.0.0/24' }, {}, /podCIDR: 10.0.0.0\/24 is not a \/24 block of 10.244.0.0\/16/],
+    ['gateway not link-local', { gatewayIP: '10.0.0.1' }, {}, /gatewayIP: 10.0.0.1 is not link-local/],
+    ['bad uplink name', { uplink: 'a/b' }, {}, /uplink: 'a\/b' is not a device name/],
+  ];
+  for (const [name, file, flags, re] of cases) t.throws(() => resolveConfig(file, flags, 'f.yaml'), { message: re }, name);
+});
+
+t.test('malformed YAML', async (t) => {
+  t.throws(() => parseConfigText('nodeName: [unclosed', 'bad.yaml'), { message: /^bad\.yaml: \(file\): not valid YAML/ });
+  t.throws(() => parseConfigText('- a\n- b\n', 'list.yaml'), { message: /^list\.yaml: \(file\): expected a mapping/ });
+});
