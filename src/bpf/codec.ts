@@ -27,7 +27,7 @@ export interface Codec {
   readonly size: number;
   /** A fresh zero-padded buffer holding `value`. */
   encode(value: unknown): Buffer;
-  /** Zero `buf[offset, offset+size)` then write `value` there. */
+  /** Zero `buf[offset, offset+size)` then write `value` there. On a CodecError the range may hold part of the value. */
   encodeInto(value: unknown, buf: Buffer, offset: number): void;
   decode(buf: Uint8Array, offset?: number): unknown;
   /** C-like one-line rendering of the type. */
@@ -166,7 +166,7 @@ function enumScalar(t: BtfEnum | BtfEnum64, bits: number): Scalar {
         if (raw === undefined) throw new CodecError(path, `unknown ${label} value ${show(v)} (valid: ${names()})`);
         return raw;
       }
-      if (typeof v !== 'number' && typeof v !== 'bigint') fail(path, `a ${label} name or number`, v);
+      if (typeof v !== 'number' && typeof v !== 'bigint') fail(path, `an ${label} name or number`, v);
       return BigInt.asUintN(bits, toBigInt(v, min, max, label, path));
     },
     fromRaw: (raw) => {
