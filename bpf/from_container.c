@@ -20,6 +20,8 @@ static __always_inline int handle_arp(struct __sk_buff *skb, struct ethhdr *eth,
 	enum sl_reason reason;
 	struct sl_endpoint *ep;
 
+	if (!SL_IN_PACKET(eth + 1, sizeof(struct sl_arp), data_end))
+		return sl_drop(skb, SL_REASON_DROP_MALFORMED, SL_DIR_EGRESS);
 	if (!arp || arp->tip != sl_gateway_ip)
 		return sl_drop(skb, SL_REASON_DROP_ARP_UNSUPPORTED, SL_DIR_EGRESS);
 	if (!sl_mac_eq(eth->h_source, arp->sha))

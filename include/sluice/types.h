@@ -32,7 +32,6 @@ enum sl_reason {
 	SL_REASON_DROP_UNSUPPORTED_L3 = 131,	/* neither IPv4 nor ARP */
 	SL_REASON_DROP_ARP_UNSUPPORTED = 132,	/* ARP other than a request for the gateway */
 	SL_REASON_DROP_NO_ENDPOINT = 133,	/* to a pod interface that has no endpoint */
-	SL_REASON_DROP_TTL_EXCEEDED = 134,	/* TTL would reach zero on this hop */
 	SL_REASON_MAX = 255,
 };
 
