@@ -16,7 +16,8 @@ export function buildProgram(): Command {
   const program = new Command('sluice')
     .description('eBPF container networking: pod datapath, IPAM and NetworkPolicy in tc/XDP programs')
     .version(version())
-    .showHelpAfterError()
+    .showHelpAfterError('(add --help for usage)')
+    .configureOutput({ outputError: (text, write) => write(`sluice: ${text}`) })
     .exitOverride();
   addConfigOptions(program);
   registerNode(program);

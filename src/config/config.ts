@@ -67,7 +67,7 @@ export function parseConfigText(text: string, source: string): Record<string, un
   try {
     doc = parseYaml(text, { prettyErrors: true });
   } catch (e) {
-    throw new ConfigError(source, '(file)', `not valid YAML: ${(e as Error).message.split('\n')[0]}`);
+    throw new ConfigError(source, '(file)', `not valid YAML: ${((e as Error).message.split('\n')[0] ?? '').replace(/:\s*$/, '')}`);
   }
   if (doc === null || doc === undefined) return {};
   if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError(source, '(file)', 'expected a mapping of keys to values');

@@ -133,9 +133,11 @@ export class EndpointManager {
 
   /** Deletes an endpoint by id or NAMESPACE/NAME. */
   remove(ref: string): Endpoint {
+    const missing = () => new EndpointError(`no endpoint '${ref}' on node ${this.cfg.nodeName} (see \`sluice endpoint list\`)`);
+    if (!this.find(ref)) throw missing(); // before locking: a failed delete creates nothing
     return this.state.locked(() => {
       const ep = this.find(ref);
-      if (!ep) throw new EndpointError(`no endpoint '${ref}' on node ${this.cfg.nodeName} (see \`sluice endpoint list\`)`);
+      if (!ep) throw missing();
       const problems = this.teardown(ep);
       if (problems.length) throw new EndpointError(`deleting endpoint ${ep.name} was incomplete: ${problems.join('; ')}`);
       return ep;

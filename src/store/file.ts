@@ -1,0 +1,594 @@
+/**
+ * The embedded file store: the whole store of one node in one JSON file, shared by every
+ * sluice process of the node (the agent, CLI commands).
+ *
+ *   <dir>/store.json   {format, revision, compacted, nextLease, keys, leases, events}
+ *   <dir>/store.lock   flock(2) target; never replaced, so the lock survives the renames
+ *
+ * Every change is a read-modify-write of store.json under an exclusive flock on
+ * store.lock, written with tmp + fsync + rename + fsync(dir): a crash at any point leaves
+ * either the old or the new file, and a compare-and-swap is exact because the compare and
+ * the write happen under the same lock, on a file read after the lock was taken. The
+ * critical section is synchronous (no await inside), so two store instances of one
+ * process never interleave either. Reads take no lock (the file is only ever replaced
+ * whole); only when they find an expired lease do they take the lock to remove it.
+ *
+ * Leases carry an absolute expiry (wall clock, ms). A lease's keep-alive timer (TTL/3)
+ * extends it; expired leases and their keys are removed, as one revision with delete
+ * events, by the next access from any process.
+ *
+ * Watches: changes made through this instance are delivered at once (in a microtask);
+ * changes made by other processes (or other instances) are found by a poll (default
+ * 150 ms: a stat of store.json, a read only when it changed) and taken from the bounded
+ * event history kept in the file (default last 1000 events). If a watcher fell further
+ * behind than the history, it gets the difference between the last state it saw and the
+ * current one instead (intermediate values are lost, the final state is exact).
+ */
+import { readdirSync, readFileSync, statSync, unlinkSync, mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { writeJsonAtomic } from '../util/fsatomic.js';
+import { lockFile, type FileLock } from '../util/lock.js';
+import {
+  StoreError, type Compare, type KeyValue, type Lease, type Store, type TxnOp, type TxnResult, type Unwatch, type WatchEvent,
+} from './types.js';
+
+export interface FileStoreOptions {
+  /** How long an operation waits for the lock held by another process (default 5000 ms). */
+  timeoutMs?: number;
+  /** Poll interval for changes made by other processes (default 150 ms). */
+  pollMs?: number;
+  /** Events kept in the file for watches from a past revision (default 1000). */
+  historyLimit?: number;
+}
+
+const FORMAT = 'sluice-store/1';
+const STORE_FILE = 'store.json';
+const LOCK_FILE = 'store.lock';
+const TMP_RE = /^store\.json\.\d+\.tmp$/;
+
+interface FileKey {
+  value: string;
+  modRevision: number;
+  lease: number;
+}
+
+interface FileLease {
+  ttlSeconds: number;
+  /** Wall-clock expiry, ms since the epoch. */
+  expiresAt: number;
+}
+
+interface FileEvent {
+  type: 'put' | 'delete';
+  key: string;
+  value?: string;
+  modRevision: number;
+}
+
+/** store.json, in memory (Maps: keys are arbitrary strings, "__proto__" included). */
+interface Doc {
+  revision: number;
+  /** History holds every event after this revision. */
+  compacted: number;
+  nextLease: number;
+  keys: Map<string, FileKey>;
+  leases: Map<number, FileLease>;
+  events: FileEvent[];
+}
+
+interface DiskDoc {
+  format: string;
+  revision: number;
+  compacted: number;
+  nextLease: number;
+  keys: Record<string, FileKey>;
+  leases: Record<string, FileLease>;
+  events: FileEvent[];
+}
+
+const emptyDoc = (): Doc => ({ revision: 1, compacted: 1, nextLease: 1, keys: new Map(), leases: new Map(), events: [] });
+
+const isInt = (v: unknown, min = 0): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= min;
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Key order of etcd: bytewise on UTF-8 (differs from JS string order above U+FFFF). */
+export function compareKeys(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+}
+
+function parseDoc(text: string): Doc {
+  const raw = JSON.parse(text) as unknown;
+  if (!isObj(raw)) throw new Error('not a JSON object');
+  if (raw.format !== FORMAT) throw new Error(`unknown format ${JSON.stringify(raw.format)} (expected "${FORMAT}")`);
+  if (!isInt(raw.revision, 1) || !isInt(raw.compacted, 1) || !isInt(raw.nextLease, 1)) {
+    throw new Error('revision, compacted and nextLease must be positive integers');
+  }
+  if (!isObj(raw.keys) || !isObj(raw.leases) || !Array.isArray(raw.events)) throw new Error('keys, leases or events missing');
+  const doc: Doc = { revision: raw.revision, compacted: raw.compacted, nextLease: raw.nextLease, keys: new Map(), leases: new Map(), events: [] };
+  for (const [k, v] of Object.entries(raw.keys)) {
+    if (!isObj(v) || typeof v.value !== 'string' || !isInt(v.modRevision, 1) || !isInt(v.lease)) throw new Error(`bad entry for key ${JSON.stringify(k)}`);
+    doc.keys.set(k, { value: v.value, modRevision: v.modRevision, lease: v.lease });
+  }
+  for (const [id, v] of Object.entries(raw.leases)) {
+    if (!/^[1-9]\d*$/.test(id) || !isObj(v) || !isInt(v.ttlSeconds, 1) || !isInt(v.expiresAt)) throw new Error(`bad entry for lease ${JSON.stringify(id)}`);
+    doc.leases.set(Number(id), { ttlSeconds: v.ttlSeconds, expiresAt: v.expiresAt });
+  }
+  for (const e of raw.events as unknown[]) {
+    if (!isObj(e) || (e.type !== 'put' && e.type !== 'delete') || typeof e.key !== 'string' || !isInt(e.modRevision, 1)
+      || (e.type === 'put' && typeof e.value !== 'string')) {
+      throw new Error('bad event in the history');
+    }
+    doc.events.push(e.type === 'put'
+      ? { type: 'put', key: e.key, value: e.value as string, modRevision: e.modRevision }
+      : { type: 'delete', key: e.key, modRevision: e.modRevision });
+  }
+  return doc;
+}
+
+function toDisk(doc: Doc): DiskDoc {
+  return {
+    format: FORMAT,
+    revision: doc.revision,
+    compacted: doc.compacted,
+    nextLease: doc.nextLease,
+    keys: Object.fromEntries(doc.keys),
+    leases: Object.fromEntries([...doc.leases].map(([id, l]) => [String(id), l])),
+    events: doc.events,
+  };
+}
+
+/** Changes to a Doc, each group of them one revision (like one etcd write). */
+class Changes {
+  dirty = false;
+  private rev = 0;
+
+  constructor(readonly doc: Doc) {}
+
+  /** Starts a new revision: the changes until the next begin() share it. */
+  begin(): void {
+    this.rev = 0;
+  }
+
+  private bump(): number {
+    if (this.rev === 0) this.rev = ++this.doc.revision;
+    this.dirty = true;
+    return this.rev;
+  }
+
+  put(key: string, value: string, lease: number): void {
+    const modRevision = this.bump();
+    this.doc.keys.set(key, { value, modRevision, lease });
+    this.doc.events.push({ type: 'put', key, value, modRevision });
+  }
+
+  delete(key: string): boolean {
+    if (!this.doc.keys.has(key)) return false;
+    const modRevision = this.bump();
+    this.doc.keys.delete(key);
+    this.doc.events.push({ type: 'delete', key, modRevision });
+    return true;
+  }
+
+  /** Removes leases that expired at `now` and their keys (one revision). */
+  purgeExpired(now: number): void {
+    const expired = [...this.doc.leases].filter(([, l]) => l.expiresAt <= now).map(([id]) => id);
+    if (expired.length === 0) return;
+    this.begin();
+    for (const id of expired) this.removeLease(id);
+  }
+
+  /** Removes lease `id` and deletes its keys (in the current revision); false if unknown. */
+  removeLease(id: number): boolean {
+    if (!this.doc.leases.delete(id)) return false;
+    this.dirty = true;
+    const keys = [...this.doc.keys].filter(([, v]) => v.lease === id).map(([k]) => k).sort(compareKeys);
+    for (const k of keys) this.delete(k);
+    return true;
+  }
+
+  trimHistory(limit: number): void {
+    const ev = this.doc.events;
+    if (ev.length <= limit) return;
+    let drop = ev.length - limit;
+    const last = ev[drop - 1]!.modRevision;
+    while (drop < ev.length && ev[drop]!.modRevision === last) drop++; // never keep half a revision
+    this.doc.events = ev.slice(drop);
+    this.doc.compacted = last;
+  }
+}
+
+interface FileWatcher {
+  prefix: string;
+  fn: (e: WatchEvent) => void;
+  /** Events up to this revision were queued. */
+  lastRev: number;
+  queue: WatchEvent[];
+  scheduled: boolean;
+  active: boolean;
+}
+
+const publicEvent = (e: FileEvent): WatchEvent => ({ type: e.type, key: e.key, value: e.type === 'put' ? e.value : undefined, modRevision: e.modRevision });
+
+export class FileStore implements Store {
+  readonly description: string;
+  readonly dir: string;
+  readonly file: string;
+  private readonly lockPath: string;
+  private readonly timeoutMs: number;
+  private readonly pollMs: number;
+  private readonly historyLimit: number;
+  private closed = false;
+  private readonly leases = new Set<FileLeaseHandle>();
+  private readonly watchers = new Set<FileWatcher>();
+  private poller: NodeJS.Timeout | undefined;
+  /** What the watch dispatcher has seen: revision and key → modRevision (for gap diffs). */
+  private seenRev = 0;
+  private seenKeys = new Map<string, number>();
+  private statSig = '';
+  private nextExpiry = Infinity;
+  private polling = false;
+
+  constructor(dir: string, o: FileStoreOptions = {}) {
+    this.dir = resolve(dir);
+    this.file = join(this.dir, STORE_FILE);
+    this.lockPath = join(this.dir, LOCK_FILE);
+    this.description = `file:${this.dir}`;
+    this.timeoutMs = o.timeoutMs ?? 5000;
+    this.pollMs = o.pollMs ?? 150;
+    this.historyLimit = Math.max(1, o.historyLimit ?? 1000);
+    try {
+      mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    } catch (e) {
+      throw this.error('open', e);
+    }
+    // Leftover temporary files are from writers that crashed: under the lock nobody is writing.
+    this.locked('open', () => {
+      for (const f of readdirSync(this.dir)) {
+        if (TMP_RE.test(f)) unlinkSync(join(this.dir, f));
+      }
+      this.read('open'); // a corrupt file fails now, not at the first operation
+    });
+  }
+
+  private error(op: string, e: unknown): StoreError {
+    if (e instanceof StoreError) return e;
+    return new StoreError(`${this.description}: ${op} failed: ${(e as Error).message ?? String(e)}`, e);
+  }
+
+  private checkOpen(op: string): void {
+    if (this.closed) throw new StoreError(`${this.description}: ${op} failed: the store is closed`);
+  }
+
+  /** store.json as it is now (an empty store if it does not exist yet). */
+  private read(op: string): Doc {
+    let text: string;
+    try {
+      text = readFileSync(this.file, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return emptyDoc();
+      throw this.error(op, e);
+    }
+    try {
+      return parseDoc(text);
+    } catch (e) {
+      throw new StoreError(`${this.description}: ${op} failed: the store file ${this.file} is corrupt: ${(e as Error).message}`, e);
+    }
+  }
+
+  private locked<T>(op: string, fn: () => T): T {
+    let lock: FileLock;
+    try {
+      lock = lockFile(this.lockPath, this.timeoutMs);
+    } catch (e) {
+      throw this.error(op, e);
+    }
+    try {
+      return fn();
+    } finally {
+      lock.release();
+    }
+  }
+
+  /**
+   * The read-modify-write of every change: under the lock, on a fresh read, with expired
+   * leases removed first; written (atomically) only when something changed.
+   */
+  private mutate<T>(op: string, fn: (c: Changes) => T): { result: T; doc: Doc } {
+    this.checkOpen(op);
+    const out = this.locked(op, () => {
+      const c = new Changes(this.read(op));
+      c.purgeExpired(Date.now());
+      c.begin();
+      const result = fn(c);
+      if (c.dirty) {
+        c.trimHistory(this.historyLimit);
+        try {
+          writeJsonAtomic(this.file, toDisk(c.doc));
+        } catch (e) {
+          throw this.error(op, e);
+        }
+      }
+      return { result, doc: c.doc };
+    });
+    this.dispatch(out.doc);
+    return out;
+  }
+
+  /** A current view for reads: lock-free unless an expired lease has to be removed. */
+  private snapshot(op: string): Doc {
+    this.checkOpen(op);
+    const doc = this.read(op);
+    const now = Date.now();
+    for (const l of doc.leases.values()) {
+      if (l.expiresAt <= now) return this.mutate(op, () => undefined).doc;
+    }
+    return doc;
+  }
+
+  async get(key: string): Promise<KeyValue | undefined> {
+    const v = this.snapshot('get').keys.get(key);
+    return v && { key, value: v.value, modRevision: v.modRevision, lease: v.lease };
+  }
+
+  async list(prefix: string): Promise<KeyValue[]> {
+    const out: KeyValue[] = [];
+    for (const [key, v] of this.snapshot('list').keys) {
+      if (key.startsWith(prefix)) out.push({ key, value: v.value, modRevision: v.modRevision, lease: v.lease });
+    }
+    return out.sort((a, b) => compareKeys(a.key, b.key));
+  }
+
+  async revision(): Promise<number> {
+    return this.snapshot('revision').revision;
+  }
+
+  async txn(compares: readonly Compare[], ops: readonly TxnOp[]): Promise<TxnResult> {
+    const seen = new Set<string>();
+    for (const o of ops) {
+      if (seen.has(o.key)) throw new StoreError(`${this.description}: txn failed: the key ${o.key} is changed twice in one transaction`);
+      seen.add(o.key);
+    }
+    return this.mutate('txn', (c) => {
+      for (const cmp of compares) {
+        if ((c.doc.keys.get(cmp.key)?.modRevision ?? 0) !== cmp.modRevision) return { succeeded: false, revision: c.doc.revision };
+      }
+      for (const o of ops) {
+        if (o.op === 'put' && o.lease) this.requireLease(c.doc, o.lease, 'txn');
+      }
+      c.begin();
+      for (const o of ops) {
+        if (o.op === 'put') c.put(o.key, o.value, o.lease ?? 0);
+        else c.delete(o.key);
+      }
+      return { succeeded: true, revision: c.doc.revision };
+    }).result;
+  }
+
+  async put(key: string, value: string, lease?: number): Promise<number> {
+    return this.mutate('put', (c) => {
+      if (lease) this.requireLease(c.doc, lease, 'put');
+      c.put(key, value, lease ?? 0);
+      return c.doc.revision;
+    }).result;
+  }
+
+  async delete(key: string): Promise<boolean> {
+    return this.mutate('delete', (c) => c.delete(key)).result;
+  }
+
+  private requireLease(doc: Doc, id: number, op: string): void {
+    if (!doc.leases.has(id)) throw new StoreError(`${this.description}: ${op} failed: lease ${id} not found (expired or revoked)`);
+  }
+
+  async grantLease(ttlSeconds: number): Promise<Lease> {
+    if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1) {
+      throw new StoreError(`${this.description}: grant lease failed: the TTL must be a whole number of seconds ≥ 1, not ${ttlSeconds}`);
+    }
+    const id = this.mutate('grant lease', (c) => {
+      const id = c.doc.nextLease++;
+      c.doc.leases.set(id, { ttlSeconds, expiresAt: Date.now() + ttlSeconds * 1000 });
+      c.dirty = true;
+      return id;
+    }).result;
+    const h = new FileLeaseHandle(this, id, ttlSeconds);
+    this.leases.add(h);
+    return h;
+  }
+
+  /** Extends lease `id` by its TTL; false when it no longer exists. @internal */
+  keepAlive(id: number): boolean {
+    return this.mutate('lease keep-alive', (c) => {
+      const l = c.doc.leases.get(id);
+      if (!l) return false;
+      l.expiresAt = Date.now() + l.ttlSeconds * 1000;
+      c.dirty = true;
+      return true;
+    }).result;
+  }
+
+  /** @internal */
+  async revokeLease(id: number): Promise<void> {
+    this.mutate('revoke lease', (c) => c.removeLease(id));
+  }
+
+  /** @internal */
+  forgetLease(h: FileLeaseHandle): void {
+    this.leases.delete(h);
+  }
+
+  async watch(prefix: string, fn: (e: WatchEvent) => void, fromRevision?: number): Promise<Unwatch> {
+    const doc = this.snapshot('watch');
+    if (fromRevision !== undefined && fromRevision < doc.compacted) {
+      throw new StoreError(`${this.description}: watch failed: revision ${fromRevision} is compacted: the history starts after revision ${doc.compacted}`);
+    }
+    if (this.watchers.size === 0) {
+      this.seenRev = doc.revision;
+      this.seenKeys = new Map([...doc.keys].map(([k, v]) => [k, v.modRevision]));
+    } else {
+      this.dispatch(doc);
+    }
+    const from = fromRevision ?? doc.revision;
+    const w: FileWatcher = { prefix, fn, lastRev: Math.max(from, doc.revision), queue: [], scheduled: false, active: true };
+    for (const e of doc.events) {
+      if (e.modRevision > from && e.key.startsWith(prefix)) w.queue.push(publicEvent(e));
+    }
+    this.watchers.add(w);
+    this.schedule(w);
+    this.startPolling();
+    return () => {
+      w.active = false;
+      w.queue = [];
+      this.watchers.delete(w);
+      if (this.watchers.size === 0) this.stopPolling();
+    };
+  }
+
+  /** Queues the events of `doc` newer than what the watchers have seen. */
+  private dispatch(doc: Doc): void {
+    if (this.watchers.size === 0 || doc.revision <= this.seenRev) return;
+    let events: WatchEvent[];
+    if (doc.compacted <= this.seenRev) {
+      events = doc.events.filter((e) => e.modRevision > this.seenRev).map(publicEvent);
+    } else {
+      // Fell behind the history: deliver the difference to the last state seen.
+      events = [];
+      for (const [k, v] of doc.keys) {
+        if (this.seenKeys.get(k) !== v.modRevision) events.push({ type: 'put', key: k, value: v.value, modRevision: v.modRevision });
+      }
+      for (const k of this.seenKeys.keys()) {
+        if (!doc.keys.has(k)) events.push({ type: 'delete', key: k, value: undefined, modRevision: doc.revision });
+      }
+      events.sort((a, b) => a.modRevision - b.modRevision || compareKeys(a.key, b.key));
+    }
+    this.seenRev = doc.revision;
+    this.seenKeys = new Map([...doc.keys].map(([k, v]) => [k, v.modRevision]));
+    for (const w of this.watchers) {
+      for (const e of events) {
+        if (e.modRevision > w.lastRev && e.key.startsWith(w.prefix)) w.queue.push(e);
+      }
+      w.lastRev = Math.max(w.lastRev, doc.revision);
+      this.schedule(w);
+    }
+  }
+
+  private schedule(w: FileWatcher): void {
+    if (w.scheduled || w.queue.length === 0) return;
+    w.scheduled = true;
+    queueMicrotask(() => {
+      w.scheduled = false;
+      while (w.active && w.queue.length > 0) {
+        const e = w.queue.shift()!;
+        try {
+          w.fn(e);
+        } catch (err) {
+          // Like an EventEmitter listener: a throwing callback is a bug of the caller.
+          setImmediate(() => {
+            throw err;
+          });
+        }
+      }
+    });
+  }
+
+  private startPolling(): void {
+    if (this.poller) return;
+    this.statSig = this.sig();
+    this.poller = setInterval(() => this.poll(), this.pollMs);
+    this.poller.unref();
+  }
+
+  private stopPolling(): void {
+    if (this.poller) clearInterval(this.poller);
+    this.poller = undefined;
+  }
+
+  private sig(): string {
+    try {
+      const st = statSync(this.file, { bigint: true });
+      return `${st.ino}:${st.mtimeNs}:${st.size}`;
+    } catch {
+      return 'none';
+    }
+  }
+
+  /** Picks up changes of other processes, and removes expired leases so watchers see it. */
+  private poll(): void {
+    if (this.closed || this.polling) return;
+    this.polling = true;
+    try {
+      const sig = this.sig();
+      if (sig === this.statSig && Date.now() < this.nextExpiry) return;
+      this.statSig = sig;
+      const doc = this.snapshot('watch');
+      this.nextExpiry = Math.min(Infinity, ...[...doc.leases.values()].map((l) => l.expiresAt));
+      this.dispatch(doc);
+    } catch (e) {
+      process.emitWarning(`${(e as Error).message} (watch poll; retrying)`, 'StoreWarning');
+      this.nextExpiry = Date.now() + 1000; // retry a failed read/purge, but not in a tight loop
+    } finally {
+      this.polling = false;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.stopPolling();
+    for (const w of this.watchers) {
+      w.active = false;
+      w.queue = [];
+    }
+    this.watchers.clear();
+    for (const l of [...this.leases]) l.release();
+  }
+}
+
+class FileLeaseHandle implements Lease {
+  private timer: NodeJS.Timeout | undefined;
+  private lostFns: ((err: Error) => void)[] = [];
+  private lostErr: Error | undefined;
+  private lastOk = Date.now();
+
+  constructor(private readonly store: FileStore, readonly id: number, readonly ttlSeconds: number) {
+    this.timer = setInterval(() => this.keepAlive(), Math.max(100, (ttlSeconds * 1000) / 3));
+    this.timer.unref();
+  }
+
+  private keepAlive(): void {
+    let alive: boolean;
+    try {
+      alive = this.store.keepAlive(this.id);
+    } catch (e) {
+      // A busy lock or a read error: the next tick tries again, until the lease has expired.
+      if (Date.now() - this.lastOk >= this.ttlSeconds * 1000) {
+        this.lost(new StoreError(`${this.store.description}: lease ${this.id} was lost: no keep-alive for ${this.ttlSeconds} s: ${(e as Error).message}`, e));
+      }
+      return;
+    }
+    if (alive) this.lastOk = Date.now();
+    if (!alive) this.lost(new StoreError(`${this.store.description}: lease ${this.id} was lost: it expired or was revoked`));
+  }
+
+  private lost(err: Error): void {
+    this.release();
+    this.lostErr = err;
+    for (const fn of this.lostFns) fn(err);
+  }
+
+  async revoke(): Promise<void> {
+    this.release();
+    await this.store.revokeLease(this.id);
+  }
+
+  release(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    this.store.forgetLease(this);
+  }
+
+  onLost(fn: (err: Error) => void): void {
+    this.lostFns.push(fn);
+    const err = this.lostErr;
+    if (err) queueMicrotask(() => fn(err));
+  }
+}
