@@ -22,6 +22,7 @@
  *    be reached from here; those rows (verdict 'short') accept either outcome, EINVAL with
  *    no counter moved or SHOT with drop_malformed, and report which one happened.
  */
+import type { EndpointKey, EndpointValue } from '../../src/endpoint/datapath.js';
 import t, { type Test } from 'tap';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -46,15 +47,7 @@ const EINVAL = 22;
 const GATEWAY = '169.254.1.1';
 
 /** An sl_endpoints entry with its key, as the map codec takes them. */
-interface Endpoint {
-  ip: string;
-  ifindex: number;
-  id: number;
-  mac: string;
-  host_mac: string;
-  identity: number;
-  flags: number;
-}
+type Endpoint = EndpointKey & EndpointValue;
 
 /** The sending pod: behind loopback, which is the test run's default device. */
 const A: Endpoint = { ip: '10.244.0.5', ifindex: 1, id: 5, mac: '0a:58:0a:f4:00:05', host_mac: 'ee:ee:0a:f4:00:05', identity: 1005, flags: 0 };

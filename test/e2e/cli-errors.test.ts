@@ -10,8 +10,7 @@ import t, { type Test } from 'tap';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  IS_ROOT, REPO, SLUICE_BIN, inNetns, mustSh, netns, sh, tempDir, testNode, uniquePrefix, type RunResult, type TestNode,
-} from '../helpers/env.js';
+  IS_ROOT, REPO, SLUICE_BIN, inNetns, mustSh, netns, sh, tempDir, testNode, uniquePrefix, type RunResult, type TestNode, setupGate } from '../helpers/env.js';
 
 interface EndpointJson { id: number; name: string; ip: string; hostIfname: string }
 
@@ -78,7 +77,7 @@ if (!IS_ROOT) {
   const prefix = uniquePrefix('ce');
   // Created in a subtest: an exception there fails it and teardown still runs (a throw at
   // the top level would skip every teardown and leak namespaces and pins).
-  let ready = false;
+  const gate = setupGate(t);
   let node: TestNode;
   let podA: string;
   let podB: string;
@@ -90,17 +89,10 @@ if (!IS_ROOT) {
     podA = netns(t, `${prefix}-a`);
     podB = netns(t, `${prefix}-b`);
     dir = tempDir(t, `${prefix}-cfg`);
-    ready = true;
+    gate.done();
   });
 
-  /** Registers a subtest that only runs when setup completed. */
-  const step = (name: string, fn: (t: Test) => Promise<void>) => t.test(name, async (t) => {
-    if (!ready) {
-      t.fail('setup did not complete');
-      return;
-    }
-    await fn(t);
-  });
+  const step = gate.step;
 
   step('endpoint add before node init', async (t) => {
     const before = snap();

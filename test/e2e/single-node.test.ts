@@ -11,22 +11,11 @@ import t, { type Test } from 'tap';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { IS_ROOT, REPO, inNetns, mustSh, netns, sh, testNode, uniquePrefix, type Teardown, type TestNode } from '../helpers/env.js';
+import { IS_ROOT, REPO, inNetns, mustSh, netns, sh, testNode, uniquePrefix, type Teardown, type TestNode, setupGate } from '../helpers/env.js';
+import type { Endpoint } from '../../src/endpoint/types.js';
 import { ping, sha256, tcpSend, tcpSink, udpSend, udpSink } from '../helpers/traffic.js';
 
-interface EndpointJson {
-  id: number;
-  name: string;
-  netns: string;
-  ifname: string;
-  ip: string;
-  mac: string;
-  hostIfname: string;
-  hostIfindex: number;
-  hostMac: string;
-  labels: Record<string, string>;
-  state: string;
-}
+type EndpointJson = Endpoint;
 interface MetricRow { reason: string; direction: string; drop: boolean; packets: number; bytes: number }
 interface BpfEndpointRow { ip: string; id: number; ifindex: number; mac: string; host_mac: string }
 
@@ -97,7 +86,7 @@ if (!IS_ROOT) {
   const prefix = uniquePrefix('sn');
   // Set up in a subtest: an exception there is a failure and teardown still runs (a
   // throw at the top level would skip every teardown and leak namespaces and pins).
-  let ready = false;
+  const gate = setupGate(t);
   let rootFwBefore: ReturnType<typeof firewall>;
   let nodeFwBefore: ReturnType<typeof firewall>;
   let node: TestNode;
@@ -121,17 +110,10 @@ if (!IS_ROOT) {
     tt.equal(init.podCIDR, '10.244.0.0/24', 'default pod block');
     a = add(podA, 'shop/a', 'app=a');
     b = add(podB, 'shop/b', 'app=b,tier=db');
-    ready = true;
+    gate.done();
   });
 
-  /** Registers a subtest that only runs when setup completed. */
-  const step = (name: string, fn: (t: Test) => Promise<void>) => t.test(name, async (t) => {
-    if (!ready) {
-      t.fail('setup did not complete');
-      return;
-    }
-    await fn(t);
-  });
+  const step = gate.step;
 
   step('endpoint list shows both endpoints with their fields', async (t) => {
     const list = node.json<EndpointJson[]>(['endpoint', 'list']);

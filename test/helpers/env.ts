@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Test } from 'tap';
 
 export const REPO = fileURLToPath(new URL('../../', import.meta.url));
 export const IS_ROOT = process.getuid?.() === 0;
@@ -111,5 +112,27 @@ export function testNode(t: Teardown, prefix: string, extraConfig: Record<string
   return {
     name: cfg.nodeName, ns, config, pinRoot: root, stateDir: cfg.stateDir, runDir: cfg.runDir,
     sluice, must, json: <T>(args: readonly string[]) => JSON.parse(must([...args, '-o', 'json'])) as T,
+  };
+}
+
+/**
+ * Steps that run only once a setup subtest completed. Setup belongs in a subtest because
+ * tap skips a file's teardowns when the file throws outside one (leaking namespaces).
+ */
+export function setupGate(t: Test): { done(): void; step(name: string, fn: (t: Test) => Promise<void>): void } {
+  let ready = false;
+  return {
+    done: () => {
+      ready = true;
+    },
+    step: (name, fn) => {
+      t.test(name, async (tt) => {
+        if (!ready) {
+          tt.fail('setup did not complete');
+          return;
+        }
+        await fn(tt);
+      });
+    },
   };
 }
