@@ -126,14 +126,17 @@ export class EtcdStore implements Store {
   }
 
   /** A StoreError naming the store, the operation and why. */
-  error(op: string, e: unknown): StoreError {
+  error(op: string, e: unknown, retries?: { previous: unknown; ms: number }): StoreError {
     if (e instanceof StoreError) return e;
+    // A retry that ran into the deadline while connecting: the earlier error says more.
+    if (e instanceof GRPCDeadlineExceededError && retries?.previous instanceof GRPCUnavailableError) e = retries.previous;
     let why: string;
     if (this.closed || e instanceof ClientClosedError) why = 'the store is closed';
     else if (e instanceof GRPCDeadlineExceededError) why = `timed out after ${this.timeoutMs} ms (etcd did not answer)`;
     else if (e instanceof GRPCUnavailableError) why = `etcd unavailable: ${tidy(e.message)}`;
     else if (e instanceof EtcdLeaseInvalidError) why = 'lease not found (expired or revoked)';
     else why = tidy((e as Error)?.message ?? String(e));
+    if (retries && !(e instanceof GRPCDeadlineExceededError)) why += ` (gave up after ${retries.ms} ms of retries)`;
     return new StoreError(`${this.description}: ${op} failed: ${why}`, e);
   }
 
@@ -147,14 +150,19 @@ export class EtcdStore implements Store {
    */
   private async call<T>(op: string, idempotent: boolean, fn: (o: CallOpts) => Promise<T>): Promise<T> {
     this.checkOpen(op);
-    const deadline = Date.now() + this.timeoutMs;
+    const start = Date.now();
+    const deadline = start + this.timeoutMs;
     let delay = 50;
+    let previous: unknown;
     for (;;) {
       try {
         return await fn({ deadline });
       } catch (e) {
         const retry = !this.closed && (idempotent ? isRecoverableError(e as Error) : notSent(e));
-        if (!retry || Date.now() + delay >= deadline) throw this.error(op, e);
+        if (!retry || Date.now() + delay >= deadline) {
+          throw this.error(op, e, previous === undefined ? undefined : { previous, ms: Date.now() - start });
+        }
+        previous = e;
         await sleep(delay);
         delay = Math.min(delay * 2, 500);
       }

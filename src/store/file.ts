@@ -227,6 +227,7 @@ export class FileStore implements Store {
   private statSig = '';
   private nextExpiry = Infinity;
   private polling = false;
+  private lastWarning = '';
 
   constructor(dir: string, o: FileStoreOptions = {}) {
     this.dir = resolve(dir);
@@ -492,7 +493,7 @@ export class FileStore implements Store {
 
   private startPolling(): void {
     if (this.poller) return;
-    this.statSig = this.sig();
+    this.statSig = ''; // the first tick reads the file: lease expiries are not known yet
     this.poller = setInterval(() => this.poll(), this.pollMs);
     this.poller.unref();
   }
@@ -522,8 +523,11 @@ export class FileStore implements Store {
       const doc = this.snapshot('watch');
       this.nextExpiry = Math.min(Infinity, ...[...doc.leases.values()].map((l) => l.expiresAt));
       this.dispatch(doc);
+      this.lastWarning = '';
     } catch (e) {
-      process.emitWarning(`${(e as Error).message} (watch poll; retrying)`, 'StoreWarning');
+      const msg = `${(e as Error).message} (watch poll; retrying)`;
+      if (msg !== this.lastWarning) process.emitWarning(msg, 'StoreWarning'); // once, not every second
+      this.lastWarning = msg;
       this.nextExpiry = Date.now() + 1000; // retry a failed read/purge, but not in a tight loop
     } finally {
       this.polling = false;

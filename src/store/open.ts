@@ -65,6 +65,7 @@ export function parseStoreSpec(spec: string): StoreSpec {
     if (!isAbsolute(path)) throw bad(spec, `the path "${path}" is not absolute`);
     return { kind: 'file', path: normalize(path) };
   }
+  if (/^etcd:(?!\/\/)/i.test(s)) throw bad(spec, 'expected etcd://host:port[,host:port…][/prefix]');
   const m = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(s);
   if (!m || m[1]!.toLowerCase() !== 'etcd') {
     const scheme = m?.[1] ?? /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(s)?.[1];

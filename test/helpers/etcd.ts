@@ -1,0 +1,206 @@
+/**
+ * A real, single-member etcd for a test: free ports on 127.0.0.1, data in a temporary
+ * directory, started with Debian's /usr/bin/etcd and killed (and its data removed) at
+ * teardown, also when the test fails. `stop()`/`start()` simulate an outage: the same
+ * ports and data directory are reused, so clients see the same cluster come back.
+ *
+ * etcd runs under `setpriv --pdeathsig KILL`, so it dies with the test process even when
+ * the test process itself is killed (a tap timeout) and teardown never runs.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { get as httpGet } from 'node:http';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Teardown } from './env.js';
+
+export const ETCD_BIN = process.env.SLUICE_ETCD_BIN ?? '/usr/bin/etcd';
+export const HAVE_ETCD = existsSync(ETCD_BIN);
+
+export interface EtcdServer {
+  /** "127.0.0.1:<client port>", what a store spec or etcdctl --endpoints takes. */
+  readonly endpoint: string;
+  readonly clientPort: number;
+  readonly peerPort: number;
+  readonly dataDir: string;
+  /** PID of the running etcd (undefined while stopped). */
+  readonly pid: number | undefined;
+  readonly running: boolean;
+  /** Kills etcd (SIGKILL: a crash, by default) and waits until it has exited. */
+  stop(signal?: NodeJS.Signals): Promise<void>;
+  /** Starts etcd again on the same ports and data directory and waits until it is healthy. */
+  start(): Promise<void>;
+  /** The last lines of etcd's log, for failure messages. */
+  logTail(lines?: number): string;
+}
+
+export interface EtcdOptions {
+  /** How long to wait for etcd to report healthy (default 20 s). */
+  startTimeoutMs?: number;
+}
+
+/** A TCP port nobody listens on right now (there is a small race until etcd binds it). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => (port ? resolve(port) : reject(new Error('no port from the kernel'))));
+    });
+  });
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** GET http://127.0.0.1:port/health → true when etcd answers {"health":"true"}. */
+function healthy(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = httpGet({ host: '127.0.0.1', port, path: '/health', agent: false, timeout: 1000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => {
+        try {
+          resolve(res.statusCode === 200 && (JSON.parse(body) as { health?: string }).health === 'true');
+        } catch {
+          resolve(false);
+        }
+      });
+      res.on('error', () => resolve(false));
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(false));
+  });
+}
+
+/** Starts etcd for the test `t`; it is killed and its data removed at teardown. */
+export async function startEtcd(t: Teardown, o: EtcdOptions = {}): Promise<EtcdServer> {
+  if (!HAVE_ETCD) throw new Error(`${ETCD_BIN} not found (install Debian's etcd-server)`);
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-etcd-'));
+  const dataDir = join(dir, 'data');
+  const logPath = join(dir, 'etcd.log');
+  let child: ChildProcess | undefined;
+  let exited: Promise<void> = Promise.resolve();
+  let clientPort = 0;
+  let peerPort = 0;
+  const startTimeoutMs = o.startTimeoutMs ?? 20_000;
+
+  // Last resort if the test process exits without running teardown (uncaught exception).
+  const onExit = () => {
+    if (child?.pid !== undefined && child.exitCode === null && child.signalCode === null) {
+      try {
+        process.kill(child.pid, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    }
+  };
+  process.on('exit', onExit);
+
+  const logTail = (lines = 30): string => {
+    try {
+      return readFileSync(logPath, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+    } catch {
+      return '(no log)';
+    }
+  };
+
+  const launch = async (): Promise<void> => {
+    const name = 'sluice-test';
+    const peer = `http://127.0.0.1:${peerPort}`;
+    const client = `http://127.0.0.1:${clientPort}`;
+    const args = [
+      '--pdeathsig', 'KILL', ETCD_BIN,
+      '--name', name, '--data-dir', dataDir,
+      '--listen-client-urls', client, '--advertise-client-urls', client,
+      '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer,
+      '--initial-cluster', `${name}=${peer}`, '--initial-cluster-state', 'new',
+      '--initial-cluster-token', `sluice-test-${process.pid}`,
+      '--logger', 'zap', '--log-outputs', 'stderr', '--log-level', 'warn',
+    ];
+    const log = openSync(logPath, 'a');
+    let proc: ChildProcess;
+    try {
+      proc = spawn('/usr/bin/setpriv', args, { stdio: ['ignore', log, log] });
+    } finally {
+      closeSync(log);
+    }
+    child = proc;
+    exited = new Promise<void>((resolve) => {
+      if (proc.exitCode !== null || proc.signalCode !== null) resolve();
+      else proc.once('exit', () => resolve());
+    });
+    proc.once('error', () => undefined); // reported through 'exit' / the health wait
+    const deadline = Date.now() + startTimeoutMs;
+    for (;;) {
+      if (proc.exitCode !== null || proc.signalCode !== null) {
+        throw new Error(`etcd exited (${proc.exitCode ?? proc.signalCode}) while starting:\n${logTail()}`);
+      }
+      if (await healthy(clientPort)) return;
+      if (Date.now() > deadline) {
+        proc.kill('SIGKILL');
+        await exited;
+        throw new Error(`etcd on ${client} not healthy after ${startTimeoutMs} ms:\n${logTail()}`);
+      }
+      await sleep(100);
+    }
+  };
+
+  const stop = async (signal: NodeJS.Signals = 'SIGKILL'): Promise<void> => {
+    const proc = child;
+    if (!proc) return;
+    if (proc.exitCode === null && proc.signalCode === null) {
+      proc.kill(signal);
+      const timer = setTimeout(() => proc.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(timer);
+    }
+    child = undefined;
+  };
+
+  t.teardown(async () => {
+    await stop('SIGKILL');
+    process.removeListener('exit', onExit);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  // Another process can grab a port between freePort() and etcd's bind: retry with new ones.
+  for (let attempt = 1; ; attempt++) {
+    clientPort = await freePort();
+    peerPort = await freePort();
+    if (peerPort === clientPort) continue;
+    try {
+      await launch();
+      break;
+    } catch (e) {
+      await stop('SIGKILL');
+      rmSync(dataDir, { recursive: true, force: true });
+      if (attempt >= 3 || !/address already in use/.test((e as Error).message)) throw e;
+    }
+  }
+
+  return {
+    get endpoint() {
+      return `127.0.0.1:${clientPort}`;
+    },
+    clientPort,
+    peerPort,
+    dataDir,
+    get pid() {
+      return child?.pid;
+    },
+    get running() {
+      return child !== undefined && child.exitCode === null && child.signalCode === null;
+    },
+    stop,
+    async start() {
+      if (child && child.exitCode === null && child.signalCode === null) return;
+      await launch();
+    },
+    logTail,
+  };
+}
