@@ -2,7 +2,7 @@
  * The pure CNI layer: environment and CNI_ARGS parsing, network configuration validation,
  * version negotiation, results per spec version, error objects and prevResult comparison.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import {
   CniError, ErrorCode, SUPPORTED_VERSIONS, buildAddResult, compareVersions, comparePrevResult, decodeConfig,
   errorObject, ifnameProblem, negotiateVersion, parseCniArgs, parseNetConf, parsePrevResult, readEnv,
@@ -10,7 +10,7 @@ import {
 } from '../../src/cni/spec.js';
 
 /** Asserts fn throws a CniError with `code` whose message matches `msg`. */
-function throwsCni(tt: Tap, fn: () => unknown, code: number, msg?: RegExp, what?: string): void {
+function throwsCni(tt: Test, fn: () => unknown, code: number, msg?: RegExp, what?: string): void {
   try {
     fn();
     tt.fail(`${what ?? 'call'}: expected CniError ${code}, nothing thrown`);
@@ -20,7 +20,6 @@ function throwsCni(tt: Tap, fn: () => unknown, code: number, msg?: RegExp, what?
     if (msg) tt.match((e as Error).message, msg, `${what ?? 'call'}: message`);
   }
 }
-type Tap = typeof t;
 
 const conf = (o: Record<string, unknown>) => JSON.stringify({ cniVersion: '1.0.0', name: 'sluice', type: 'sluice', ...o });
 
