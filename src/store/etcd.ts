@@ -7,9 +7,10 @@
  *    any other `mod_revision == n`; etcd applies compares and ops atomically, so CAS is
  *    exactly etcd's.
  *  - Every unary call has a deadline (`timeoutMs`, default 5 s) for the whole operation.
- *    Reads are retried within it on transient errors; writes only when the request
- *    cannot have reached etcd ("no connection established"), because a retried txn whose
- *    first attempt was applied would report a false conflict. The client's own retry and
+ *    Reads (and puts, which are idempotent in effect) are retried within it on transient
+ *    errors; txn, delete and lease grants only when the request cannot have reached etcd
+ *    ("no connection established"), because a retried txn whose first attempt was applied
+ *    would report a false conflict (and a delete a false "did not exist"). The client's own retry and
  *    circuit-breaker policies are turned off: the breaker made every call fail with
  *    "Execution prevented because the circuit breaker is open" for 5 s after an outage.
  *  - Leases: we choose the lease ID (random, below 2^53) because etcd's own IDs are
@@ -23,7 +24,7 @@
 import { randomBytes } from 'node:crypto';
 import {
   ClientClosedError, Etcd3, EtcdLeaseInvalidError, GRPCDeadlineExceededError, GRPCUnavailableError, castGrpcError,
-  isRecoverableError, type IKeyValue, type IOptions, type IRequestOp, type ICompare, type Watcher,
+  isRecoverableError, type IKeyValue, type IOptions, type IRequestOp, type ICompare,
 } from 'etcd3';
 import {
   StoreError, type Compare, type KeyValue, type Lease, type Store, type TxnOp, type TxnResult, type Unwatch, type WatchEvent,
@@ -94,7 +95,8 @@ export class EtcdStore implements Store {
   private readonly client: Etcd3;
   private closed = false;
   private readonly leases = new Set<EtcdLeaseHandle>();
-  private readonly watchers = new Set<Watcher>();
+  /** Stops of the open watches (resolve when etcd confirmed the cancel). */
+  private readonly watches = new Set<() => Promise<void>>();
 
   constructor(o: EtcdStoreOptions) {
     if (o.endpoints.length === 0) throw new StoreError('etcd store: no endpoints');
@@ -203,7 +205,8 @@ export class EtcdStore implements Store {
   }
 
   async put(key: string, value: string, lease?: number): Promise<number> {
-    const res = await this.call(lease ? `put (lease ${lease})` : 'put', false,
+    // Applying a put twice leaves the same state: retried like a read.
+    const res = await this.call(lease ? `put (lease ${lease})` : 'put', true,
       (o) => this.client.kv.put({ key: this.key(key), value: Buffer.from(value, 'utf8'), ...(lease ? { lease } : {}) }, o));
     return Number(res.header.revision);
   }
@@ -263,12 +266,25 @@ export class EtcdStore implements Store {
   }
 
   async watch(prefix: string, fn: (e: WatchEvent) => void, fromRevision?: number): Promise<Unwatch> {
-    const from = fromRevision ?? await this.revision('watch');
-    this.checkOpen('watch');
     const start = this.key(prefix);
+    const from = fromRevision ?? await this.revision('watch');
+    if (fromRevision !== undefined) {
+      // etcd accepts a watch from a compacted revision and cancels it right after: ask first.
+      try {
+        await this.call('watch', true, (o) => this.client.kv.range({ key: start, range_end: prefixEnd(start), revision: from + 1, count_only: true }, o));
+      } catch (e) {
+        const m = String(((e as StoreError).cause as Error | undefined)?.message);
+        if (/required revision has been compacted/.test(m)) {
+          throw new StoreError(`${this.description}: watch failed: revision ${from} is compacted (etcd keeps the history after its last compaction)`, e);
+        }
+        if (!/required revision is a future revision/.test(m)) throw e;
+      }
+    }
+    this.checkOpen('watch');
     const watcher = this.client.watch().inRange({ start, end: prefixEnd(start) }).startRevision(String(from + 1)).watcher();
-    this.watchers.add(watcher);
     let active = true;
+    /** etcd canceled the watch: the client dropped it already, a cancel request would crash it. */
+    let canceledByEtcd = false;
     let delivered = from;
     // The client resumes after a reconnect from the last response header + 1; during a
     // catch-up from a past revision that skips events not yet delivered. Resume from the
@@ -293,12 +309,19 @@ export class EtcdStore implements Store {
     });
     watcher.on('connected', pin);
 
-    const unwatch = () => {
+    const stop = async (): Promise<void> => {
       if (!active) return;
       active = false;
-      this.watchers.delete(watcher);
-      watcher.cancel().catch(() => undefined);
+      this.watches.delete(stop);
+      if (!canceledByEtcd) await watcher.cancel().catch(() => undefined);
     };
+    this.watches.add(stop);
+    const unwatch = () => {
+      void stop();
+    };
+    watcher.on('error', () => {
+      canceledByEtcd = true; // the client emits 'error' only for a watch etcd canceled
+    });
     try {
       await new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => reject(new GRPCDeadlineExceededError('watch not established in time')), this.timeoutMs);
@@ -319,7 +342,7 @@ export class EtcdStore implements Store {
     watcher.on('error', (err: Error) => {
       if (!active) return;
       unwatch();
-      process.emitWarning(`${this.description}: watch of ${JSON.stringify(prefix)} stopped: ${tidy(err.message)}`, 'StoreWarning');
+      process.emitWarning(`${this.description}: watch of ${JSON.stringify(prefix)} stopped by etcd: ${tidy(err.message).replace(/:$/, '')}`, 'StoreWarning');
     });
     return unwatch;
   }
@@ -327,8 +350,7 @@ export class EtcdStore implements Store {
   async close(): Promise<void> {
     if (this.closed) return;
     for (const l of [...this.leases]) l.release();
-    const cancels = [...this.watchers].map((w) => w.cancel().catch(() => undefined));
-    this.watchers.clear();
+    const cancels = [...this.watches].map((stop) => stop());
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([Promise.all(cancels), new Promise<void>((r) => (timer = setTimeout(r, 1000)))]);
     clearTimeout(timer);

@@ -89,7 +89,8 @@ export async function startEtcd(t: Teardown, o: EtcdOptions = {}): Promise<EtcdS
   let peerPort = 0;
   const startTimeoutMs = o.startTimeoutMs ?? 20_000;
 
-  // Last resort if the test process exits without running teardown (uncaught exception).
+  // Last resort if the test process exits without running teardown (an uncaught exception
+  // ends a tap file without teardowns): kill etcd and remove its files, best effort.
   const onExit = () => {
     if (child?.pid !== undefined && child.exitCode === null && child.signalCode === null) {
       try {
@@ -97,6 +98,11 @@ export async function startEtcd(t: Teardown, o: EtcdOptions = {}): Promise<EtcdS
       } catch {
         /* already gone */
       }
+    }
+    try {
+      rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
+    } catch {
+      /* etcd may still be dying */
     }
   };
   process.on('exit', onExit);
