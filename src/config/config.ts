@@ -7,6 +7,7 @@
 import { hostname } from 'node:os';
 import { isAbsolute } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { parseStoreSpec } from '../store/spec.js';
 import { isIPv4, parseCidr, parseIPv4, cidrWithin, formatCidr } from '../util/ipv4.js';
 
 export interface Config {
@@ -24,6 +25,10 @@ export interface Config {
   podCIDR: string;
   /** The link-local gateway address pods route through. */
   gatewayIP: string;
+  /** Where cluster state lives: `file` (default, one node), `file:/dir` or `etcd://host:port[,…][/prefix]`. */
+  store: string;
+  /** host:port of the agent's Prometheus endpoint, or `off`. */
+  metricsAddress: string;
 }
 
 export const DEFAULTS: Omit<Config, 'nodeName'> = {
@@ -36,6 +41,8 @@ export const DEFAULTS: Omit<Config, 'nodeName'> = {
   uplink: 'auto',
   podCIDR: '',
   gatewayIP: '169.254.1.1',
+  store: 'file',
+  metricsAddress: '127.0.0.1:9962',
 };
 
 export const DEFAULT_CONFIG_PATH = '/etc/sluice/config.yaml';
@@ -52,6 +59,8 @@ export const KEYS: Record<keyof Config, { flag: string; help: string }> = {
   uplink: { flag: '--uplink', help: "uplink device, or auto (the default route's device)" },
   podCIDR: { flag: '--pod-cidr', help: "this node's pod block (default: the first block of the pool)" },
   gatewayIP: { flag: '--gateway-ip', help: `link-local gateway of every pod (default ${DEFAULTS.gatewayIP})` },
+  store: { flag: '--store', help: 'cluster state: file (default), file:/dir or etcd://host:port[,host:port…][/prefix]' },
+  metricsAddress: { flag: '--metrics-address', help: `agent's Prometheus endpoint host:port, or off (default ${DEFAULTS.metricsAddress})` },
 };
 
 export class ConfigError extends Error {
@@ -121,6 +130,8 @@ export function resolveConfig(file: Record<string, unknown>, flags: Partial<Reco
     uplink: str(src('uplink'), 'uplink', raw.uplink),
     podCIDR: raw.podCIDR === '' ? '' : str(src('podCIDR'), 'podCIDR', raw.podCIDR),
     gatewayIP: str(src('gatewayIP'), 'gatewayIP', raw.gatewayIP),
+    store: str(src('store'), 'store', raw.store),
+    metricsAddress: str(src('metricsAddress'), 'metricsAddress', raw.metricsAddress),
   };
   if (!/^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$/.test(cfg.nodeName)) {
     throw new ConfigError(src('nodeName'), 'nodeName', `'${cfg.nodeName}' is not a valid node name (letters, digits, '.', '-', '_'; at most 63)`);
@@ -155,5 +166,23 @@ export function resolveConfig(file: Record<string, unknown>, flags: Partial<Reco
   if (!isIPv4(cfg.gatewayIP)) throw new ConfigError(src('gatewayIP'), 'gatewayIP', `'${cfg.gatewayIP}' is not an IPv4 address`);
   const gw = parseIPv4(cfg.gatewayIP);
   if (gw >>> 16 !== 0xa9fe) throw new ConfigError(src('gatewayIP'), 'gatewayIP', `${cfg.gatewayIP} is not link-local (169.254.0.0/16)`);
+  try {
+    parseStoreSpec(cfg.store);
+  } catch (e) {
+    throw new ConfigError(src('store'), 'store', (e as Error).message);
+  }
+  if (cfg.metricsAddress !== 'off') {
+    const problem = hostPortProblem(cfg.metricsAddress);
+    if (problem) throw new ConfigError(src('metricsAddress'), 'metricsAddress', problem);
+  }
   return cfg;
+}
+
+/** Why `s` is not `host:port` (IPv4 address or name, port 0-65535), or undefined. */
+export function hostPortProblem(s: string): string | undefined {
+  const m = /^(.+):(\d{1,5})$/.exec(s);
+  if (!m || Number(m[2]) > 65535) return `'${s}' is not host:port (for example 127.0.0.1:9962), nor off`;
+  const host = m[1]!;
+  if (/^[\d.]+$/.test(host) ? !isIPv4(host) : !/^[A-Za-z0-9.-]+$/.test(host)) return `'${host}' in '${s}' is not an IPv4 address or host name`;
+  return undefined;
 }

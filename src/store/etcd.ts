@@ -39,7 +39,9 @@ export interface EtcdStoreOptions {
   timeoutMs?: number;
 }
 
-export const DEFAULT_ETCD_PREFIX = '/sluice/';
+import { DEFAULT_ETCD_PREFIX } from './spec.js';
+
+export { DEFAULT_ETCD_PREFIX };
 
 type FaultHandling = NonNullable<IOptions['faultHandling']>;
 type Policy = NonNullable<FaultHandling['global']>;

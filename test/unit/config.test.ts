@@ -53,3 +53,16 @@ t.test('malformed YAML', async (t) => {
   t.throws(() => parseConfigText('nodeName: [unclosed', 'bad.yaml'), { message: /^bad\.yaml: \(file\): not valid YAML/ });
   t.throws(() => parseConfigText('- a\n- b\n', 'list.yaml'), { message: /^list\.yaml: \(file\): expected a mapping/ });
 });
+
+t.test('store and metricsAddress', async (t) => {
+  t.equal(resolveConfig({}, {}).store, 'file');
+  t.equal(resolveConfig({ store: 'etcd://10.0.0.1:2379,10.0.0.2/x' }, {}).store, 'etcd://10.0.0.1:2379,10.0.0.2/x');
+  t.throws(() => resolveConfig({ store: 'redis://x' }, {}), /config: store: bad store "redis:\/\/x": unknown scheme "redis"/);
+  t.throws(() => resolveConfig({}, { store: 'etcd://' }), /flag --store: store: .*missing hosts/);
+  t.equal(resolveConfig({}, {}).metricsAddress, '127.0.0.1:9962');
+  t.equal(resolveConfig({ metricsAddress: 'off' }, {}).metricsAddress, 'off');
+  t.equal(resolveConfig({ metricsAddress: '0.0.0.0:0' }, {}).metricsAddress, '0.0.0.0:0');
+  t.throws(() => resolveConfig({ metricsAddress: '9962' }, {}), /metricsAddress: '9962' is not host:port/);
+  t.throws(() => resolveConfig({ metricsAddress: '1.2.3.999:80' }, {}), /'1.2.3.999' in '1.2.3.999:80' is not an IPv4 address/);
+  t.throws(() => resolveConfig({ metricsAddress: 'h:70000' }, {}), /is not host:port/);
+});
