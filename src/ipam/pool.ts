@@ -80,8 +80,31 @@ export class Pool {
     throw new IpamError('could not claim a block: too much contention, try again');
   }
 
-  /** This node's first block, claiming one if it has none (a node keeps its blocks across restarts). */
-  async ensureBlock(): Promise<string> {
+  /**
+   * This node's first block, claiming one if it has none (a node keeps its blocks across
+   * restarts). With `wanted` (the config's podCIDR) that block is claimed, or confirmed
+   * as already this node's; another node holding it is an error.
+   */
+  async ensureBlock(wanted?: string): Promise<string> {
+    if (wanted) {
+      const b = parseCidr(wanted);
+      if (b.prefix !== this.cfg.blockSize || !cidrContains(this.pool, b.base)) {
+        throw new IpamError(`${wanted} is not a /${this.cfg.blockSize} block of the pool ${this.cfg.clusterCIDR}`);
+      }
+      const block = formatCidr(b);
+      for (let race = 0; race < MAX_RACES; race++) {
+        const kv = await this.store.get(blockKey(block));
+        if (kv) {
+          const owner = (JSON.parse(kv.value) as { node: string }).node;
+          if (owner === this.node) return block;
+          throw new IpamError(`the pod block ${block} belongs to node ${owner}, not ${this.node}`);
+        }
+        const r = await this.store.txn([{ key: blockKey(block), modRevision: 0 }],
+          [{ op: 'put', key: blockKey(block), value: JSON.stringify({ node: this.node }) }]);
+        if (r.succeeded) return block;
+      }
+      throw new IpamError(`could not claim ${block}: too much contention, try again`);
+    }
     const mine = await this.nodeBlocks();
     return mine[0] ?? this.claimBlock();
   }
