@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { PACKAGE_ROOT } from '../datapath/paths.js';
 import { addConfigOptions } from './context.js';
+import { register as registerAgent } from './commands/agent.js';
 import { register as registerBpf } from './commands/bpf.js';
 import { register as registerDemo } from './commands/demo.js';
 import { register as registerEndpoint } from './commands/endpoint.js';
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
   addConfigOptions(program);
   registerNode(program);
   registerEndpoint(program);
+  registerAgent(program);
   registerBpf(program);
   registerDemo(program);
   return program;

@@ -1,12 +1,16 @@
 /**
  * Adding, deleting and listing endpoints. Every add validates first, records what it is
- * about to create, and on any failure removes whatever it made: no half-made veth, no
- * leaked address, no stale map entry.
+ * about to create (state 'creating'), and on any failure removes whatever it made: no
+ * half-made veth, no leaked address, no stale map entry. A crash in the middle leaves a
+ * 'creating' or 'deleting' record that the next reconciliation finishes.
+ *
+ * Addresses come from the store-backed pool; a record names its IPAM handle, so the
+ * address and the endpoint are tied together whatever happens between the steps.
  */
 import type { Config } from '../config/config.js';
 import { openProgram } from '../datapath/loader.js';
 import { POD_PROGRAMS } from '../datapath/programs.js';
-import { allocate, release } from '../ipam/block.js';
+import type { Pool } from '../ipam/pool.js';
 import { getLink } from '../net/ip.js';
 import { currentNetnsId, netnsId, netnsPath } from '../net/netns.js';
 import { isIPv4 } from '../util/ipv4.js';
@@ -17,8 +21,10 @@ import { checkIfname, parseEndpointName, type AddEndpointRequest, type Endpoint 
 import { activateHostSide, createVeth, deleteVeth, hostIfname } from './veth.js';
 import { podMtu } from './mtu.js';
 
+export type EndpointErrorCode = 'invalid_request' | 'not_found' | 'conflict' | 'not_ready' | 'failed';
+
 export class EndpointError extends Error {
-  constructor(message: string) {
+  constructor(message: string, readonly code: EndpointErrorCode = 'failed') {
     super(message);
     this.name = 'EndpointError';
   }
@@ -27,15 +33,36 @@ export class EndpointError extends Error {
 function checkLabels(labels: Labels): Labels {
   for (const [k, v] of Object.entries(labels)) {
     const p = labelKeyProblem(k) ?? (typeof v === 'string' ? labelValueProblem(k, v) : `label '${k}': value must be a string`);
-    if (p) throw new EndpointError(p);
+    if (p) throw new EndpointError(p, 'invalid_request');
   }
   return { ...labels };
+}
+
+export function notInitialised(cfg: Pick<Config, 'pinRoot' | 'nodeName'>): string {
+  return `node ${cfg.nodeName} is not initialised (no program pinned under ${cfg.pinRoot}): run \`sluice node init\` first, or start \`sluice agent\``;
+}
+
+const CONTAINER_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$/;
+
+/** A default endpoint name for a container the runtime did not name: "default/<container id>". */
+export function containerEndpointName(containerId: string, ifname: string): string {
+  const id = containerId.toLowerCase().replace(/[^a-z0-9-]/g, '-').replace(/^-+|-+$/g, '').slice(0, 40) || 'container';
+  return `default/${id}${ifname === 'eth0' ? '' : `-${ifname.toLowerCase().replace(/[^a-z0-9]/g, '')}`}`;
+}
+
+interface ValidAdd {
+  netns: string;
+  ifname: string;
+  name: string;
+  labels: Labels;
+  ip?: string;
+  containerId?: string;
 }
 
 export class EndpointManager {
   readonly state: NodeState;
 
-  constructor(readonly cfg: Config) {
+  constructor(readonly cfg: Config, readonly pool: Pool) {
     this.state = new NodeState(cfg);
   }
 
@@ -50,127 +77,172 @@ export class EndpointManager {
     return all.find((e) => e.name === ref);
   }
 
-  /** Fails unless `node init` has loaded the programs this node needs. */
-  private requireInitialised(): void {
+  findByContainer(containerId: string, ifname: string): Endpoint | undefined {
+    return this.list().find((e) => e.containerId === containerId && e.ifname === ifname);
+  }
+
+  /** Fails unless the programs this node needs are loaded and pinned. */
+  requireInitialised(): void {
     for (const spec of POD_PROGRAMS) {
       try {
         openProgram(this.cfg, spec.program).close();
       } catch {
-        throw new EndpointError(`this node is not initialised (no program pinned under ${this.cfg.pinRoot}): run \`sluice node init\` first`);
+        throw new EndpointError(notInitialised(this.cfg), 'not_ready');
       }
     }
   }
 
-  add(req: AddEndpointRequest): Endpoint {
-    // 1. Validate everything before changing anything.
+  /** Every check that needs no lock; throws EndpointError('invalid_request') naming the problem. */
+  private validate(req: AddEndpointRequest): ValidAdd {
+    const bad = (e: unknown) => new EndpointError((e as Error).message, 'invalid_request');
     let netns: string;
     try {
       netns = netnsPath(req.netns);
     } catch (e) {
-      throw new EndpointError((e as Error).message);
+      throw bad(e);
     }
     if (netnsId(netns) === currentNetnsId()) {
-      throw new EndpointError(`${req.netns} is the node's own network namespace, not a pod's`);
+      throw new EndpointError(`${req.netns} is the node's own network namespace, not a pod's`, 'invalid_request');
+    }
+    if (req.containerId !== undefined && !CONTAINER_ID.test(req.containerId)) {
+      throw new EndpointError(`container id '${req.containerId}' is not valid (letters, digits, '_', '.', '-')`, 'invalid_request');
     }
     let ifname: string;
     let name: string;
     try {
       ifname = checkIfname(req.ifname ?? 'eth0');
-      name = req.name ?? `default/${req.netns.includes('/') ? '' : req.netns}`;
-      if (name.endsWith('/')) throw new Error('--name NAMESPACE/NAME is required when --netns is a path');
+      if (req.name) name = req.name;
+      else if (req.containerId) name = containerEndpointName(req.containerId, ifname);
+      else if (req.netns.includes('/')) throw new Error('--name NAMESPACE/NAME is required when --netns is a path');
+      else name = `default/${req.netns}`;
       parseEndpointName(name);
     } catch (e) {
-      throw new EndpointError((e as Error).message);
+      throw bad(e);
     }
     const labels = checkLabels(req.labels ?? {});
-    if (req.ip !== undefined && !isIPv4(req.ip)) throw new EndpointError(`--ip '${req.ip}' is not an IPv4 address`);
+    if (req.ip !== undefined && !isIPv4(req.ip)) throw new EndpointError(`--ip '${req.ip}' is not an IPv4 address`, 'invalid_request');
+    return { netns, ifname, name, labels, ...(req.ip ? { ip: req.ip } : {}), ...(req.containerId ? { containerId: req.containerId } : {}) };
+  }
+
+  /**
+   * Creates an endpoint. With a containerId the add is idempotent per (containerId,
+   * ifname): a repeated add returns the endpoint the first one made.
+   */
+  async add(req: AddEndpointRequest): Promise<Endpoint> {
+    const v = this.validate(req);
     this.requireInitialised();
     const mtu = podMtu(this.cfg);
 
-    return this.state.locked(() => {
-      const existing = this.list();
-      const dup = existing.find((e) => e.name === name);
-      if (dup) throw new EndpointError(`endpoint ${name} already exists (id ${dup.id}, ${dup.ip})`);
-      const sameIf = existing.find((e) => netnsId(e.netns) === netnsId(netns) && e.ifname === ifname);
-      if (sameIf) throw new EndpointError(`${req.netns} already has ${ifname} from endpoint ${sameIf.name} (id ${sameIf.id})`);
-      if (getLink(ifname, netns)) throw new EndpointError(`network namespace ${req.netns} already has an interface named ${ifname}`);
-      const hostIf = hostIfname(`${name}/${ifname}`);
-      if (getLink(hostIf)) throw new EndpointError(`device ${hostIf} already exists on this node (left over? \`sluice node reset\` removes it)`);
-
-      const id = this.state.nextEndpointId();
-      const ipam = this.state.ipam();
-      let ip: string;
-      try {
-        ip = allocate(ipam, `endpoint:${id}`, req.ip);
-      } catch (e) {
-        throw new EndpointError((e as Error).message);
+    return this.state.lockedAsync(async () => {
+      if (v.containerId) {
+        const same = this.findByContainer(v.containerId, v.ifname);
+        if (same?.state === 'ready' && netnsId(same.netns) === netnsId(v.netns)) return same;
+        if (same) await this.finishTeardown(same); // an interrupted add, or a netns the runtime replaced
       }
+      const existing = this.list();
+      const dup = existing.find((e) => e.name === v.name && e.ifname === v.ifname);
+      if (dup && !(v.containerId && dup.containerId && (await this.collectIfGone(dup)))) {
+        throw new EndpointError(`endpoint ${v.name} already exists (id ${dup.id}, ${dup.ip})`, 'conflict');
+      }
+      const sameIf = existing.find((e) => e !== dup && e.ifname === v.ifname && safeNetnsId(e.netns) === netnsId(v.netns));
+      if (sameIf) throw new EndpointError(`${req.netns} already has ${v.ifname} from endpoint ${sameIf.name} (id ${sameIf.id})`, 'conflict');
+      if (getLink(v.ifname, v.netns)) throw new EndpointError(`network namespace ${req.netns} already has an interface named ${v.ifname}`, 'conflict');
+      const hostIf = hostIfname(v.containerId ? `${v.containerId}/${v.ifname}` : `${v.name}/${v.ifname}`);
+      if (getLink(hostIf)) throw new EndpointError(`device ${hostIf} already exists on this node (left over? \`sluice node reset\` removes it)`, 'conflict');
 
-      // 2. Record the intent, then build; undo everything on failure.
+      // Record the intent first: whatever happens next, the record names what to undo.
+      const id = this.state.nextEndpointId();
       const ep: Endpoint = {
-        id, name, netns, ifname, ip, mac: '', hostIfname: hostIf, hostIfindex: 0, hostMac: '', mtu, labels,
-        state: 'creating', created: new Date().toISOString(),
+        id, name: v.name, netns: v.netns, ifname: v.ifname, ip: '', mac: '', hostIfname: hostIf, hostIfindex: 0, hostMac: '',
+        mtu, labels: v.labels, state: 'creating', created: new Date().toISOString(),
+        ...(v.containerId ? { containerId: v.containerId } : {}),
+        handle: `${this.cfg.nodeName}/${v.containerId ?? v.name}/${v.ifname}`,
       };
-      this.state.saveIpam(ipam);
       this.state.saveEndpoint(ep);
       try {
-        const veth = createVeth({ hostIf, podIf: ifname, netns, ip, mtu, gateway: this.cfg.gatewayIP });
+        ep.ip = (await this.pool.allocate(ep.handle, v.ip)).ip;
+        this.state.saveEndpoint(ep);
+        const veth = createVeth({ hostIf, podIf: v.ifname, netns: v.netns, ip: ep.ip, mtu, gateway: this.cfg.gatewayIP });
         Object.assign(ep, { mac: veth.pod.mac, hostIfindex: veth.host.ifindex, hostMac: veth.host.mac });
         this.state.saveEndpoint(ep);
         writeEndpointEntry(this.cfg, ep);
         attachEndpoint(this.cfg, ep);
-        activateHostSide(hostIf, ip, ep.mac);
+        activateHostSide(hostIf, ep.ip, ep.mac);
         ep.state = 'ready';
         this.state.saveEndpoint(ep);
         return ep;
       } catch (e) {
-        const leftovers = this.teardown(ep);
-        const more = leftovers.length ? `; cleanup also failed: ${leftovers.join('; ')}` : '';
-        throw new EndpointError(`adding endpoint ${name} failed: ${(e as Error).message}${more}`);
+        const leftovers = await this.teardown(ep);
+        const more = leftovers.length ? `; cleanup also failed (the agent retries it): ${leftovers.join('; ')}` : '';
+        throw new EndpointError(`adding endpoint ${v.name} failed: ${(e as Error).message}${more}`);
       }
     });
   }
 
   /** Deletes an endpoint by id or NAMESPACE/NAME. */
-  remove(ref: string): Endpoint {
-    const missing = () => new EndpointError(`no endpoint '${ref}' on node ${this.cfg.nodeName} (see \`sluice endpoint list\`)`);
+  async remove(ref: string): Promise<Endpoint> {
+    const missing = () => new EndpointError(`no endpoint '${ref}' on node ${this.cfg.nodeName} (see \`sluice endpoint list\`)`, 'not_found');
     if (!this.find(ref)) throw missing(); // before locking: a failed delete creates nothing
-    return this.state.locked(() => {
+    return this.state.lockedAsync(async () => {
       const ep = this.find(ref);
       if (!ep) throw missing();
-      const problems = this.teardown(ep);
-      if (problems.length) throw new EndpointError(`deleting endpoint ${ep.name} was incomplete: ${problems.join('; ')}`);
+      await this.finishTeardown(ep);
       return ep;
     });
   }
 
+  /** Deletes the endpoint of (containerId, ifname); undefined when there is none. Idempotent. */
+  async removeContainer(containerId: string, ifname: string): Promise<Endpoint | undefined> {
+    return this.state.lockedAsync(async () => {
+      const ep = this.findByContainer(containerId, ifname);
+      if (!ep) return undefined;
+      await this.finishTeardown(ep);
+      return ep;
+    });
+  }
+
+  /** Teardown that must complete: throws naming what could not be removed (the record then stays 'deleting'). */
+  async finishTeardown(ep: Endpoint): Promise<void> {
+    const problems = await this.teardown(ep);
+    if (problems.length) throw new EndpointError(`deleting endpoint ${ep.name} was incomplete: ${problems.join('; ')}`);
+  }
+
+  /** When `ep`'s pod is gone (netns or device vanished), removes it and returns true. Call with the lock held. */
+  async collectIfGone(ep: Endpoint): Promise<boolean> {
+    if (!podGone(ep)) return false;
+    await this.finishTeardown(ep);
+    return true;
+  }
+
   /**
    * Removes everything an endpoint may have: map entry first (stops forwarding to it),
-   * programs, devices, address, record. Continues past failures and returns them.
+   * programs, devices, address, record. Continues past failures and returns them; the
+   * record stays (state 'deleting') until every step has succeeded. Call with the lock held.
    */
-  teardown(ep: Endpoint): string[] {
+  async teardown(ep: Endpoint): Promise<string[]> {
     const problems: string[] = [];
-    const step = (what: string, fn: () => unknown) => {
+    const step = async (what: string, fn: () => unknown) => {
       try {
-        fn();
+        await fn();
       } catch (e) {
         problems.push(`${what}: ${(e as Error).message}`);
       }
     };
-    step('map entry', () => deleteEndpointEntry(this.cfg, ep.ip));
+    if (ep.state !== 'deleting') {
+      ep.state = 'deleting';
+      this.state.saveEndpoint(ep);
+    }
+    if (ep.ip) await step('map entry', () => deleteEndpointEntry(this.cfg, ep.ip));
     const dev = getLink(ep.hostIfname);
     const sameDevice = dev !== undefined && (ep.hostIfindex === 0 || dev.ifindex === ep.hostIfindex);
-    step('programs', () => detachEndpoint(this.cfg, { hostIfname: ep.hostIfname, hostIfindex: dev?.ifindex ?? 0 }, !sameDevice));
-    if (sameDevice) step('veth', () => deleteVeth(ep.hostIfname));
-    step('address', () => {
-      const ipam = this.state.ipam();
-      if (release(ipam, ep.ip, `endpoint:${ep.id}`)) this.state.saveIpam(ipam);
-    });
+    await step('programs', () => detachEndpoint(this.cfg, { hostIfname: ep.hostIfname, hostIfindex: dev?.ifindex ?? 0 }, !sameDevice));
+    if (sameDevice) await step('veth', () => deleteVeth(ep.hostIfname));
+    await step('address', () => this.pool.release(ep.handle));
     if (problems.length === 0) this.state.removeEndpoint(ep.id);
     return problems;
   }
 
-  /** Re-attaches the (re)loaded programs to every endpoint's veth; returns how many. */
+  /** Re-attaches the (re)loaded programs to every ready endpoint's veth and rewrites its entry; returns how many. */
   attachAll(): number {
     let n = 0;
     for (const ep of this.list()) {
@@ -185,3 +257,18 @@ export class EndpointManager {
   }
 }
 
+function safeNetnsId(path: string): number | undefined {
+  try {
+    return netnsId(path);
+  } catch {
+    return undefined;
+  }
+}
+
+/** True when the pod of `ep` no longer exists: its netns is gone, or its host veth is gone or replaced. */
+export function podGone(ep: Endpoint): boolean {
+  if (ep.state !== 'ready') return false;
+  const dev = getLink(ep.hostIfname);
+  if (!dev || dev.ifindex !== ep.hostIfindex) return true;
+  return safeNetnsId(ep.netns) === undefined;
+}

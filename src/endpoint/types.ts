@@ -16,9 +16,16 @@ export interface Endpoint {
   hostMac: string;
   mtu: number;
   labels: Labels;
-  /** 'creating' while an add is in progress (a crash leaves it for cleanup). */
-  state: 'creating' | 'ready';
+  /**
+   * 'creating' while an add is in progress and 'deleting' once a delete has begun: a crash
+   * or a failure leaves them for the next reconciliation to finish.
+   */
+  state: 'creating' | 'ready' | 'deleting';
   created: string;
+  /** The runtime's container id (endpoints made through CNI). */
+  containerId?: string;
+  /** The IPAM handle holding the address in the store. */
+  handle: string;
 }
 
 export interface AddEndpointRequest {
@@ -27,6 +34,8 @@ export interface AddEndpointRequest {
   labels?: Labels;
   ip?: string;
   ifname?: string;
+  /** Set by CNI ADD: makes the add idempotent per (containerId, ifname). */
+  containerId?: string;
 }
 
 const NAME_PART = /^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/;

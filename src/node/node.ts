@@ -2,18 +2,20 @@
  * `sluice node init` and `sluice node reset`: set up, or remove, everything sluice has
  * on the node, in the network namespace the command runs in. Both are idempotent.
  */
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { isBpffs, unpin } from '../bpf/pin.js';
 import type { Config } from '../config/config.js';
-import { loadDatapath, type LoadedProgram } from '../datapath/loader.js';
+import { datapathSources, sourceHash } from '../datapath/build.js';
+import { datapathGlobals } from '../datapath/globals.js';
+import { loadDatapath, openProgram, type LoadedProgram } from '../datapath/loader.js';
 import { nodePins } from '../datapath/pins.js';
-import { EndpointManager } from '../endpoint/manager.js';
 import { podMtu, uplinkName } from '../endpoint/mtu.js';
 import { HOST_IF_PATTERN } from '../endpoint/veth.js';
 import { run } from '../net/exec.js';
 import { deleteLink, getLink, listLinks } from '../net/ip.js';
 import { writeJsonAtomic } from '../util/fsatomic.js';
+import { openNode, type NodeHandle } from './context.js';
 
 export interface InitResult {
   node: string;
@@ -21,6 +23,8 @@ export interface InitResult {
   mtu: number;
   uplink: string | null;
   programs: LoadedProgram[];
+  /** True when the pinned programs were already the current build and were kept as they are. */
+  adopted: boolean;
   reattached: number;
 }
 
@@ -36,23 +40,76 @@ export function ensureBpffs(pinRoot: string): void {
   if (!isBpffs('/sys/fs/bpf')) throw new Error('cannot mount a BPF filesystem at /sys/fs/bpf');
 }
 
-export function initNode(cfg: Config, o: { cacheDir?: string } = {}): InitResult {
-  const up = uplinkName(cfg);
+interface NodeRecord {
+  node: string;
+  podCIDR: string;
+  initialised: string;
+  datapath?: { fingerprint: string; programs: LoadedProgram[] };
+}
+
+const nodeRecordPath = (cfg: Config) => join(cfg.stateDir, 'node.json');
+
+function readNodeRecord(cfg: Config): NodeRecord | undefined {
+  try {
+    return JSON.parse(readFileSync(nodeRecordPath(cfg), 'utf8')) as NodeRecord;
+  } catch {
+    return undefined;
+  }
+}
+
+/** What the datapath of `cfg` is made of: every source's hash and the node's globals. */
+function datapathFingerprint(cfg: Config): string {
+  return JSON.stringify({ sources: datapathSources().map((s) => `${s}:${sourceHash(s)}`), globals: datapathGlobals(cfg) });
+}
+
+/** The pinned programs, when they are exactly the ones recorded for `fingerprint`. */
+function adoptablePrograms(cfg: Config, rec: NodeRecord | undefined, fingerprint: string): LoadedProgram[] | undefined {
+  if (!rec?.datapath || rec.datapath.fingerprint !== fingerprint) return undefined;
+  for (const p of rec.datapath.programs) {
+    try {
+      const prog = openProgram(cfg, p.name);
+      try {
+        if (prog.info().id !== p.id) return undefined;
+      } finally {
+        prog.close();
+      }
+    } catch {
+      return undefined;
+    }
+  }
+  return rec.datapath.programs.map((p) => ({ ...p, cached: true }));
+}
+
+/** Checks what must exist before a node can start, and makes its directories and bpffs. */
+export function prepareNode(cfg: Config): void {
   if (cfg.uplink !== 'auto' && !getLink(cfg.uplink)) {
     throw new Error(`uplink device '${cfg.uplink}' does not exist in this network namespace`);
   }
   ensureBpffs(cfg.pinRoot);
   mkdirSync(cfg.stateDir, { recursive: true, mode: 0o755 });
   mkdirSync(cfg.runDir, { recursive: true, mode: 0o755 });
-  const manager = new EndpointManager(cfg);
-  return manager.state.locked(() => {
-    const programs = loadDatapath(cfg, { cacheDir: o.cacheDir });
+}
+
+/**
+ * Brings the node up: claims (or confirms) its pod block in the store, loads the
+ * datapath unless the pinned one is already the current build (then it is adopted as it
+ * is: no reload, no map flush), and re-attaches it to every endpoint. Idempotent.
+ */
+export async function initNode(node: NodeHandle, o: { cacheDir?: string; reload?: boolean } = {}): Promise<InitResult> {
+  const { cfg, manager, pool } = node;
+  prepareNode(cfg);
+  const up = uplinkName(cfg);
+  return manager.state.lockedAsync(async () => {
+    const podCIDR = await pool.ensureBlock(cfg.podCIDR || undefined);
+    const fingerprint = datapathFingerprint(cfg);
+    const rec = readNodeRecord(cfg);
+    const kept = o.reload ? undefined : adoptablePrograms(cfg, rec, fingerprint);
+    const programs = kept ?? loadDatapath(cfg, { cacheDir: o.cacheDir });
     const reattached = manager.attachAll();
-    const podCIDR = manager.state.podBlock();
-    manager.state.saveIpam(manager.state.ipam());
-    const result: InitResult = { node: cfg.nodeName, podCIDR, mtu: podMtu(cfg), uplink: up ?? null, programs, reattached };
-    writeJsonAtomic(join(cfg.stateDir, 'node.json'), { node: cfg.nodeName, podCIDR, initialised: new Date().toISOString() });
-    return result;
+    writeJsonAtomic(nodeRecordPath(cfg), {
+      node: cfg.nodeName, podCIDR, initialised: rec?.initialised ?? new Date().toISOString(), datapath: { fingerprint, programs },
+    } satisfies NodeRecord);
+    return { node: cfg.nodeName, podCIDR, mtu: podMtu(cfg), uplink: up ?? null, programs, adopted: kept !== undefined, reattached };
   });
 }
 
@@ -62,25 +119,45 @@ export interface ResetResult {
   pins: boolean;
   stateDir: boolean;
   runDir: boolean;
+  /** What could not be undone (the rest was). */
+  problems: string[];
 }
 
-/** Removes every endpoint, every sluice device, the pins and the state. */
-export function resetNode(cfg: Config): ResetResult {
-  const manager = new EndpointManager(cfg);
+/**
+ * Removes every endpoint (releasing its address), every sluice device, the node's blocks
+ * in the store, the pins and the state. Goes on past failures and reports them.
+ */
+export async function resetNode(cfg: Config): Promise<ResetResult> {
   const endpoints: string[] = [];
   const devices: string[] = [];
-  const body = () => {
-    for (const ep of manager.list()) {
-      manager.teardown(ep);
+  const problems: string[] = [];
+  const node = existsSync(cfg.stateDir) || cfg.store !== 'file' ? await openNode(cfg).catch((e: Error) => {
+    problems.push(`store: ${e.message}`);
+    return undefined;
+  }) : undefined;
+  const body = async () => {
+    for (const ep of node?.manager.list() ?? []) {
+      for (const p of await node!.manager.teardown(ep)) problems.push(`${ep.name}: ${p}`);
       endpoints.push(ep.name);
+    }
+    if (node) {
+      try {
+        await node.pool.releaseNode();
+      } catch (e) {
+        problems.push(`releasing the node's blocks: ${(e as Error).message}`);
+      }
     }
     // Devices a crashed add may have left without a record.
     for (const l of listLinks()) {
       if (HOST_IF_PATTERN.test(l.name) && l.kind === 'veth' && deleteLink(l.name)) devices.push(l.name);
     }
   };
-  if (existsSync(cfg.stateDir)) manager.state.locked(body);
-  else body();
+  try {
+    if (node && existsSync(cfg.stateDir)) await node.manager.state.lockedAsync(body);
+    else await body();
+  } finally {
+    await node?.close();
+  }
   const pins = nodePins(cfg);
   const hadPins = existsSync(pins.root);
   unpin(pins.root);
@@ -88,5 +165,5 @@ export function resetNode(cfg: Config): ResetResult {
   rmSync(cfg.stateDir, { recursive: true, force: true });
   const hadRun = existsSync(cfg.runDir);
   rmSync(cfg.runDir, { recursive: true, force: true });
-  return { endpoints, devices, pins: hadPins, stateDir: hadState, runDir: hadRun };
+  return { endpoints, devices, pins: hadPins, stateDir: hadState, runDir: hadRun, problems };
 }

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
-import { EndpointManager } from '../../endpoint/manager.js';
 import type { Endpoint } from '../../endpoint/types.js';
 import { formatLabels, parseLabels } from '../../util/labels.js';
+import { callAgent, onNode } from '../agent-access.js';
 import { configOf } from '../context.js';
 import { parseOutput, print } from '../output.js';
 
@@ -17,7 +17,7 @@ const COLUMNS = {
 };
 
 export function register(program: Command): void {
-  const ep = program.command('endpoint').description("pods' network interfaces on this node");
+  const ep = program.command('endpoint').description("pods' network interfaces on this node (through the agent when it runs)");
 
   ep.command('add')
     .description('create a veth pair into a pod network namespace, give it an address and attach the datapath')
@@ -27,10 +27,13 @@ export function register(program: Command): void {
     .option('--ip <ip>', "a specific address from the node's block (default: the next free one)")
     .option('--ifname <name>', 'interface name inside the pod', 'eth0')
     .option('-o, --output <format>', 'table or json', parseOutput, 'table')
-    .action(function (this: Command) {
+    .action(async function (this: Command) {
       const o = this.opts<{ netns: string; name?: string; labels?: string[]; ip?: string; ifname: string; output: 'table' | 'json' }>();
       const labels = o.labels ? parseLabels(o.labels) : {};
-      const e = new EndpointManager(configOf(this)).add({ netns: o.netns, name: o.name, labels, ip: o.ip, ifname: o.ifname });
+      const req = { netns: o.netns, name: o.name, labels, ip: o.ip, ifname: o.ifname };
+      const e = await onNode(configOf(this),
+        async (a) => (await callAgent<{ endpoint: Endpoint }>(a, 'POST', '/v1/endpoints/add', req)).endpoint,
+        (n) => n.manager.add(req));
       print(o.output, [e], COLUMNS, e);
     });
 
@@ -39,8 +42,14 @@ export function register(program: Command): void {
     .description('remove an endpoint: its veth, routes, map entries and address')
     .argument('<id|ns/name>')
     .option('-o, --output <format>', 'table or json', parseOutput, 'table')
-    .action(function (this: Command, ref: string) {
-      const e = new EndpointManager(configOf(this)).remove(ref);
+    .action(async function (this: Command, ref: string) {
+      const cfg = configOf(this);
+      const e = await onNode(cfg,
+        async (a) => (await callAgent<{ endpoint: Endpoint }>(a, 'POST', '/v1/endpoints/del', { ref })).endpoint,
+        (n) => n.manager.remove(ref),
+        () => {
+          throw new Error(`no endpoint '${ref}' on node ${cfg.nodeName} (see \`sluice endpoint list\`)`);
+        });
       if (this.opts().output === 'json') print('json', [e], COLUMNS, e);
       else process.stdout.write(`deleted endpoint ${e.id} ${e.name} (${e.ip})\n`);
     });
@@ -49,7 +58,11 @@ export function register(program: Command): void {
     .alias('ls')
     .description('list the endpoints of this node')
     .option('-o, --output <format>', 'table or json', parseOutput, 'table')
-    .action(function (this: Command) {
-      print(this.opts().output, new EndpointManager(configOf(this)).list(), COLUMNS);
+    .action(async function (this: Command) {
+      const list = await onNode(configOf(this),
+        async (a) => (await callAgent<{ endpoints: Endpoint[] }>(a, 'GET', '/v1/endpoints')).endpoints,
+        async (n) => n.manager.list(),
+        () => []);
+      print(this.opts().output, list, COLUMNS);
     });
 }

@@ -1,0 +1,297 @@
+/**
+ * The node agent: owns the node's maps and endpoints, serves the API on
+ * <runDir>/agent.sock (the CLI and the CNI plugin use it), reconciles at start, on a
+ * timer and when the store says this node's addresses changed, keeps the node's record
+ * alive in the store, and exposes Prometheus metrics.
+ *
+ * The datapath outlives it: a SIGKILL leaves pinned maps and attached programs
+ * forwarding, and the next start adopts them (no reload when the build is unchanged, no
+ * map flush). stop() (SIGTERM) closes the sockets and the store and touches nothing else.
+ */
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Config } from '../config/config.js';
+import { readMetrics } from '../datapath/metrics.js';
+import { openMap } from '../datapath/loader.js';
+import { tryLockFile, type FileLock } from '../util/lock.js';
+import { openNode, type NodeHandle } from '../node/context.js';
+import { initNode, type InitResult } from '../node/node.js';
+import { StoreError, type Lease, type Unwatch } from '../store/types.js';
+import { cniAdd, cniCheck, cniDel, cniGc, endpointProblems } from './cni.js';
+import { ApiError } from './errors.js';
+import { Registry, serveMetrics } from './metrics.js';
+import { reconcile, type ReconcileReport } from './reconcile.js';
+import { ApiServer, type Route } from './server.js';
+import { object, optLabels, optStr, str } from './validate.js';
+
+export interface AgentOptions {
+  /** Periodic reconciliation (default 30 s; 0 disables the timer). */
+  reconcileIntervalMs?: number;
+  /** TTL of the node's record in the store (default 15 s). */
+  nodeTtlSeconds?: number;
+  /** Where log lines go (default stderr). */
+  log?: (line: string) => void;
+  cacheDir?: string;
+}
+
+/** The files of a node's agent. */
+export function agentPaths(cfg: Pick<Config, 'runDir'>): { socket: string; lock: string } {
+  return { socket: join(cfg.runDir, 'agent.sock'), lock: join(cfg.runDir, 'agent.lock') };
+}
+
+export const MAPS_TO_WATCH = ['sl_endpoints', 'sl_metrics'];
+
+export class Agent {
+  private node: NodeHandle | undefined;
+  private lock: FileLock | undefined;
+  private api: ApiServer | undefined;
+  private metricsServer: { address: string; close(): Promise<void> } | undefined;
+  private lease: Lease | undefined;
+  private unwatch: Unwatch | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private pending: NodeJS.Timeout | undefined;
+  private running: Promise<ReconcileReport> | undefined;
+  private stopping = false;
+  private readonly registry = new Registry();
+  private readonly m = {
+    reconciles: this.registry.counter('sluice_agent_reconciles_total', 'Reconciliations run, by result'),
+    reconcileSeconds: this.registry.summary('sluice_agent_reconcile_duration_seconds', 'Time taken by reconciliations'),
+    repairs: this.registry.counter('sluice_agent_reconcile_repairs_total', 'Things a reconciliation repaired, by kind'),
+    storeErrors: this.registry.counter('sluice_agent_store_errors_total', 'Store operations that failed'),
+    requests: this.registry.counter('sluice_agent_api_requests_total', 'API requests answered with an error, by route and code'),
+  };
+  initResult: InitResult | undefined;
+  storeProblem: string | undefined;
+  lastReconcile: ReconcileReport | undefined;
+  metricsAddress: string | undefined;
+  readonly socket: string;
+  private readonly log: (line: string) => void;
+
+  constructor(readonly cfg: Config, private readonly o: AgentOptions = {}) {
+    this.socket = agentPaths(cfg).socket;
+    this.log = o.log ?? ((l) => process.stderr.write(`${new Date().toISOString()} sluice-agent[${cfg.nodeName}]: ${l}\n`));
+  }
+
+  get ready(): boolean {
+    return this.initResult !== undefined && !this.stopping && this.storeProblem === undefined;
+  }
+
+  async start(): Promise<void> {
+    const paths = agentPaths(this.cfg);
+    this.lock = tryLockFile(paths.lock);
+    if (!this.lock) throw new Error(`another sluice agent is running for node ${this.cfg.nodeName} (it holds ${paths.lock})`);
+    try {
+      this.node = await openNode(this.cfg);
+      this.initResult = await initNode(this.node, { cacheDir: this.o.cacheDir });
+      const r = this.initResult;
+      this.log(`node ${r.node}: pod block ${r.podCIDR}, ${r.adopted ? 'adopted the pinned datapath' : `loaded ${r.programs.length} programs`}, ${r.reattached} endpoint(s) attached`);
+      await this.registerNode();
+      await this.reconcileNow('start');
+      this.unwatch = await this.node.store.watch(`ipam/handles/${encodeURIComponent(`${this.cfg.nodeName}/`)}`, (e) => {
+        if (e.type === 'delete') this.scheduleReconcile('store change');
+      });
+      this.setupMetrics();
+      this.api = new ApiServer(this.routes(), (route, e) => {
+        this.m.requests.inc({ route, code: e.code });
+        if (e.code === 'unavailable') this.m.storeErrors.inc();
+        if (e.status >= 500) this.log(`${route}: ${e.code}: ${e.message}`);
+      });
+      await this.api.listen(this.socket);
+      if (this.cfg.metricsAddress !== 'off') {
+        this.metricsServer = await serveMetrics(this.registry, this.cfg.metricsAddress);
+        this.metricsAddress = this.metricsServer.address;
+      }
+      const every = this.o.reconcileIntervalMs ?? 30_000;
+      if (every > 0) this.timer = setInterval(() => this.scheduleReconcile('timer', 0), every);
+      this.log(`ready: API on ${this.socket}${this.metricsAddress ? `, metrics on http://${this.metricsAddress}/metrics` : ''}, store ${this.node.store.description}`);
+    } catch (e) {
+      await this.stop();
+      throw e;
+    }
+  }
+
+  /** Closes the API, the metrics endpoint, the watch and the store; the datapath stays as it is. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    clearInterval(this.timer);
+    clearTimeout(this.pending);
+    await this.api?.close().catch(() => {});
+    if (this.api) rmSync(this.socket, { force: true });
+    await this.metricsServer?.close().catch(() => {});
+    this.unwatch?.();
+    await this.running?.catch(() => {});
+    // The node's record stays until its lease expires: a restart does not look like a node leaving.
+    this.lease?.release();
+    await this.node?.close().catch(() => {});
+    this.lock?.release();
+    this.api = this.metricsServer = this.unwatch = this.lease = this.node = this.lock = undefined;
+  }
+
+  private async registerNode(): Promise<void> {
+    const node = this.node!;
+    const ttl = this.o.nodeTtlSeconds ?? 15;
+    const lease = await node.store.grantLease(ttl);
+    await node.store.put(`nodes/${this.cfg.nodeName}`, JSON.stringify({
+      name: this.cfg.nodeName, podCIDR: this.initResult!.podCIDR, pid: process.pid, started: new Date().toISOString(),
+    }), lease.id);
+    lease.onLost((e) => {
+      if (this.stopping) return;
+      this.m.storeErrors.inc();
+      this.log(`the node's lease in the store was lost (${e.message}); registering again`);
+      const retry = () => {
+        if (this.stopping) return;
+        this.registerNode().catch((err: Error) => {
+          this.log(`registering the node failed: ${err.message}; retrying in 2 s`);
+          setTimeout(retry, 2000).unref();
+        });
+      };
+      retry();
+    });
+    this.lease = lease;
+  }
+
+  /** Runs a reconciliation now (or joins the one running) and returns its report. */
+  reconcileNow(why: string): Promise<ReconcileReport> {
+    if (this.running) return this.running;
+    const run = (async () => {
+      try {
+        const r = await reconcile(this.node!);
+        this.lastReconcile = r;
+        this.m.reconciles.inc({ result: r.problems.length ? 'incomplete' : 'ok' });
+        this.m.reconcileSeconds.observe(r.durationMs / 1000);
+        const repaired: [string, string[]][] = [
+          ['finished', r.finished], ['collected', r.collected], ['map_entry', r.repairedEntries], ['reattached', r.reattached],
+          ['reclaimed', r.reclaimed], ['stale_entry', r.staleEntries], ['released_address', r.releasedHandles], ['stray', r.strays],
+        ];
+        for (const [kind, list] of repaired) {
+          if (list.length) {
+            this.m.repairs.inc({ kind }, list.length);
+            this.log(`reconcile (${why}): ${kind.replace('_', ' ')}: ${list.join(', ')}`);
+          }
+        }
+        const storeTrouble = r.problems.find((p) => /store|etcd/i.test(p));
+        if (storeTrouble) this.m.storeErrors.inc();
+        this.storeProblem = storeTrouble;
+        if (r.problems.length) this.log(`reconcile (${why}) left problems: ${r.problems.join('; ')}`);
+        return r;
+      } catch (e) {
+        if (e instanceof StoreError) {
+          this.m.storeErrors.inc();
+          this.storeProblem = e.message;
+        }
+        this.m.reconciles.inc({ result: 'failed' });
+        this.log(`reconcile (${why}) failed: ${(e as Error).message}`);
+        throw e;
+      } finally {
+        this.running = undefined;
+      }
+    })();
+    this.running = run;
+    return run;
+  }
+
+  private scheduleReconcile(why: string, delayMs = 500): void {
+    if (this.stopping || this.pending) return;
+    this.pending = setTimeout(() => {
+      this.pending = undefined;
+      this.reconcileNow(why).catch(() => {});
+    }, delayMs);
+  }
+
+  private status(): Record<string, unknown> {
+    const reason = this.stopping ? 'the agent is stopping' : this.storeProblem ? `store problem: ${this.storeProblem}` : undefined;
+    const eps = this.node?.manager.list() ?? [];
+    return {
+      ready: this.ready,
+      ...(reason ? { reason } : {}),
+      node: this.cfg.nodeName,
+      podCIDR: this.initResult?.podCIDR,
+      store: this.node?.store.description,
+      pid: process.pid,
+      socket: this.socket,
+      metrics: this.metricsAddress ?? null,
+      endpoints: eps.length,
+      datapath: this.initResult ? { adopted: this.initResult.adopted, programs: this.initResult.programs } : undefined,
+      lastReconcile: this.lastReconcile ?? null,
+    };
+  }
+
+  private routes(): Route[] {
+    const node = () => {
+      if (!this.node || this.stopping) throw new ApiError(503, 'not_ready', 'the sluice agent is stopping');
+      return this.node;
+    };
+    // Errors from the store are answered as 'unavailable' and mark the store as unhealthy until a reconcile succeeds.
+    const guarded = (fn: (b: unknown) => Promise<unknown>) => async (b: unknown) => {
+      try {
+        return await fn(b);
+      } catch (e) {
+        if (e instanceof StoreError) this.storeProblem = e.message;
+        throw e;
+      }
+    };
+    return [
+      { method: 'GET', path: '/v1/status', handler: async () => this.status() },
+      { method: 'POST', path: '/v1/cni/add', handler: guarded((b) => cniAdd(node(), b)) },
+      { method: 'POST', path: '/v1/cni/del', handler: guarded((b) => cniDel(node(), b)) },
+      { method: 'POST', path: '/v1/cni/check', handler: guarded((b) => cniCheck(node(), b)) },
+      { method: 'POST', path: '/v1/cni/gc', handler: guarded((b) => cniGc(node(), b)) },
+      { method: 'GET', path: '/v1/endpoints', handler: async () => ({ endpoints: node().manager.list() }) },
+      {
+        method: 'POST', path: '/v1/endpoints/add', handler: guarded(async (raw) => {
+          const b = object(raw);
+          const labels = optLabels(b, 'labels');
+          const ep = await node().manager.add({
+            netns: str(b, 'netns'), name: optStr(b, 'name'), ip: optStr(b, 'ip'), ifname: optStr(b, 'ifname'),
+            ...(labels ? { labels } : {}),
+          });
+          return { endpoint: ep };
+        }),
+      },
+      { method: 'POST', path: '/v1/endpoints/del', handler: guarded(async (raw) => ({ endpoint: await node().manager.remove(str(object(raw), 'ref')) })) },
+      {
+        method: 'POST', path: '/v1/endpoints/check', handler: guarded(async (raw) => {
+          const ref = str(object(raw), 'ref');
+          const ep = node().manager.find(ref);
+          if (!ep) throw new ApiError(404, 'not_found', `no endpoint '${ref}' on node ${this.cfg.nodeName}`);
+          const problems = await endpointProblems(node(), ep);
+          return { ok: problems.length === 0, problems, endpoint: ep };
+        }),
+      },
+      { method: 'POST', path: '/v1/reconcile', handler: guarded(async () => this.reconcileNow('request')) },
+    ];
+  }
+
+  private setupMetrics(): void {
+    const cfg = this.cfg;
+    this.registry.collect('sluice_datapath_packets_total', 'Packets the datapath handled, by reason and direction', 'counter',
+      () => readMetrics(cfg).map((r) => ({ name: 'sluice_datapath_packets_total', labels: { reason: r.reason, direction: r.direction }, value: r.packets })));
+    this.registry.collect('sluice_datapath_bytes_total', 'Bytes the datapath handled, by reason and direction', 'counter',
+      () => readMetrics(cfg).map((r) => ({ name: 'sluice_datapath_bytes_total', labels: { reason: r.reason, direction: r.direction }, value: r.bytes })));
+    this.registry.collect('sluice_map_entries', 'Entries in each pinned map', 'gauge', () => MAPS_TO_WATCH.map((name) => {
+      const m = openMap(cfg, name);
+      try {
+        let n = 0;
+        for (const _ of m.keys()) n++;
+        return { name: 'sluice_map_entries', labels: { map: name }, value: n };
+      } finally {
+        m.close();
+      }
+    }));
+    this.registry.collect('sluice_map_max_entries', 'Capacity of each pinned map', 'gauge', () => MAPS_TO_WATCH.map((name) => {
+      const m = openMap(cfg, name);
+      try {
+        return { name: 'sluice_map_max_entries', labels: { map: name }, value: m.info.maxEntries };
+      } finally {
+        m.close();
+      }
+    }));
+    this.registry.collect('sluice_endpoints', 'Endpoints on this node, by state', 'gauge', () => {
+      const by = new Map<string, number>([['ready', 0], ['creating', 0], ['deleting', 0]]);
+      for (const e of this.node?.manager.list() ?? []) by.set(e.state, (by.get(e.state) ?? 0) + 1);
+      return [...by].map(([state, value]) => ({ name: 'sluice_endpoints', labels: { state }, value }));
+    });
+    this.registry.collect('sluice_agent_up', 'Whether the agent is ready (1) or not (0)', 'gauge',
+      () => [{ name: 'sluice_agent_up', value: this.ready ? 1 : 0 }]);
+  }
+}

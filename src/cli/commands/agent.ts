@@ -1,0 +1,64 @@
+import type { Command } from 'commander';
+import { Agent } from '../../agent/agent.js';
+import { callAgent, runningAgent } from '../agent-access.js';
+import { configOf } from '../context.js';
+import { parseOutput, printJson } from '../output.js';
+
+function seconds(flag: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!/^\d+(\.\d+)?$/.test(v) || !Number.isFinite(n)) throw new Error(`${flag} ${v}: expected a number of seconds`);
+    return n;
+  };
+}
+
+export function register(program: Command): void {
+  const agent = program.command('agent')
+    .description("run the node agent: owns the node's datapath and endpoints, serves the CLI and the CNI plugin on <runDir>/agent.sock")
+    .option('--reconcile-interval <seconds>', 'periodic reconciliation (0: only at start and on changes)', seconds('--reconcile-interval'), 30)
+    .option('--node-ttl <seconds>', "TTL of the node's record in the store", seconds('--node-ttl'), 15)
+    .action(async function (this: Command) {
+      const o = this.opts<{ reconcileInterval: number; nodeTtl: number }>();
+      const a = new Agent(configOf(this), { reconcileIntervalMs: o.reconcileInterval * 1000, nodeTtlSeconds: Math.max(2, Math.round(o.nodeTtl)) });
+      await a.start();
+      await new Promise<void>((resolve) => {
+        const stop = (sig: string) => {
+          process.stderr.write(`${new Date().toISOString()} sluice-agent[${a.cfg.nodeName}]: ${sig}: shutting down (the datapath keeps running)\n`);
+          a.stop().finally(resolve);
+        };
+        process.once('SIGTERM', () => stop('SIGTERM'));
+        process.once('SIGINT', () => stop('SIGINT'));
+      });
+    });
+
+  agent.command('status')
+    .description("the running agent's status (exit 1 when none answers or it is not ready)")
+    .option('-o, --output <format>', 'table or json', parseOutput, 'table')
+    .action(async function (this: Command) {
+      const cfg = configOf(this);
+      const a = await runningAgent(cfg);
+      if (!a) throw new Error(`no sluice agent answers for node ${cfg.nodeName} (socket ${cfg.runDir}/agent.sock)`);
+      const s = await callAgent<{ ready: boolean; reason?: string; node: string; podCIDR: string; store: string; pid: number; endpoints: number; metrics: string | null }>(a, 'GET', '/v1/status');
+      if (this.opts().output === 'json') printJson(s);
+      else {
+        process.stdout.write(`agent of node ${s.node} (pid ${s.pid}): ${s.ready ? 'ready' : `not ready: ${s.reason ?? '?'}`}\n`
+          + `pod block ${s.podCIDR}, ${s.endpoints} endpoint(s), store ${s.store}, metrics ${s.metrics ? `http://${s.metrics}/metrics` : 'off'}\n`);
+      }
+      if (!s.ready) process.exitCode = 1;
+    });
+
+  agent.command('reconcile')
+    .description('ask the running agent to reconcile now and print what it repaired')
+    .option('-o, --output <format>', 'table or json', parseOutput, 'table')
+    .action(async function (this: Command) {
+      const cfg = configOf(this);
+      const a = await runningAgent(cfg);
+      if (!a) throw new Error(`no sluice agent answers for node ${cfg.nodeName} (socket ${cfg.runDir}/agent.sock)`);
+      const r = await callAgent<Record<string, unknown>>(a, 'POST', '/v1/reconcile');
+      if (this.opts().output === 'json') return printJson(r);
+      for (const [k, v] of Object.entries(r)) {
+        if (Array.isArray(v) && v.length) process.stdout.write(`${k}: ${v.join(', ')}\n`);
+      }
+      process.stdout.write(`${String(r.endpoints)} endpoint(s), ${Number(r.durationMs).toFixed(1)} ms\n`);
+    });
+}
