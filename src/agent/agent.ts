@@ -18,7 +18,7 @@ import { openNode, type NodeHandle } from '../node/context.js';
 import { initNode, type InitResult } from '../node/node.js';
 import { StoreError, type Lease, type Unwatch } from '../store/types.js';
 import { cniAdd, cniCheck, cniDel, cniGc, endpointProblems } from './cni.js';
-import { ApiError } from './errors.js';
+import { ApiError, apiError } from './errors.js';
 import { Registry, serveMetrics } from './metrics.js';
 import { reconcile, type ReconcileReport } from './reconcile.js';
 import { ApiServer, type Route } from './server.js';
@@ -224,9 +224,12 @@ export class Agent {
     // Errors from the store are answered as 'unavailable' and mark the store as unhealthy until a reconcile succeeds.
     const guarded = (fn: (b: unknown) => Promise<unknown>) => async (b: unknown) => {
       try {
-        return await fn(b);
+        const r = await fn(b);
+        this.storeProblem = undefined; // the store answered
+        return r;
       } catch (e) {
-        if (e instanceof StoreError) this.storeProblem = e.message;
+        const err = apiError(e);
+        if (err.code === 'unavailable') this.storeProblem = err.message;
         throw e;
       }
     };

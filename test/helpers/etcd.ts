@@ -38,6 +38,10 @@ export interface EtcdServer {
 export interface EtcdOptions {
   /** How long to wait for etcd to report healthy (default 20 s). */
   startTimeoutMs?: number;
+  /** Run etcd inside this network namespace (a name under /run/netns) instead of the test's. */
+  netns?: string;
+  /** Address the client port listens on (default 127.0.0.1; e.g. 0.0.0.0 inside a namespace). */
+  listenHost?: string;
 }
 
 /** A TCP port nobody listens on right now (there is a small race until etcd binds it). */
@@ -74,6 +78,17 @@ function healthy(port: number): Promise<boolean> {
     });
     req.on('timeout', () => req.destroy());
     req.on('error', () => resolve(false));
+  });
+}
+
+/** healthy() run inside network namespace `ns` (a short node process, since the test's own sockets live outside it). */
+function healthyIn(ns: string, port: number): Promise<boolean> {
+  const code = `fetch('http://127.0.0.1:${port}/health', { signal: AbortSignal.timeout(1000) }).then((r) => r.json())`
+    + ".then((j) => process.exit(j.health === 'true' ? 0 : 1), () => process.exit(1))";
+  return new Promise((resolve) => {
+    const c = spawn('nsenter', [`--net=/run/netns/${ns}`, process.execPath, '-e', code], { stdio: 'ignore' });
+    c.on('exit', (status) => resolve(status === 0));
+    c.on('error', () => resolve(false));
   });
 }
 
@@ -118,11 +133,13 @@ export async function startEtcd(t: Teardown, o: EtcdOptions = {}): Promise<EtcdS
   const launch = async (): Promise<void> => {
     const name = 'sluice-test';
     const peer = `http://127.0.0.1:${peerPort}`;
-    const client = `http://127.0.0.1:${clientPort}`;
+    const host = o.listenHost ?? '127.0.0.1';
+    const client = `http://${host}:${clientPort}`;
     const args = [
-      '--pdeathsig', 'KILL', ETCD_BIN,
+      '--pdeathsig', 'KILL', ...(o.netns ? ['nsenter', `--net=/run/netns/${o.netns}`] : []), ETCD_BIN,
       '--name', name, '--data-dir', dataDir,
-      '--listen-client-urls', client, '--advertise-client-urls', client,
+      '--listen-client-urls', host === '127.0.0.1' || host === '0.0.0.0' ? client : `${client},http://127.0.0.1:${clientPort}`,
+      '--advertise-client-urls', host === '0.0.0.0' ? `http://127.0.0.1:${clientPort}` : client,
       '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer,
       '--initial-cluster', `${name}=${peer}`, '--initial-cluster-state', 'new',
       '--initial-cluster-token', `sluice-test-${process.pid}`,
@@ -146,7 +163,7 @@ export async function startEtcd(t: Teardown, o: EtcdOptions = {}): Promise<EtcdS
       if (proc.exitCode !== null || proc.signalCode !== null) {
         throw new Error(`etcd exited (${proc.exitCode ?? proc.signalCode}) while starting:\n${logTail()}`);
       }
-      if (await healthy(clientPort)) return;
+      if (await (o.netns ? healthyIn(o.netns, clientPort) : healthy(clientPort))) return;
       if (Date.now() > deadline) {
         proc.kill('SIGKILL');
         await exited;
