@@ -11,6 +11,7 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../config/config.js';
+import type { PodPort } from '../endpoint/ports.js';
 import { readMetrics } from '../datapath/metrics.js';
 import { openMap } from '../datapath/loader.js';
 import { tryLockFile, type FileLock } from '../util/lock.js';
@@ -20,6 +21,8 @@ import { StoreError, type Lease, type Unwatch } from '../store/types.js';
 import { cniAdd, cniCheck, cniDel, cniGc, endpointProblems } from './cni.js';
 import { ApiError, apiError } from './errors.js';
 import { Registry, serveMetrics } from './metrics.js';
+import type { AgentContext, AgentFeature } from './feature.js';
+import { agentFeatures } from './features.js';
 import { reconcile, type ReconcileReport } from './reconcile.js';
 import { ApiServer, type Route } from './server.js';
 import { object, optLabels, optStr, str } from './validate.js';
@@ -52,6 +55,8 @@ export class Agent {
   private pending: NodeJS.Timeout | undefined;
   private running: Promise<ReconcileReport> | undefined;
   private stopping = false;
+  private readonly features: AgentFeature[] = agentFeatures();
+  private ctx: AgentContext | undefined;
   private readonly registry = new Registry();
   private readonly m = {
     reconciles: this.registry.counter('sluice_agent_reconciles_total', 'Reconciliations run, by result'),
@@ -86,7 +91,12 @@ export class Agent {
       const r = this.initResult;
       this.log(`node ${r.node}: pod block ${r.podCIDR}, ${r.adopted ? 'adopted the pinned datapath' : `loaded ${r.programs.length} programs`}, ${r.reattached} endpoint(s) attached`);
       await this.registerNode();
+      this.ctx = {
+        cfg: this.cfg, node: this.node, init: r, registry: this.registry, log: (l) => this.log(l),
+        scheduleReconcile: (why) => this.scheduleReconcile(why),
+      };
       await this.reconcileNow('start');
+      for (const f of this.features) await f.start?.(this.ctx);
       this.unwatch = await this.node.store.watch(`ipam/handles/${encodeURIComponent(`${this.cfg.nodeName}/`)}`, (e) => {
         if (e.type === 'delete') this.scheduleReconcile('store change');
       });
@@ -120,6 +130,7 @@ export class Agent {
     await this.metricsServer?.close().catch(() => {});
     this.unwatch?.();
     await this.running?.catch(() => {});
+    for (const f of [...this.features].reverse()) await f.stop?.().catch((e: Error) => this.log(`stopping ${f.name}: ${e.message}`));
     // The node's record stays until its lease expires: a restart does not look like a node leaving.
     this.lease?.release();
     await this.node?.close().catch(() => {});
@@ -154,8 +165,21 @@ export class Agent {
   reconcileNow(why: string): Promise<ReconcileReport> {
     if (this.running) return this.running;
     const run = (async () => {
+      const started = performance.now();
       try {
         const r = await reconcile(this.node!);
+        for (const f of this.features) {
+          if (!f.reconcile || !this.ctx) continue;
+          try {
+            const fr = await f.reconcile(this.ctx);
+            r.features[f.name] = fr;
+            r.problems.push(...fr.problems.map((p) => `${f.name}: ${p}`));
+            if (fr.changed.length) this.log(`reconcile (${why}): ${f.name}: ${fr.changed.join(', ')}`);
+          } catch (e) {
+            r.problems.push(`${f.name}: ${(e as Error).message}`);
+          }
+        }
+        r.durationMs = performance.now() - started;
         this.lastReconcile = r;
         this.m.reconciles.inc({ result: r.problems.length ? 'incomplete' : 'ok' });
         this.m.reconcileSeconds.observe(r.durationMs / 1000);
@@ -246,6 +270,7 @@ export class Agent {
           const labels = optLabels(b, 'labels');
           const ep = await node().manager.add({
             netns: str(b, 'netns'), name: optStr(b, 'name'), ip: optStr(b, 'ip'), ifname: optStr(b, 'ifname'),
+            ...(b.ports !== undefined ? { ports: b.ports as PodPort[] } : {}),
             ...(labels ? { labels } : {}),
           });
           return { endpoint: ep };
@@ -262,6 +287,7 @@ export class Agent {
         }),
       },
       { method: 'POST', path: '/v1/reconcile', handler: guarded(async () => this.reconcileNow('request')) },
+      ...this.features.flatMap((f) => (this.ctx && f.routes ? f.routes(this.ctx) : [])),
     ];
   }
 

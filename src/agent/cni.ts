@@ -4,6 +4,7 @@
  */
 import { existsSync } from 'node:fs';
 import { endpointValue, readEndpointEntries } from '../endpoint/datapath.js';
+import type { PodPort } from '../endpoint/ports.js';
 import type { Endpoint } from '../endpoint/types.js';
 import { getLink } from '../net/ip.js';
 import { addresses } from '../net/ip.js';
@@ -47,7 +48,9 @@ export async function cniAdd(node: NodeHandle, raw: unknown): Promise<unknown> {
     throw unknownNetns(netns, e);
   }
   const name = podName ? `${podNamespace ?? 'default'}/${podName}` : undefined;
-  const ep = await node.manager.add({ netns, ifname, containerId, ...(name ? { name } : {}), ...(labels ? { labels } : {}) });
+  const ep = await node.manager.add({
+    netns, ifname, containerId, ...(name ? { name } : {}), ...(labels ? { labels } : {}), ...(b.ports !== undefined ? { ports: b.ports as PodPort[] } : {}),
+  });
   const held = await node.pool.lookup(ep.handle);
   return { endpoint: cniEndpoint(ep), gateway: node.cfg.gatewayIP, podCIDR: held?.block ?? '' };
 }

@@ -20,6 +20,7 @@ import { podGone } from '../endpoint/manager.js';
 import { HOST_IF_PATTERN } from '../endpoint/veth.js';
 import { deleteLink, listLinks } from '../net/ip.js';
 import type { NodeHandle } from '../node/context.js';
+import type { FeatureReport } from './feature.js';
 
 export interface ReconcileReport {
   /** Interrupted adds and deletes finished. */
@@ -42,6 +43,8 @@ export interface ReconcileReport {
   problems: string[];
   endpoints: number;
   durationMs: number;
+  /** What each agent feature changed or could not do. */
+  features: Record<string, FeatureReport>;
 }
 
 export async function reconcile(node: NodeHandle): Promise<ReconcileReport> {
@@ -49,7 +52,7 @@ export async function reconcile(node: NodeHandle): Promise<ReconcileReport> {
   const { cfg, manager, pool } = node;
   const r: ReconcileReport = {
     finished: [], collected: [], repairedEntries: [], reattached: [], reclaimed: [], staleEntries: [], releasedHandles: [],
-    strays: [], problems: [], endpoints: 0, durationMs: 0,
+    strays: [], problems: [], endpoints: 0, durationMs: 0, features: {},
   };
   const attempt = async (what: string, fn: () => unknown) => {
     try {

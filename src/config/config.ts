@@ -29,7 +29,12 @@ export interface Config {
   store: string;
   /** host:port of the agent's Prometheus endpoint, or `off`. */
   metricsAddress: string;
+  /** How pods reach pods on other nodes: VXLAN overlay, direct routing, or direct within the node's subnet and VXLAN beyond. */
+  mode: Mode;
 }
+
+export const MODES = ['vxlan', 'direct', 'hybrid'] as const;
+export type Mode = (typeof MODES)[number];
 
 export const DEFAULTS: Omit<Config, 'nodeName'> = {
   pinRoot: '/sys/fs/bpf/sluice',
@@ -43,6 +48,7 @@ export const DEFAULTS: Omit<Config, 'nodeName'> = {
   gatewayIP: '169.254.1.1',
   store: 'file',
   metricsAddress: '127.0.0.1:9962',
+  mode: 'vxlan',
 };
 
 export const DEFAULT_CONFIG_PATH = '/etc/sluice/config.yaml';
@@ -61,6 +67,7 @@ export const KEYS: Record<keyof Config, { flag: string; help: string }> = {
   gatewayIP: { flag: '--gateway-ip', help: `link-local gateway of every pod (default ${DEFAULTS.gatewayIP})` },
   store: { flag: '--store', help: 'cluster state: file (default), file:/dir or etcd://host:port[,host:port…][/prefix]' },
   metricsAddress: { flag: '--metrics-address', help: `agent's Prometheus endpoint host:port, or off (default ${DEFAULTS.metricsAddress})` },
+  mode: { flag: '--mode', help: 'cross-node forwarding: vxlan (default), direct or hybrid' },
 };
 
 export class ConfigError extends Error {
@@ -132,7 +139,9 @@ export function resolveConfig(file: Record<string, unknown>, flags: Partial<Reco
     gatewayIP: str(src('gatewayIP'), 'gatewayIP', raw.gatewayIP),
     store: str(src('store'), 'store', raw.store),
     metricsAddress: str(src('metricsAddress'), 'metricsAddress', raw.metricsAddress),
+    mode: raw.mode as Mode,
   };
+  if (!MODES.includes(cfg.mode)) throw new ConfigError(src('mode'), 'mode', `expected one of ${MODES.join(', ')}, got ${JSON.stringify(raw.mode)}`);
   if (!/^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$/.test(cfg.nodeName)) {
     throw new ConfigError(src('nodeName'), 'nodeName', `'${cfg.nodeName}' is not a valid node name (letters, digits, '.', '-', '_'; at most 63)`);
   }

@@ -20,6 +20,7 @@ import { NodeState } from './state.js';
 import { checkIfname, parseEndpointName, type AddEndpointRequest, type Endpoint } from './types.js';
 import { activateHostSide, createVeth, deleteVeth, hostIfname } from './veth.js';
 import { podMtu } from './mtu.js';
+import { checkPorts, type PodPort } from './ports.js';
 
 export type EndpointErrorCode = 'invalid_request' | 'not_found' | 'conflict' | 'not_ready' | 'failed';
 
@@ -55,6 +56,7 @@ interface ValidAdd {
   ifname: string;
   name: string;
   labels: Labels;
+  ports: PodPort[];
   ip?: string;
   containerId?: string;
 }
@@ -120,8 +122,14 @@ export class EndpointManager {
       throw bad(e);
     }
     const labels = checkLabels(req.labels ?? {});
+    let ports: PodPort[];
+    try {
+      ports = checkPorts(req.ports);
+    } catch (e) {
+      throw bad(e);
+    }
     if (req.ip !== undefined && !isIPv4(req.ip)) throw new EndpointError(`--ip '${req.ip}' is not an IPv4 address`, 'invalid_request');
-    return { netns, ifname, name, labels, ...(req.ip ? { ip: req.ip } : {}), ...(req.containerId ? { containerId: req.containerId } : {}) };
+    return { netns, ifname, name, labels, ports, ...(req.ip ? { ip: req.ip } : {}), ...(req.containerId ? { containerId: req.containerId } : {}) };
   }
 
   /**
@@ -154,7 +162,7 @@ export class EndpointManager {
       const id = this.state.nextEndpointId();
       const ep: Endpoint = {
         id, name: v.name, netns: v.netns, ifname: v.ifname, ip: '', mac: '', hostIfname: hostIf, hostIfindex: 0, hostMac: '',
-        mtu, labels: v.labels, state: 'creating', created: new Date().toISOString(),
+        mtu, labels: v.labels, ...(v.ports.length ? { ports: v.ports } : {}), state: 'creating', created: new Date().toISOString(),
         ...(v.containerId ? { containerId: v.containerId } : {}),
         handle: `${this.cfg.nodeName}/${v.containerId ?? v.name}/${v.ifname}`,
       };

@@ -1,5 +1,6 @@
 /** An endpoint: one pod interface on this node, as sluice records it. */
 import type { Labels } from '../util/labels.js';
+import type { PodPort } from './ports.js';
 
 export interface Endpoint {
   id: number;
@@ -16,6 +17,8 @@ export interface Endpoint {
   hostMac: string;
   mtu: number;
   labels: Labels;
+  /** Declared container ports (named ports in policies resolve against them). */
+  ports?: PodPort[];
   /**
    * 'creating' while an add is in progress and 'deleting' once a delete has begun: a crash
    * or a failure leaves them for the next reconciliation to finish.
@@ -32,6 +35,7 @@ export interface AddEndpointRequest {
   netns: string;
   name?: string;
   labels?: Labels;
+  ports?: PodPort[];
   ip?: string;
   ifname?: string;
   /** Set by CNI ADD: makes the add idempotent per (containerId, ifname). */

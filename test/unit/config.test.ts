@@ -66,3 +66,10 @@ t.test('store and metricsAddress', async (t) => {
   t.throws(() => resolveConfig({ metricsAddress: '1.2.3.999:80' }, {}), /'1.2.3.999' in '1.2.3.999:80' is not an IPv4 address/);
   t.throws(() => resolveConfig({ metricsAddress: 'h:70000' }, {}), /is not host:port/);
 });
+
+t.test('mode', async (t) => {
+  t.equal(resolveConfig({}, {}).mode, 'vxlan');
+  t.equal(resolveConfig({ mode: 'hybrid' }, {}).mode, 'hybrid');
+  t.equal(resolveConfig({ mode: 'vxlan' }, { mode: 'direct' }).mode, 'direct');
+  t.throws(() => resolveConfig({ mode: 'geneve' }, {}), /config: mode: expected one of vxlan, direct, hybrid, got "geneve"/);
+});

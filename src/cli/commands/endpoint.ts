@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { parsePortSpec } from '../../endpoint/ports.js';
 import type { Endpoint } from '../../endpoint/types.js';
 import { formatLabels, parseLabels } from '../../util/labels.js';
 import { callAgent, onNode } from '../agent-access.js';
@@ -24,13 +25,15 @@ export function register(program: Command): void {
     .requiredOption('--netns <name|path>', 'the pod network namespace (a name under /run/netns or a path)')
     .option('--name <ns/name>', 'pod name (default: default/<netns name>)')
     .option('--labels <k=v,...>', 'pod labels', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--port <[name:]port[/proto]>', 'a declared container port (repeatable), e.g. http:80/TCP', (v: string, prev: string[] = []) => [...prev, v])
     .option('--ip <ip>', "a specific address from the node's block (default: the next free one)")
     .option('--ifname <name>', 'interface name inside the pod', 'eth0')
     .option('-o, --output <format>', 'table or json', parseOutput, 'table')
     .action(async function (this: Command) {
-      const o = this.opts<{ netns: string; name?: string; labels?: string[]; ip?: string; ifname: string; output: 'table' | 'json' }>();
+      const o = this.opts<{ netns: string; name?: string; labels?: string[]; port?: string[]; ip?: string; ifname: string; output: 'table' | 'json' }>();
       const labels = o.labels ? parseLabels(o.labels) : {};
-      const req = { netns: o.netns, name: o.name, labels, ip: o.ip, ifname: o.ifname };
+      const ports = (o.port ?? []).map(parsePortSpec);
+      const req = { netns: o.netns, name: o.name, labels, ip: o.ip, ifname: o.ifname, ...(ports.length ? { ports } : {}) };
       const e = await onNode(configOf(this),
         async (a) => (await callAgent<{ endpoint: Endpoint }>(a, 'POST', '/v1/endpoints/add', req)).endpoint,
         (n) => n.manager.add(req));

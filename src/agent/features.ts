@@ -1,0 +1,6 @@
+/** The agent's features, in the order they start and reconcile. */
+import type { AgentFeature } from './feature.js';
+
+export function agentFeatures(): AgentFeature[] {
+  return [];
+}
