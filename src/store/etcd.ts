@@ -85,8 +85,13 @@ function notSent(e: unknown): boolean {
   return e instanceof GRPCUnavailableError && /No connection established|ECONNREFUSED|etcdserver: no leader/.test(m);
 }
 
+/** "No connection established. Last error: null": grpc-js knows no cause (yet). */
+function noReason(e: Error): boolean {
+  return /Last error: null\b/.test(e.message);
+}
+
 function tidy(message: string): string {
-  return message.replace(/\.?\s*Resolution note:\s*$/, '').replace(/Last error: Error: /, 'last error: ').trim();
+  return message.replace(/\.?\s*Resolution note:\s*$/, '').replace(/\.?\s*Last error: null\s*$/, '').replace(/Last error: Error: /, 'last error: ').trim();
 }
 
 export class EtcdStore implements Store {
@@ -132,8 +137,10 @@ export class EtcdStore implements Store {
   /** A StoreError naming the store, the operation and why. */
   error(op: string, e: unknown, retries?: { previous: unknown; ms: number }): StoreError {
     if (e instanceof StoreError) return e;
-    // A retry that ran into the deadline while connecting: the earlier error says more.
-    if (e instanceof GRPCDeadlineExceededError && retries?.previous instanceof GRPCUnavailableError) e = retries.previous;
+    // A retry that ran into the deadline while connecting, or that failed to connect with
+    // no reason given ("Last error: null"): the earlier error says more.
+    if (retries?.previous instanceof GRPCUnavailableError
+      && (e instanceof GRPCDeadlineExceededError || (e instanceof GRPCUnavailableError && noReason(e)))) e = retries.previous;
     let why: string;
     if (this.closed || e instanceof ClientClosedError) why = 'the store is closed';
     else if (e instanceof GRPCDeadlineExceededError) why = `timed out after ${this.timeoutMs} ms (etcd did not answer)`;
@@ -163,11 +170,14 @@ export class EtcdStore implements Store {
         return await fn({ deadline });
       } catch (e) {
         const retry = !this.closed && (idempotent ? isRecoverableError(e as Error) : notSent(e));
-        if (!retry || Date.now() + delay >= deadline) {
+        const left = deadline - Date.now();
+        if (!retry || left <= 0) {
           throw this.error(op, e, previous === undefined ? undefined : { previous, ms: Date.now() - start });
         }
-        previous = e;
-        await sleep(delay);
+        if (previous === undefined || !(e instanceof GRPCUnavailableError && noReason(e))) previous = e;
+        // The last wait ends at the deadline, and the last attempt is made there: an
+        // unreachable etcd fails the operation at its deadline, not up to 500 ms before.
+        await sleep(Math.min(delay, left));
         delay = Math.min(delay * 2, 500);
       }
     }
