@@ -4,6 +4,8 @@
  *   ARP request for the gateway -> answered here, sent back into the pod
  *   IPv4 from an (ip, mac) that is not the pod's -> dropped (anti-spoofing)
  *   IPv4 to a pod on this node -> MACs rewritten, TTL decremented, bpf_redirect_peer
+ *   IPv4 to a pod on another node (sl_ipcache) -> TTL decremented, then through the VXLAN
+ *     overlay or routed directly out of the uplink, as the entry says
  *   anything else IPv4 -> the host stack
  */
 #include "sluice/lib/common.h"
@@ -13,6 +15,7 @@
 #include "sluice/lib/ipv4.h"
 #include "sluice/lib/arp.h"
 #include "sluice/lib/endpoint.h"
+#include "sluice/lib/remote.h"
 
 static __always_inline int handle_arp(struct __sk_buff *skb, struct ethhdr *eth, void *data_end)
 {
@@ -39,6 +42,7 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, struct ethhdr *eth
 {
 	struct iphdr *ip = sl_ipv4_hdr(eth, data_end);
 	struct sl_endpoint *src, *dst;
+	struct sl_ipcache_entry *remote;
 	enum sl_reason reason;
 
 	if (!ip)
@@ -47,11 +51,20 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, struct ethhdr *eth
 	if (!src)
 		return sl_drop(skb, reason, SL_DIR_EGRESS);
 
-	dst = sl_endpoint_by_ip(ip->daddr);
-	if (!dst || ip->ttl <= 1) {
-		/* not a local pod, or the stack must answer with ICMP time exceeded */
+	if (ip->ttl <= 1) {
+		/* the stack answers with ICMP time exceeded */
 		sl_count(skb, SL_REASON_TO_STACK, SL_DIR_EGRESS);
 		return TC_ACT_OK;
+	}
+	dst = sl_endpoint_by_ip(ip->daddr);
+	if (!dst) {
+		remote = sl_ipcache_lookup(ip->daddr);
+		if (!sl_is_remote_pod(remote)) {
+			sl_count(skb, SL_REASON_TO_STACK, SL_DIR_EGRESS);
+			return TC_ACT_OK;
+		}
+		sl_ipv4_dec_ttl(ip);
+		return sl_send_remote(skb, remote, src->identity, SL_DIR_EGRESS);
 	}
 
 	sl_ipv4_dec_ttl(ip);

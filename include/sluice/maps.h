@@ -31,4 +31,52 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sl_metrics SEC(".maps");
 
+#ifndef SL_MAX_IPCACHE
+#define SL_MAX_IPCACHE 65536
+#endif
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct sl_ipcache_key);
+	__type(value, struct sl_ipcache_entry);
+	__uint(max_entries, SL_MAX_IPCACHE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_ipcache SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct sl_node_config);
+	__uint(max_entries, 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_node SEC(".maps");
+
+/* ---- prefilter (bpf/xdp_prefilter.c, src/prefilter/) ---------------------------------- */
+
+#ifndef SL_MAX_PREFILTER
+#define SL_MAX_PREFILTER 16384
+#endif
+
+/* Denied source CIDRs: longest prefix wins. LPM tries must not be preallocated. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct sl_prefilter_key);
+	__type(value, struct sl_prefilter_rule);
+	__uint(max_entries, SL_MAX_PREFILTER);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_prefilter SEC(".maps");
+
+/* What each rule dropped, per CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__type(key, struct sl_prefilter_ct_key);
+	__type(value, struct sl_prefilter_ct);
+	__uint(max_entries, SL_MAX_PREFILTER);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_prefilter_ct SEC(".maps");
+
+/* ---- end of prefilter ------------------------------------------------------------------ */
+
 #endif /* SLUICE_MAPS_H */

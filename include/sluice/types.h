@@ -25,6 +25,10 @@ enum sl_reason {
 	SL_REASON_TO_STACK = 2,		/* handed to the host network stack */
 	SL_REASON_ARP_REPLY = 3,	/* the pod's ARP for its gateway answered in BPF */
 	SL_REASON_TO_POD = 4,		/* host stack to pod */
+	SL_REASON_FORWARD_TUNNEL = 5,	/* sent to a pod on another node through the VXLAN overlay */
+	SL_REASON_FORWARD_DIRECT = 6,	/* routed to a pod on another node over the uplink */
+	SL_REASON_FROM_OVERLAY = 7,	/* arrived through the overlay, delivered into a pod */
+	SL_REASON_FROM_NETDEV = 8,	/* arrived on the uplink, delivered into a pod */
 	SL_DROP_BASE = 128,
 	SL_REASON_DROP_MALFORMED = 128,	/* truncated or invalid headers */
 	SL_REASON_DROP_SPOOFED_IP = 129,	/* source IP is not the sending pod's */
@@ -32,6 +36,9 @@ enum sl_reason {
 	SL_REASON_DROP_UNSUPPORTED_L3 = 131,	/* neither IPv4 nor ARP */
 	SL_REASON_DROP_ARP_UNSUPPORTED = 132,	/* ARP other than a request for the gateway */
 	SL_REASON_DROP_NO_ENDPOINT = 133,	/* to a pod interface that has no endpoint */
+	SL_REASON_DROP_NO_DEVICE = 134,	/* the overlay or uplink device this path needs is not configured */
+	SL_REASON_DROP_TUNNEL_KEY = 135,	/* the tunnel key could not be set or read */
+	SL_REASON_DROP_REDIRECT = 136,	/* the kernel refused the redirect */
 	SL_REASON_MAX = 255,
 };
 
@@ -59,6 +66,32 @@ struct sl_endpoint {
 	__u32 flags;		/* enum sl_endpoint_flags */
 };
 
+/* sl_ipcache: where addresses that are not local pods live (LPM trie, longest prefix wins). */
+struct sl_ipcache_key {
+	__u32 prefixlen;	/* how many leading bits of ip count */
+	sl_ipv4_t ip;
+};
+
+enum sl_ipcache_flags {
+	SL_IPCACHE_F_NONE = 0,
+	SL_IPCACHE_F_TUNNEL = 1,	/* reach it through the VXLAN overlay */
+	SL_IPCACHE_F_DIRECT = 2,	/* reach it by routing to tunnel_endpoint out of the uplink */
+};
+
+struct sl_ipcache_entry {
+	__u32 identity;			/* security identity of the addresses */
+	sl_ipv4_t tunnel_endpoint;	/* underlay address of the node they live on */
+	__u32 flags;			/* enum sl_ipcache_flags */
+};
+
+/* sl_node: this node's runtime settings (one entry, key 0), written by the agent. */
+struct sl_node_config {
+	__u32 vxlan_ifindex;	/* the collect_md VXLAN device (0: none) */
+	__u32 uplink_ifindex;	/* the uplink (0: none) */
+	sl_ipv4_t underlay_ip;	/* this node's underlay address */
+	__u32 flags;
+};
+
 /* sl_metrics: per-CPU packet and byte counters by reason and direction. */
 struct sl_metrics_key {
 	enum sl_reason reason;
@@ -69,5 +102,34 @@ struct sl_metrics_val {
 	__u64 packets;
 	__u64 bytes;
 };
+
+/* ---- prefilter (bpf/xdp_prefilter.c, src/prefilter/) ---------------------------------- */
+
+/* sl_prefilter: an LPM trie of denied source CIDRs. The layout is the kernel's LPM key. */
+struct sl_prefilter_key {
+	__u32 prefixlen;	/* 0..32 */
+	sl_ipv4_t addr;		/* the network, host bits zero */
+};
+
+enum sl_prefilter_flags {
+	SL_PF_F_NONE = 0,
+};
+
+struct sl_prefilter_rule {
+	__u32 id;		/* the rule's id in the store (prefilter/<cidr>): the key of its counters */
+	__u32 flags;		/* enum sl_prefilter_flags */
+};
+
+/* sl_prefilter_ct: per-CPU packets and bytes dropped per rule. */
+struct sl_prefilter_ct_key {
+	__u32 id;		/* struct sl_prefilter_rule.id */
+};
+
+struct sl_prefilter_ct {
+	__u64 packets;
+	__u64 bytes;		/* whole frames as XDP sees them: Ethernet (and VLAN tags) included */
+};
+
+/* ---- end of prefilter ------------------------------------------------------------------ */
 
 #endif /* SLUICE_TYPES_H */

@@ -24,15 +24,12 @@
  */
 import type { EndpointKey, EndpointValue } from '../../src/endpoint/datapath.js';
 import t, { type Test } from 'tap';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { BpfObject, type LoadedObject } from '../../src/bpf/object.js';
-import type { BpfMap } from '../../src/bpf/map.js';
-import { BpfError } from '../../src/bpf/errors.js';
-import { skbCtx, testRun, type TestRunResult } from '../../src/bpf/testrun.js';
-import { buildProgram } from '../../src/datapath/build.js';
-import { IS_ROOT, pinRoot, uniquePrefix } from '../helpers/env.js';
+import type { LoadedObject } from '../../src/bpf/object.js';
+import { skbCtx, type TestRunResult } from '../../src/bpf/testrun.js';
+import { IS_ROOT, uniquePrefix } from '../helpers/env.js';
+import { bpfHarness, type Counters } from '../helpers/bpf-harness.js';
 import * as P from '../helpers/packets.js';
 
 // ---------------------------------------------------------------------------
@@ -42,7 +39,6 @@ const TC_ACT_OK = 0;
 const TC_ACT_SHOT = 2;
 const TC_ACT_REDIRECT = 7;
 const VERDICT_NAMES: Record<number, string> = { [TC_ACT_OK]: 'OK', [TC_ACT_SHOT]: 'SHOT', [TC_ACT_REDIRECT]: 'REDIRECT' };
-const EINVAL = 22;
 
 const GATEWAY = '169.254.1.1';
 
@@ -63,8 +59,6 @@ const REMOTE = '192.0.2.10';
 type Dir = 'egress' | 'ingress';
 type Prog = 'from_container' | 'to_container';
 
-/** Counters summed over CPUs, keyed "reason/dir" with the words `sluice metrics` prints. */
-type Counters = Record<string, { packets: number; bytes: number }>;
 
 // ---------------------------------------------------------------------------
 // A case is one row
@@ -175,19 +169,9 @@ function verdictName(v: number): string {
 }
 
 async function main(): Promise<void> {
-  const prefix = uniquePrefix('dp');
-  const root = pinRoot(t, prefix);
-  const cacheDir = mkdtempSync(join(tmpdir(), `${prefix}-build-`));
-  t.teardown(() => rmSync(cacheDir, { recursive: true, force: true }));
-
-  const objects: BpfObject[] = [];
-  t.teardown(() => { for (const o of objects) o.close(); });
-  const load = (name: Prog, globals?: Record<string, unknown>): LoadedObject => {
-    const obj = BpfObject.open(buildProgram(name, { cacheDir }).object, { pinRoot: root });
-    objects.push(obj);
-    if (globals) obj.setGlobals(globals);
-    return obj.load();
-  };
+  const h = bpfHarness(t, uniquePrefix('dp'));
+  const { root, objects } = h;
+  const load = (name: Prog, globals?: Record<string, unknown>): LoadedObject => h.load(name, globals);
   const fc = load('from_container', { sl_gateway_ip: GATEWAY });
   const tc = load('to_container');
   const progs = { from_container: fc.program('from_container'), to_container: tc.program('to_container') };
@@ -199,27 +183,11 @@ async function main(): Promise<void> {
     for (const { ip, ...v } of eps) endpoints.update({ ip }, v);
   };
 
-  const counters = (): Counters => {
-    const out: Counters = {};
-    for (const [k, perCpu] of metrics.entries()) {
-      const word = (v: string | number, p: string) => (typeof v === 'number' ? `${p}${v}` : v.replace(p, '').toLowerCase());
-      out[`${word(k.reason, 'SL_REASON_')}/${word(k.dir, 'SL_DIR_')}`] = {
-        packets: Number(perCpu.reduce((a, v) => a + v.packets, 0n)),
-        bytes: Number(perCpu.reduce((a, v) => a + v.bytes, 0n)),
-      };
-    }
-    return out;
-  };
+  const counters = (): Counters => h.counters(metrics);
 
   /** Runs `frame`; an EINVAL from the kernel is returned as undefined. */
-  const run = (prog: Prog, frame: Buffer, ctx?: Buffer, repeat?: number): TestRunResult | undefined => {
-    try {
-      return testRun(progs[prog], { data: frame, ...(ctx ? { ctx } : {}), ...(repeat ? { repeat } : {}) });
-    } catch (e) {
-      if (e instanceof BpfError && e.errno === EINVAL) return undefined;
-      throw e;
-    }
-  };
+  const run = (prog: Prog, frame: Buffer, ctx?: Buffer, repeat?: number): TestRunResult | undefined =>
+    h.run(progs[prog], frame, { ...(ctx ? { ctx } : {}), ...(repeat ? { repeat } : {}) });
 
   const runCase = (c: Case): void => {
     void t.test(c.name, async (tt) => {

@@ -1,0 +1,39 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * tc ingress of the node's collect_md VXLAN device: packets other nodes' pods sent
+ * through the overlay, already decapsulated by the kernel.
+ *   no tunnel key -> dropped (cannot happen on a collect_md device)
+ *   IPv4 to a pod on this node -> MACs rewritten, bpf_redirect_peer into the pod
+ *   IPv4 to anything else -> dropped (the overlay carries pod traffic only)
+ *   not IPv4 -> dropped
+ * The VNI carries the source's security identity (for policy).
+ */
+#include "sluice/lib/common.h"
+#include "sluice/lib/metrics.h"
+#include "sluice/lib/deliver.h"
+
+SEC("tc")
+int from_overlay(struct __sk_buff *skb)
+{
+	void *data_end = SL_DATA_END(skb);
+	struct ethhdr *eth = SL_DATA(skb);
+	struct bpf_tunnel_key key = {};
+	struct iphdr *ip;
+	int ret;
+
+	if (bpf_skb_get_tunnel_key(skb, &key, sizeof(key), 0) < 0)
+		return sl_drop(skb, SL_REASON_DROP_TUNNEL_KEY, SL_DIR_INGRESS);
+	if (!SL_IN_PACKET(eth, sizeof(*eth), data_end))
+		return sl_drop(skb, SL_REASON_DROP_MALFORMED, SL_DIR_INGRESS);
+	if (eth->h_proto != bpf_htons(ETH_P_IP))
+		return sl_drop(skb, SL_REASON_DROP_UNSUPPORTED_L3, SL_DIR_INGRESS);
+	ip = sl_ipv4_hdr(eth, data_end);
+	if (!ip)
+		return sl_drop(skb, SL_REASON_DROP_MALFORMED, SL_DIR_INGRESS);
+	ret = sl_deliver_local(skb, eth, ip, SL_REASON_FROM_OVERLAY);
+	if (ret < 0)
+		return sl_drop(skb, SL_REASON_DROP_NO_ENDPOINT, SL_DIR_INGRESS);
+	return ret;
+}
+
+char _license[] SEC("license") = "Dual BSD/GPL";

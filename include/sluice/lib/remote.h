@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Pods on other nodes: the ipcache (sl_ipcache) says where an address lives and how to
+ * reach it; the node's settings (sl_node) name the devices. Two ways out:
+ *   tunnel  set the tunnel key (remote node, VNI = the source's identity) and redirect
+ *           to the collect_md VXLAN device: the kernel encapsulates (UDP 8472);
+ *   direct  bpf_redirect_neigh out of the uplink with the remote node as next hop: the
+ *           kernel resolves its MAC (the nodes must share an L2 segment).
+ */
+#ifndef SLUICE_LIB_REMOTE_H
+#define SLUICE_LIB_REMOTE_H
+
+#include <linux/socket.h>
+#include "common.h"
+#include "metrics.h"
+#include "ipv4.h"
+
+#ifndef AF_INET
+#define AF_INET 2
+#endif
+
+#define SL_TUNNEL_TTL 64
+
+static __always_inline struct sl_ipcache_entry *sl_ipcache_lookup(__be32 ip)
+{
+	struct sl_ipcache_key key = { .prefixlen = 32, .ip = ip };
+
+	return bpf_map_lookup_elem(&sl_ipcache, &key);
+}
+
+static __always_inline struct sl_node_config *sl_node_config(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&sl_node, &zero);
+}
+
+/* Whether the ipcache entry says how to reach a remote pod. */
+static __always_inline int sl_is_remote_pod(const struct sl_ipcache_entry *e)
+{
+	return e && (e->flags & (SL_IPCACHE_F_TUNNEL | SL_IPCACHE_F_DIRECT)) && e->tunnel_endpoint;
+}
+
+/* Sends the packet (TTL already decremented) to the node that `remote` names. */
+static __always_inline int sl_send_remote(struct __sk_buff *skb, const struct sl_ipcache_entry *remote, __u32 src_identity,
+					  enum sl_dir dir)
+{
+	struct sl_node_config *cfg = sl_node_config();
+	long ret;
+
+	if (remote->flags & SL_IPCACHE_F_TUNNEL) {
+		struct bpf_tunnel_key key = {
+			.remote_ipv4 = bpf_ntohl(remote->tunnel_endpoint),
+			.tunnel_id = src_identity,
+			.tunnel_ttl = SL_TUNNEL_TTL,
+		};
+
+		if (!cfg || !cfg->vxlan_ifindex)
+			return sl_drop(skb, SL_REASON_DROP_NO_DEVICE, dir);
+		if (bpf_skb_set_tunnel_key(skb, &key, sizeof(key), 0) < 0)
+			return sl_drop(skb, SL_REASON_DROP_TUNNEL_KEY, dir);
+		sl_count(skb, SL_REASON_FORWARD_TUNNEL, dir);
+		return bpf_redirect(cfg->vxlan_ifindex, 0);
+	}
+
+	struct bpf_redir_neigh nh = { .nh_family = AF_INET, .ipv4_nh = remote->tunnel_endpoint };
+
+	if (!cfg || !cfg->uplink_ifindex)
+		return sl_drop(skb, SL_REASON_DROP_NO_DEVICE, dir);
+	ret = bpf_redirect_neigh(cfg->uplink_ifindex, &nh, sizeof(nh), 0);
+	if (ret != TC_ACT_REDIRECT)
+		return sl_drop(skb, SL_REASON_DROP_REDIRECT, dir);
+	sl_count(skb, SL_REASON_FORWARD_DIRECT, dir);
+	return ret;
+}
+
+#endif
