@@ -29,6 +29,7 @@ import {
 import {
   StoreError, type Compare, type KeyValue, type Lease, type Store, type TxnOp, type TxnResult, type Unwatch, type WatchEvent,
 } from './types.js';
+import { LeaseHandle } from './lease.js';
 
 export interface EtcdStoreOptions {
   /** "host:port" of every member. */
@@ -101,7 +102,7 @@ export class EtcdStore implements Store {
   readonly timeoutMs: number;
   private readonly client: Etcd3;
   private closed = false;
-  private readonly leases = new Set<EtcdLeaseHandle>();
+  private readonly leases = new Set<LeaseHandle>();
   /** Stops of the open watches (resolve when etcd confirmed the cancel). */
   private readonly watches = new Set<() => Promise<void>>();
 
@@ -273,7 +274,7 @@ export class EtcdStore implements Store {
   }
 
   /** @internal */
-  forgetLease(h: EtcdLeaseHandle): void {
+  forgetLease(h: LeaseHandle): void {
     this.leases.delete(h);
   }
 
@@ -371,55 +372,13 @@ export class EtcdStore implements Store {
   }
 }
 
-class EtcdLeaseHandle implements Lease {
-  private timer: NodeJS.Timeout | undefined;
-  private inFlight = false;
-  private lastOk = Date.now();
-  private lostFns: ((err: Error) => void)[] = [];
-  private lostErr: Error | undefined;
-
-  constructor(private readonly store: EtcdStore, readonly id: number, readonly ttlSeconds: number) {
-    this.timer = setInterval(() => void this.tick(), (ttlSeconds * 1000) / 3);
-    this.timer.unref();
+/** A lease of the etcd store: keep-alive is one round trip on a LeaseKeepAlive stream. */
+class EtcdLeaseHandle extends LeaseHandle<EtcdStore> {
+  protected override async keepAlive(): Promise<boolean> {
+    return (await this.store.keepAliveOnce(this.id, Math.min(this.store.timeoutMs, (this.ttlSeconds * 1000) / 3))) > 0;
   }
 
-  private async tick(): Promise<void> {
-    if (this.inFlight || !this.timer) return;
-    this.inFlight = true;
-    try {
-      const ttl = await this.store.keepAliveOnce(this.id, Math.min(this.store.timeoutMs, (this.ttlSeconds * 1000) / 3));
-      if (!this.timer) return;
-      if (ttl > 0) this.lastOk = Date.now();
-      else this.lost(new StoreError(`${this.store.description}: lease ${this.id} was lost: it expired or was revoked`));
-    } catch (e) {
-      if (this.timer && Date.now() - this.lastOk >= this.ttlSeconds * 1000) {
-        this.lost(new StoreError(`${this.store.description}: lease ${this.id} was lost: no keep-alive acknowledged for ${this.ttlSeconds} s (${this.store.error('lease keep-alive', e).message})`, e));
-      }
-    } finally {
-      this.inFlight = false;
-    }
-  }
-
-  private lost(err: Error): void {
-    this.release();
-    this.lostErr = err;
-    for (const fn of this.lostFns) fn(err);
-  }
-
-  async revoke(): Promise<void> {
-    this.release();
-    await this.store.revokeLease(this.id);
-  }
-
-  release(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
-    this.store.forgetLease(this);
-  }
-
-  onLost(fn: (err: Error) => void): void {
-    this.lostFns.push(fn);
-    const err = this.lostErr;
-    if (err) queueMicrotask(() => fn(err));
+  protected override staleError(e: unknown): StoreError {
+    return new StoreError(`${this.store.description}: lease ${this.id} was lost: no keep-alive acknowledged for ${this.ttlSeconds} s (${this.store.error('lease keep-alive', e).message})`, e);
   }
 }

@@ -28,6 +28,7 @@ import { readdirSync, readFileSync, statSync, unlinkSync, mkdirSync } from 'node
 import { join, resolve } from 'node:path';
 import { writeJsonAtomic } from '../util/fsatomic.js';
 import { lockFile, type FileLock } from '../util/lock.js';
+import { LeaseHandle } from './lease.js';
 import {
   StoreError, type Compare, type KeyValue, type Lease, type Store, type TxnOp, type TxnResult, type Unwatch, type WatchEvent,
 } from './types.js';
@@ -218,7 +219,7 @@ export class FileStore implements Store {
   private readonly pollMs: number;
   private readonly historyLimit: number;
   private closed = false;
-  private readonly leases = new Set<FileLeaseHandle>();
+  private readonly leases = new Set<LeaseHandle>();
   private readonly watchers = new Set<FileWatcher>();
   private poller: NodeJS.Timeout | undefined;
   /** What the watch dispatcher has seen: revision and key → modRevision (for gap diffs). */
@@ -413,7 +414,7 @@ export class FileStore implements Store {
   }
 
   /** @internal */
-  forgetLease(h: FileLeaseHandle): void {
+  forgetLease(h: LeaseHandle): void {
     this.leases.delete(h);
   }
 
@@ -547,52 +548,14 @@ export class FileStore implements Store {
   }
 }
 
-class FileLeaseHandle implements Lease {
-  private timer: NodeJS.Timeout | undefined;
-  private lostFns: ((err: Error) => void)[] = [];
-  private lostErr: Error | undefined;
-  private lastOk = Date.now();
-
-  constructor(private readonly store: FileStore, readonly id: number, readonly ttlSeconds: number) {
-    this.timer = setInterval(() => this.keepAlive(), Math.max(100, (ttlSeconds * 1000) / 3));
-    this.timer.unref();
+/** A lease of the file store: keep-alive extends its expiry in store.json. */
+class FileLeaseHandle extends LeaseHandle<FileStore> {
+  protected override keepAlive(): boolean {
+    return this.store.keepAlive(this.id);
   }
 
-  private keepAlive(): void {
-    let alive: boolean;
-    try {
-      alive = this.store.keepAlive(this.id);
-    } catch (e) {
-      // A busy lock or a read error: the next tick tries again, until the lease has expired.
-      if (Date.now() - this.lastOk >= this.ttlSeconds * 1000) {
-        this.lost(new StoreError(`${this.store.description}: lease ${this.id} was lost: no keep-alive for ${this.ttlSeconds} s: ${(e as Error).message}`, e));
-      }
-      return;
-    }
-    if (alive) this.lastOk = Date.now();
-    if (!alive) this.lost(new StoreError(`${this.store.description}: lease ${this.id} was lost: it expired or was revoked`));
-  }
-
-  private lost(err: Error): void {
-    this.release();
-    this.lostErr = err;
-    for (const fn of this.lostFns) fn(err);
-  }
-
-  async revoke(): Promise<void> {
-    this.release();
-    await this.store.revokeLease(this.id);
-  }
-
-  release(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
-    this.store.forgetLease(this);
-  }
-
-  onLost(fn: (err: Error) => void): void {
-    this.lostFns.push(fn);
-    const err = this.lostErr;
-    if (err) queueMicrotask(() => fn(err));
+  /** After keep-alives that failed for a whole TTL (a lock held too long, a read error). */
+  protected override staleError(e: unknown): StoreError {
+    return new StoreError(`${this.store.description}: lease ${this.id} was lost: no keep-alive for ${this.ttlSeconds} s: ${(e as Error).message}`, e);
   }
 }

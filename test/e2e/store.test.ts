@@ -175,6 +175,9 @@ if (!HAVE_ETCD) {
     const p = `/${uniquePrefix('hang')}/`;
     const s = newStore(t, p, 1000);
     await s.put('a', '1');
+    const lease = await s.grantLease(2);
+    const lost: Error[] = [];
+    lease.onLost((e) => lost.push(e));
     const pid = etcd.pid!;
     let resumed = false;
     const resume = () => {
@@ -191,6 +194,9 @@ if (!HAVE_ETCD) {
       t.match(got, { name: 'StoreError', message: new RegExp(`: ${name} failed: timed out after 1000 ms`) }, `${name} rejects`);
       t.ok(ms >= 900 && ms < 2500, `${name}: ${ms} ms`);
     }
+    await waitFor('onLost', () => lost.length > 0, 5000);
+    t.match(lost[0]!.message, new RegExp(`: lease ${lease.id} was lost: no keep-alive acknowledged for 2 s \\(.*: lease keep-alive failed: `),
+      'a lease without acknowledged keep-alives for a whole TTL is reported lost');
     resume();
     t.equal((await s.get('a'))?.value, '1', 'answers again once etcd runs');
   });

@@ -94,6 +94,30 @@ t.test('file: an operation waiting for a lock held elsewhere gives up with a cle
   t.equal((await s.get('a'))?.value, '3', 'works once the lock is free');
 });
 
+t.test('file: a lease whose keep-alives fail for a whole TTL is reported lost, once', async (t) => {
+  const dir = tempDir(t, 'sluice-store');
+  const s = opened(t, new FileStore(dir, { timeoutMs: 100 }));
+  const l = await s.grantLease(1);
+  const lost: Error[] = [];
+  l.onLost((e) => lost.push(e));
+  const held = lockFile(join(dir, 'store.lock')); // every keep-alive now fails after 100 ms
+  t.teardown(() => held.release());
+  const ms = await waitFor('onLost', () => lost.length > 0, 4000);
+  t.ok(ms >= 900, `reported after ${ms} ms, not at the first failed keep-alive`);
+  t.type(lost[0], StoreError);
+  t.match(lost[0]!.message, new RegExp(`^file:${dir}: lease ${l.id} was lost: no keep-alive for 1 s: .*timed out after 100 ms waiting for the lock`));
+  held.release();
+  await sleep(1000);
+  t.equal(lost.length, 1, 'reported once: keep-alives stopped');
+  const late: Error[] = [];
+  l.onLost((e) => late.push(e));
+  await sleep(0);
+  t.same(late, lost, 'a listener added later gets the same error');
+  l.release(); // idempotent after the loss
+  await l.revoke();
+  t.equal((await s.list('')).length, 0);
+});
+
 t.test('file: separate processes sharing the store never lose an update', async (t) => {
   const dir = tempDir(t, 'sluice-store');
   const s = opened(t, new FileStore(dir));
