@@ -97,8 +97,13 @@ export class Agent {
       };
       await this.reconcileNow('start');
       for (const f of this.features) await f.start?.(this.ctx);
-      this.unwatch = await this.node.store.watch(`ipam/handles/${encodeURIComponent(`${this.cfg.nodeName}/`)}`, (e) => {
-        if (e.type === 'delete') this.scheduleReconcile('store change');
+      // An address record of this node deleted by someone else (not by one of our own deletes,
+      // which remove the endpoint record first) means a ready endpoint lost its address.
+      const handles = `ipam/handles/`;
+      this.unwatch = await this.node.store.watch(`${handles}${encodeURIComponent(`${this.cfg.nodeName}/`)}`, (e) => {
+        if (e.type !== 'delete') return;
+        const handle = decodeURIComponent(e.key.slice(handles.length));
+        if (this.node?.manager.list().some((ep) => ep.handle === handle && ep.state === 'ready')) this.scheduleReconcile('an address record was deleted');
       });
       this.setupMetrics();
       this.api = new ApiServer(this.routes(), (route, e) => {

@@ -63,8 +63,9 @@ export async function reconcile(node: NodeHandle): Promise<ReconcileReport> {
   };
   await manager.state.lockedAsync(async () => {
     const pins = nodePins(cfg);
+    const links = new Map(listLinks().map((l) => [l.name, l]));
     for (const ep of manager.list()) {
-      if (ep.state !== 'ready' || podGone(ep)) {
+      if (ep.state !== 'ready' || podGone(ep, links)) {
         const list = ep.state === 'ready' ? r.collected : r.finished;
         const problems = await manager.teardown(ep);
         if (problems.length) r.problems.push(...problems.map((p) => `${ep.name}: ${p}`));

@@ -144,8 +144,10 @@ export class EndpointManager {
     return this.state.lockedAsync(async () => {
       if (v.containerId) {
         const same = this.findByContainer(v.containerId, v.ifname);
-        if (same?.state === 'ready' && netnsId(same.netns) === netnsId(v.netns)) return same;
-        if (same) await this.finishTeardown(same); // an interrupted add, or a netns the runtime replaced
+        // The same container's interface, still alive in the same namespace: the add already happened.
+        if (same?.state === 'ready' && !podGone(same) && safeNetnsId(same.netns) === netnsId(v.netns)) return same;
+        // An interrupted add, a pod whose namespace is gone, or a namespace the runtime replaced.
+        if (same) await this.finishTeardown(same);
       }
       const existing = this.list();
       const dup = existing.find((e) => e.name === v.name && e.ifname === v.ifname);
@@ -273,10 +275,14 @@ function safeNetnsId(path: string): number | undefined {
   }
 }
 
-/** True when the pod of `ep` no longer exists: its netns is gone, or its host veth is gone or replaced. */
-export function podGone(ep: Endpoint): boolean {
+/**
+ * True when the pod of `ep` no longer exists: its netns is gone, or its host veth is gone
+ * or replaced (a namespace deleted and made again at the same path takes the veth with it).
+ * `links` (name → link of this namespace) saves a lookup per endpoint when checking many.
+ */
+export function podGone(ep: Endpoint, links?: ReadonlyMap<string, { ifindex: number }>): boolean {
   if (ep.state !== 'ready') return false;
-  const dev = getLink(ep.hostIfname);
+  const dev = links ? links.get(ep.hostIfname) : getLink(ep.hostIfname);
   if (!dev || dev.ifindex !== ep.hostIfindex) return true;
   return safeNetnsId(ep.netns) === undefined;
 }

@@ -10,6 +10,9 @@ import { writeJsonAtomic } from '../util/fsatomic.js';
 import { withLock, withLockAsync } from '../util/lock.js';
 import type { Endpoint } from './types.js';
 
+/** Per lock file: the tail of this process's queue of lockedAsync callers. */
+const queues = new Map<string, Promise<void>>();
+
 export class NodeState {
   constructor(readonly cfg: Config) {}
 
@@ -27,10 +30,26 @@ export class NodeState {
     return withLock(join(this.dir, '.lock'), fn);
   }
 
-  /** Like `locked`, for async work; waits for the lock without blocking the event loop. */
+  /**
+   * Like `locked`, for async work; waits for the lock without blocking the event loop.
+   * Callers in this process queue behind each other first, so only one of them at a time
+   * waits on the file lock (which other processes, e.g. the CLI, may hold).
+   */
   async lockedAsync<T>(fn: () => Promise<T>): Promise<T> {
-    mkdirSync(this.dir, { recursive: true, mode: 0o755 });
-    return withLockAsync(join(this.dir, '.lock'), fn);
+    const path = join(this.dir, '.lock');
+    const before = queues.get(path) ?? Promise.resolve();
+    let release!: () => void;
+    const mine = new Promise<void>((r) => (release = r));
+    const tail = before.then(() => mine);
+    queues.set(path, tail);
+    await before;
+    try {
+      mkdirSync(this.dir, { recursive: true, mode: 0o755 });
+      return await withLockAsync(path, fn);
+    } finally {
+      release();
+      if (queues.get(path) === tail) queues.delete(path);
+    }
   }
 
   endpoints(): Endpoint[] {

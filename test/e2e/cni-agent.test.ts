@@ -295,11 +295,9 @@ if (!IS_ROOT) {
     t.equal(first.code, 0, 'first ADD', { stdout: first.stdout });
     mustSh('ip', ['netns', 'del', oldNs]);
     const second = await plugin({ command: 'ADD', containerId: id1, netns: nsPath(newNs), ifname: 'eth0' }, conf);
-    const bug1 = 'sluice bug: EndpointManager.add() stats the old endpoint\'s netns (netnsId(same.netns)) and answers 500 '
-      + '"ENOENT ... stat <old netns>" (CNI 999) when it is gone, instead of replacing the stale endpoint';
-    t.equal(second.code, 0, 'ADD into the new netns succeeds', { todo: bug1, stdout: second.stdout });
+    t.equal(second.code, 0, 'ADD into the new netns succeeds (the stale endpoint is replaced)', { stdout: second.stdout });
     t.same(podInterface(newNs)?.addrs, second.out?.ips?.map((i: { address: string }) => i.address) ?? ['(no result)'],
-      'the new netns has the address of the result', { todo: bug1 });
+      'the new netns has the address of the result');
 
     // (b) The same container id and netns path, but a new namespace behind the path.
     const samePath = netns(t, `${prefix}-rpc`);
@@ -309,10 +307,8 @@ if (!IS_ROOT) {
     mustSh('ip', ['netns', 'del', samePath]);
     mustSh('ip', ['netns', 'add', samePath]);
     const after = await plugin({ command: 'ADD', containerId: id2, netns: nsPath(samePath), ifname: 'eth0' }, conf);
-    const bug2 = 'sluice bug: a repeated ADD compares the netns path with itself (netnsId(same.netns) === netnsId(v.netns)) and '
-      + 'returns the recorded endpoint although the namespace behind the path, and with it both veth ends, was replaced';
     t.equal(after.code, 0, 'ADD into the new namespace succeeds', { stdout: after.stdout });
-    t.ok(podInterface(samePath), 'the new namespace really has eth0', { todo: bug2 });
+    t.ok(podInterface(samePath), 'the new namespace really has eth0 (the stale endpoint was replaced, not returned)');
 
     for (const id of [id1, id2]) {
       const del = await plugin({ command: 'DEL', containerId: id, ifname: 'eth0' }, conf);
