@@ -17,6 +17,7 @@ import { openMap } from '../datapath/loader.js';
 import { tryLockFile, type FileLock } from '../util/lock.js';
 import { openNode, type NodeHandle } from '../node/context.js';
 import { initNode, type InitResult } from '../node/node.js';
+import { underlayOf, type NodeRecord } from '../node/underlay.js';
 import { StoreError, type Lease, type Unwatch } from '../store/types.js';
 import { cniAdd, cniCheck, cniDel, cniGc, endpointProblems } from './cni.js';
 import { ApiError, apiError } from './errors.js';
@@ -55,6 +56,7 @@ export class Agent {
   private pending: NodeJS.Timeout | undefined;
   private running: Promise<ReconcileReport> | undefined;
   private stopping = false;
+  private readonly startedAt = new Date().toISOString();
   private readonly features: AgentFeature[] = agentFeatures();
   private ctx: AgentContext | undefined;
   private readonly registry = new Registry();
@@ -97,8 +99,8 @@ export class Agent {
       };
       await this.reconcileNow('start');
       for (const f of this.features) await f.start?.(this.ctx);
-      // An address record of this node deleted by someone else (not by one of our own deletes,
-      // which remove the endpoint record first) means a ready endpoint lost its address.
+      // An address record of a ready endpoint deleted by someone else means it lost its
+      // address (our own deletes mark the endpoint 'deleting' before releasing it).
       const handles = `ipam/handles/`;
       this.unwatch = await this.node.store.watch(`${handles}${encodeURIComponent(`${this.cfg.nodeName}/`)}`, (e) => {
         if (e.type !== 'delete') return;
@@ -143,21 +145,37 @@ export class Agent {
     this.api = this.metricsServer = this.unwatch = this.lease = this.node = this.lock = undefined;
   }
 
+  /**
+   * Publishes the node: `nodes/<name>` (pod block, underlay address and subnet, mode), which
+   * stays while the node exists so peers keep routing to its pods while the agent restarts,
+   * and `health/<name>` on a lease (pid, start time), which says the agent is alive.
+   */
   private async registerNode(): Promise<void> {
     const node = this.node!;
-    const ttl = this.o.nodeTtlSeconds ?? 15;
-    const lease = await node.store.grantLease(ttl);
-    await node.store.put(`nodes/${this.cfg.nodeName}`, JSON.stringify({
-      name: this.cfg.nodeName, podCIDR: this.initResult!.podCIDR, pid: process.pid, started: new Date().toISOString(),
-    }), lease.id);
+    const u = underlayOf(this.cfg);
+    const rec: NodeRecord = {
+      name: this.cfg.nodeName, podCIDR: this.initResult!.podCIDR, underlayIP: u.ip, subnet: u.subnet, mode: this.cfg.mode,
+      updated: new Date().toISOString(),
+    };
+    const key = `nodes/${this.cfg.nodeName}`;
+    const old = await node.store.get(key);
+    const same = old && JSON.stringify({ ...(JSON.parse(old.value) as NodeRecord), updated: '' }) === JSON.stringify({ ...rec, updated: '' });
+    if (!same) await node.store.put(key, JSON.stringify(rec));
+    await this.registerHealth();
+  }
+
+  private async registerHealth(): Promise<void> {
+    const node = this.node!;
+    const lease = await node.store.grantLease(this.o.nodeTtlSeconds ?? 15);
+    await node.store.put(`health/${this.cfg.nodeName}`, JSON.stringify({ name: this.cfg.nodeName, pid: process.pid, started: this.startedAt }), lease.id);
     lease.onLost((e) => {
       if (this.stopping) return;
       this.m.storeErrors.inc();
-      this.log(`the node's lease in the store was lost (${e.message}); registering again`);
+      this.log(`the agent's health lease in the store was lost (${e.message}); registering again`);
       const retry = () => {
         if (this.stopping) return;
-        this.registerNode().catch((err: Error) => {
-          this.log(`registering the node failed: ${err.message}; retrying in 2 s`);
+        this.registerHealth().catch((err: Error) => {
+          this.log(`registering the agent's health failed: ${err.message}; retrying in 2 s`);
           setTimeout(retry, 2000).unref();
         });
       };

@@ -1,6 +1,7 @@
 /** The agent's features, in the order they start and reconcile. */
 import type { AgentFeature } from './feature.js';
+import { RoutingFeature } from './routing.js';
 
 export function agentFeatures(): AgentFeature[] {
-  return [];
+  return [new RoutingFeature()];
 }

@@ -124,7 +124,8 @@ export async function reconcile(node: NodeHandle): Promise<ReconcileReport> {
       const linkNames = new Set([...devices].flatMap((d) => POD_PROGRAMS.map((p) => pins.link(d, p.hook))));
       for (const f of readdirSync(pins.links)) {
         const path = `${pins.links}/${f}`;
-        if (linkNames.has(path) || f.endsWith('__new')) continue;
+        // Only pod veths' links are the endpoints' business (the node's devices have their own).
+        if (linkNames.has(path) || f.endsWith('__new') || !HOST_IF_PATTERN.test(f.replace(/-(ingress|egress)$/, ''))) continue;
         await attempt(`stray link pin ${f}`, () => unpin(path));
         r.strays.push(`links/${f}`);
       }

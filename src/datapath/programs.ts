@@ -14,3 +14,14 @@ export const POD_PROGRAMS: readonly TcProgramSpec[] = [
   { source: 'from_container', program: 'from_container', hook: 'ingress' },
   { source: 'to_container', program: 'to_container', hook: 'egress' },
 ];
+
+export interface NodeProgramSpec extends TcProgramSpec {
+  /** The node device it attaches to: the collect_md VXLAN device or the uplink. */
+  device: 'overlay' | 'uplink';
+}
+
+/** Programs attached to the node's own devices. */
+export const NODE_PROGRAMS: readonly NodeProgramSpec[] = [
+  { source: 'from_overlay', program: 'from_overlay', hook: 'ingress', device: 'overlay' },
+  { source: 'from_netdev', program: 'from_netdev', hook: 'ingress', device: 'uplink' },
+];

@@ -14,6 +14,8 @@ import { podMtu, uplinkName } from '../endpoint/mtu.js';
 import { HOST_IF_PATTERN } from '../endpoint/veth.js';
 import { run } from '../net/exec.js';
 import { deleteLink, getLink, listLinks } from '../net/ip.js';
+import { deleteVxlan, VXLAN_DEV } from '../net/vxlan.js';
+import { SLUICE_RT_PROTO } from '../routing/plan.js';
 import { writeJsonAtomic } from '../util/fsatomic.js';
 import { openNode, type NodeHandle } from './context.js';
 
@@ -143,10 +145,15 @@ export async function resetNode(cfg: Config): Promise<ResetResult> {
     if (node) {
       try {
         await node.pool.releaseNode();
+        await node.store.delete(`nodes/${cfg.nodeName}`);
+        await node.store.delete(`health/${cfg.nodeName}`);
       } catch (e) {
-        problems.push(`releasing the node's blocks: ${(e as Error).message}`);
+        problems.push(`releasing the node's blocks and records: ${(e as Error).message}`);
       }
     }
+    // The overlay device and the routes to other nodes' pods.
+    if (deleteVxlan()) devices.push(VXLAN_DEV);
+    run('ip', ['route', 'flush', 'proto', String(SLUICE_RT_PROTO)], { allowFail: true });
     // Devices a crashed add may have left without a record.
     for (const l of listLinks()) {
       if (HOST_IF_PATTERN.test(l.name) && l.kind === 'veth' && deleteLink(l.name)) devices.push(l.name);

@@ -66,15 +66,17 @@ t.test('setup: etcd in an infra namespace, two nodes reaching it, an agent on ea
   gate.done();
 });
 
-gate.step('each node claims its own block and registers itself on a lease', async (t) => {
+gate.step('each node claims its own block, publishes its record and its health on a lease', async (t) => {
   const blocks = etcdKeys('ipam/blocks/');
   t.same([...blocks.values()].map((v) => (JSON.parse(v) as { node: string }).node).sort(), nodes.map((n) => n.name).sort(), 'one block per node');
   const recs = etcdKeys('nodes/');
+  const health = etcdKeys('health/');
   t.same([...recs.keys()].sort(), nodes.map((n) => `nodes/${n.name}`).sort());
   for (const [i, n] of nodes.entries()) {
-    const rec = JSON.parse(recs.get(`nodes/${n.name}`)!) as { podCIDR: string; pid: number };
-    t.equal(rec.pid, agents[i]!.pid, `${n.name}'s record names its agent`);
+    const rec = JSON.parse(recs.get(`nodes/${n.name}`)!) as { podCIDR: string; underlayIP: string; subnet: string; mode: string };
+    t.match(rec, { underlayIP: `198.18.${i + 1}.1`, subnet: `198.18.${i + 1}.0/24`, mode: 'vxlan' }, `${n.name}'s record: underlay and mode`);
     t.match(rec.podCIDR, /^10\.244\.0\.(0|32)\/27$/);
+    t.equal((JSON.parse(health.get(`health/${n.name}`)!) as { pid: number }).pid, agents[i]!.pid, `${n.name}'s health names its agent`);
   }
 });
 
@@ -143,17 +145,18 @@ gate.step('etcd stopped: a clear error, nothing half-done; recovery when it retu
   await a.post('/v1/cni/del', { containerId: 'outage', ifname: 'eth0' });
 });
 
-gate.step("a killed agent's node record expires with its lease; a restart registers it again", async (t) => {
+gate.step("a killed agent's health record expires with its lease; its node record stays; a restart is healthy again", async (t) => {
   const b = agents[1]!;
   const name = nodes[1]!.name;
   await b.kill('SIGKILL');
   const deadline = Date.now() + 15_000;
-  while (etcdKeys('nodes/').has(`nodes/${name}`) && Date.now() < deadline) await sleep(250);
-  t.notOk(etcdKeys('nodes/').has(`nodes/${name}`), 'gone after the TTL (3 s)');
-  t.ok(etcdKeys('ipam/blocks/').size >= 1 && [...etcdKeys('ipam/blocks/').values()].some((v) => v.includes(name)), 'its blocks stay: the node keeps them across restarts');
+  while (etcdKeys('health/').has(`health/${name}`) && Date.now() < deadline) await sleep(250);
+  t.notOk(etcdKeys('health/').has(`health/${name}`), 'health gone after the TTL (3 s)');
+  t.ok(etcdKeys('nodes/').has(`nodes/${name}`), 'the node record stays: peers keep routing to its pods while the agent is down');
+  t.ok([...etcdKeys('ipam/blocks/').values()].some((v) => v.includes(name)), 'its blocks stay: the node keeps them across restarts');
   await b.start();
-  t.ok(etcdKeys('nodes/').has(`nodes/${name}`), 'registered again');
+  t.ok(etcdKeys('health/').has(`health/${name}`), 'healthy again');
   await b.kill('SIGTERM');
   await sleep(500);
-  t.ok(etcdKeys('nodes/').has(`nodes/${name}`), 'a clean stop keeps the record until its lease expires (a restart is not a departure)');
+  t.ok(etcdKeys('health/').has(`health/${name}`), 'a clean stop leaves the health record to its lease (a restart is not a departure)');
 });

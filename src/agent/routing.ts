@@ -1,0 +1,181 @@
+/**
+ * Routing between nodes, as an agent feature. At start: the node's VXLAN device, the
+ * overlay and uplink programs attached, sl_node written. On every reconciliation (and
+ * whenever a node record in the store changes): the plan (src/routing/plan.ts) from the
+ * node records, the mode and the kernel's routes, applied to sl_ipcache and to the
+ * kernel's routes for remote pod blocks (marked `proto 210`), and pod MTUs brought in
+ * line with the mode. Entries and routes are written before stale ones are removed, so
+ * a change never leaves a prefix unreachable in between.
+ */
+import { existsSync } from 'node:fs';
+import { attachTc } from '../bpf/tc.js';
+import { readIpcache, readNodeConfig, syncIpcache, writeNodeConfig } from '../datapath/ipcache.js';
+import { openProgram } from '../datapath/loader.js';
+import { nodePins } from '../datapath/pins.js';
+import { NODE_PROGRAMS } from '../datapath/programs.js';
+import { podMtu, uplinkMtu } from '../endpoint/mtu.js';
+import { run } from '../net/exec.js';
+import { getLink, ipBatch, listRoutes } from '../net/ip.js';
+import { ensureVxlan, VXLAN_DEV, VXLAN_OVERHEAD } from '../net/vxlan.js';
+import type { Config } from '../config/config.js';
+import { underlayOf, type NodeRecord } from '../node/underlay.js';
+import { planRoutes, SLUICE_RT_PROTO, type PlannedRoute, type RoutePlan } from '../routing/plan.js';
+import type { Unwatch } from '../store/types.js';
+import type { AgentContext, AgentFeature, FeatureReport } from './feature.js';
+
+/** The `ip route` line that keeps `r` in the kernel. */
+function routeLine(r: PlannedRoute, uplink: string, selfIp: string): string {
+  return r.path === 'tunnel'
+    ? `route replace ${r.dst} dev ${VXLAN_DEV} proto ${SLUICE_RT_PROTO} src ${selfIp} encap ip id 0 dst ${r.via}`
+    : `route replace ${r.dst} via ${r.via} dev ${uplink} proto ${SLUICE_RT_PROTO}`;
+}
+
+/**
+ * sluice's own kernel routes now: dst → "tunnel <endpoint>" or "direct <gateway> <dev>".
+ * Read from the text form: `ip -j route` of iproute2 6.1 prints an encap route's outer
+ * `dst` under the same key as the route's own dst, losing the prefix.
+ */
+function installedRoutes(): Map<string, string> {
+  const out = new Map<string, string>();
+  const text = run('ip', ['route', 'show', 'table', 'main', 'proto', String(SLUICE_RT_PROTO)], { allowFail: true }).stdout;
+  for (const line of text.split('\n')) {
+    const words = line.trim().split(/\s+/);
+    if (!words[0]) continue;
+    const after = (w: string, from = 0) => {
+      const i = words.indexOf(w, from);
+      return i >= 0 ? words[i + 1] ?? '' : '';
+    };
+    const encap = words.indexOf('encap');
+    out.set(words[0], encap >= 0 ? `tunnel ${after('dst', encap)}` : `direct ${after('via')} ${after('dev')}`);
+  }
+  return out;
+}
+
+export class RoutingFeature implements AgentFeature {
+  readonly name = 'routing';
+  private unwatch: Unwatch | undefined;
+  lastPlan: RoutePlan | undefined;
+
+  /** The devices and programs of this node's cross-node paths; returns what it changed. */
+  private ensureDevices(cfg: Config): string[] {
+    const changed: string[] = [];
+    const u = underlayOf(cfg);
+    const vx = ensureVxlan(uplinkMtu(cfg) - VXLAN_OVERHEAD);
+    if (vx.created) changed.push(`created ${VXLAN_DEV}`);
+    const pins = nodePins(cfg);
+    const uplink = u.uplink ? getLink(u.uplink) : undefined;
+    for (const spec of NODE_PROGRAMS) {
+      const dev = spec.device === 'overlay' ? vx.link : uplink;
+      if (!dev) continue;
+      const pin = pins.link(dev.name, spec.hook);
+      if (existsSync(pin) && !vx.created) continue;
+      const prog = openProgram(cfg, spec.program);
+      try {
+        attachTc(prog, dev.ifindex, spec.hook, { linkPin: pin });
+      } finally {
+        prog.close();
+      }
+      changed.push(`attached ${spec.program} to ${dev.name}`);
+    }
+    const want = { vxlan_ifindex: vx.link.ifindex, uplink_ifindex: uplink?.ifindex ?? 0, underlay_ip: u.ip || '0.0.0.0', flags: 0 };
+    const have = readNodeConfig(cfg);
+    if (JSON.stringify(have) !== JSON.stringify(want)) {
+      writeNodeConfig(cfg, want);
+      changed.push(`sl_node: vxlan ifindex ${want.vxlan_ifindex}, uplink ifindex ${want.uplink_ifindex}, underlay ${want.underlay_ip}`);
+    }
+    return changed;
+  }
+
+  async start(ctx: AgentContext): Promise<void> {
+    for (const c of this.ensureDevices(ctx.cfg)) ctx.log(`routing: ${c}`);
+    this.unwatch = await ctx.node.store.watch('nodes/', () => ctx.scheduleReconcile('a node record changed'));
+    await this.reconcile(ctx);
+  }
+
+  async reconcile(ctx: AgentContext): Promise<FeatureReport> {
+    const { cfg, node } = ctx;
+    const report: FeatureReport = { changed: this.ensureDevices(cfg), problems: [] };
+    const u = underlayOf(cfg);
+    const records = (await node.store.list('nodes/')).map((kv) => JSON.parse(kv.value) as NodeRecord);
+    const self = { name: cfg.nodeName, podCIDR: ctx.init.podCIDR, underlayIP: u.ip, subnet: u.subnet };
+    if (!u.ip && records.some((r) => r.name !== cfg.nodeName)) {
+      report.problems.push(`this node has no underlay address (uplink ${u.uplink || 'none'}): other nodes' pods are unreachable`);
+    }
+    const plan = planRoutes(self, cfg.mode, records, listRoutes(), cfg.clusterCIDR);
+    this.lastPlan = plan;
+    report.problems.push(...plan.problems);
+
+    // Kernel routes first (new and changed), then the ipcache, then stale routes.
+    const have = installedRoutes();
+    const lines: string[] = [];
+    const wanted = new Set<string>();
+    for (const r of plan.routes) {
+      wanted.add(r.dst);
+      const sig = r.path === 'tunnel' ? `tunnel ${r.via}` : `direct ${r.via} ${u.uplink}`;
+      if (have.get(r.dst) === sig) continue;
+      if (r.path === 'direct' && !u.uplink) continue;
+      if (r.path === 'tunnel' && !u.ip) continue;
+      lines.push(routeLine(r, u.uplink, u.ip));
+      report.changed.push(`route ${r.dst} ${r.path} via ${r.via}`);
+    }
+    try {
+      ipBatch(lines);
+    } catch (e) {
+      report.problems.push(`installing routes: ${(e as Error).message}`);
+    }
+    const ipc = syncIpcache(cfg, plan.ipcache);
+    report.changed.push(...ipc.added.map((c) => `ipcache +${c}`), ...ipc.changed.map((c) => `ipcache ~${c}`), ...ipc.removed.map((c) => `ipcache -${c}`));
+    const stale = [...have.keys()].filter((dst) => !wanted.has(dst));
+    try {
+      ipBatch(stale.map((dst) => `route del ${dst} proto ${SLUICE_RT_PROTO}`));
+      report.changed.push(...stale.map((d) => `route -${d}`));
+    } catch (e) {
+      report.problems.push(`removing stale routes: ${(e as Error).message}`);
+    }
+    report.changed.push(...(await this.alignMtus(ctx)));
+    return report;
+  }
+
+  /** Pods made under another mode get this mode's MTU (both ends of the veth and the pod's routes). */
+  private async alignMtus(ctx: AgentContext): Promise<string[]> {
+    const want = podMtu(ctx.cfg);
+    const changed: string[] = [];
+    const { manager } = ctx.node;
+    await manager.state.lockedAsync(async () => {
+      for (const ep of manager.list()) {
+        if (ep.state !== 'ready' || ep.mtu === want) continue;
+        ipBatch([`link set ${ep.hostIfname} mtu ${want}`]);
+        ipBatch([`link set ${ep.ifname} mtu ${want}`], ep.netns);
+        manager.state.saveEndpoint({ ...ep, mtu: want });
+        changed.push(`${ep.name} MTU ${ep.mtu} -> ${want}`);
+      }
+    });
+    return changed;
+  }
+
+  routes(ctx: AgentContext) {
+    return [
+      {
+        method: 'GET' as const, path: '/v1/nodes', handler: async () => {
+          const records = (await ctx.node.store.list('nodes/')).map((kv) => JSON.parse(kv.value) as NodeRecord);
+          const health = new Set((await ctx.node.store.list('health/')).map((kv) => kv.key.slice('health/'.length)));
+          const peers = new Map((this.lastPlan?.peers ?? []).map((p) => [p.name, p]));
+          return {
+            self: ctx.cfg.nodeName, mode: ctx.cfg.mode,
+            nodes: records.map((r) => ({
+              ...r, agentAlive: health.has(r.name),
+              path: r.name === ctx.cfg.nodeName ? 'local' : peers.get(r.name)?.path ?? 'unknown',
+              ...(peers.get(r.name)?.reason ? { reason: peers.get(r.name)!.reason } : {}),
+            })),
+            kernelRoutes: (this.lastPlan?.peers ?? []).filter((p) => p.source === 'kernel'),
+          };
+        },
+      },
+      { method: 'GET' as const, path: '/v1/ipcache', handler: async () => ({ entries: Object.fromEntries(readIpcache(ctx.cfg)) }) },
+    ];
+  }
+
+  async stop(): Promise<void> {
+    this.unwatch?.();
+  }
+}
