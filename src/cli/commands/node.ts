@@ -6,7 +6,9 @@ import {
 } from '../../node/install.js';
 import { withNode } from '../../node/context.js';
 import { initNode, resetNode } from '../../node/node.js';
-import { runningAgent } from '../agent-access.js';
+import { callAgent, runningAgent } from '../agent-access.js';
+
+interface NodeRow { name: string; podCIDR: string; underlayIP: string; subnet: string; mode: string; path: string; agentAlive: boolean; reason?: string }
 import { configOf } from '../context.js';
 import { parseOutput, print, printJson, type OutputFormat } from '../output.js';
 
@@ -69,6 +71,24 @@ export function register(program: Command): void {
         PROGRAM: (p) => p.name, ID: (p) => p.id, TAG: (p) => p.tag, BUILD: (p) => (p.cached ? 'cached' : 'compiled'),
       });
       if (r.reattached) process.stdout.write(`re-attached to ${r.reattached} existing endpoint(s)\n`);
+    });
+
+  node.command('list')
+    .alias('ls')
+    .description("the cluster's nodes as this node's agent sees them: pod block, underlay address, how their pods are reached")
+    .option('-o, --output <format>', 'table or json', parseOutput, 'table')
+    .action(async function (this: Command) {
+      const cfg = configOf(this);
+      const a = await runningAgent(cfg);
+      if (!a) throw new Error(`no sluice agent answers for node ${cfg.nodeName}: \`node list\` asks the agent (start it with \`sluice agent\`)`);
+      const r = await callAgent<{ self: string; mode: string; nodes: NodeRow[]; kernelRoutes: { podCIDR: string; underlayIP: string; name: string }[] }>(a, 'GET', '/v1/nodes');
+      if (this.opts().output === 'json') return printJson(r);
+      print('table', r.nodes, {
+        NAME: (n) => n.name, 'POD CIDR': (n) => n.podCIDR, UNDERLAY: (n) => n.underlayIP || '-', SUBNET: (n) => n.subnet || '-',
+        MODE: (n) => n.mode, PATH: (n) => n.path, AGENT: (n) => (n.agentAlive ? 'up' : 'down'),
+      });
+      for (const n of r.nodes) if (n.reason) process.stdout.write(`${n.name}: ${n.reason}\n`);
+      for (const k of r.kernelRoutes) process.stdout.write(`from the kernel's table: ${k.name}\n`);
     });
 
   node.command('reset')
