@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { buildAll } from '../../datapath/build.js';
+import { IPCACHE_FLAGS, readIpcache } from '../../datapath/ipcache.js';
 import { readMetrics } from '../../datapath/metrics.js';
 import { readEndpointEntries } from '../../endpoint/datapath.js';
 import { configOf } from '../context.js';
@@ -37,6 +38,15 @@ export function register(program: Command): void {
     print(format, rows, {
       IP: (r) => r.ip, ID: (r) => r.id, IFINDEX: (r) => r.ifindex, MAC: (r) => r.mac, 'GATEWAY MAC': (r) => r.host_mac,
       IDENTITY: (r) => r.identity, FLAGS: (r) => r.flags,
+    });
+  });
+
+  listCommand(bpf, 'ipcache', 'the sl_ipcache map: where addresses outside this node live and how they are reached', (cmd, format) => {
+    const flagWords = (f: number) => [f & IPCACHE_FLAGS.tunnel ? 'tunnel' : '', f & IPCACHE_FLAGS.direct ? 'direct' : ''].filter(Boolean).join(',') || '-';
+    const rows = [...readIpcache(configOf(cmd))].map(([prefix, v]) => ({ prefix, ...v, path: flagWords(v.flags) }))
+      .sort((a, b) => a.prefix.localeCompare(b.prefix, 'en', { numeric: true }));
+    print(format, rows, {
+      PREFIX: (r) => r.prefix, IDENTITY: (r) => r.identity, 'TUNNEL ENDPOINT': (r) => r.tunnel_endpoint, PATH: (r) => r.path,
     });
   });
 }
