@@ -7,6 +7,7 @@ import { register as registerAgent } from './commands/agent.js';
 import { register as registerBpf } from './commands/bpf.js';
 import { register as registerDemo } from './commands/demo.js';
 import { register as registerEndpoint } from './commands/endpoint.js';
+import { register as registerLab } from './commands/lab.js';
 import { register as registerNode } from './commands/node.js';
 
 function version(): string {
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   registerAgent(program);
   registerBpf(program);
   registerDemo(program);
+  registerLab(program);
   return program;
 }
 

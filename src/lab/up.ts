@@ -1,0 +1,257 @@
+/**
+ * `lab up`: builds the lab from its plan, recording each thing in the lab's state before
+ * making it. Order: underlay namespace and bridges, router, nodes with their uplinks and
+ * configs, etcd, the agents (started together, each waited for until ready), then the
+ * pods through their node's agent, as a container runtime would add them. Any failure
+ * (or SIGINT/SIGTERM) removes everything made so far, then reports the error.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { AgentClient } from '../cni/client.js';
+import { PACKAGE_ROOT } from '../datapath/paths.js';
+import { ipBatch } from '../net/ip.js';
+import { createNetns } from '../net/netns.js';
+import { run } from '../net/exec.js';
+import { tryLockFile } from '../util/lock.js';
+import { teardown } from './down.js';
+import { preflight } from './host.js';
+import { DEFAULT_LAB, makePlan, nodeUplinkCommands, underlayCommands, type NodePlan, type Plan, type PlanTools, type PodPlan } from './plan.js';
+import { lastLine, logTail, spawnDetached, type Spawned } from './procs.js';
+import { labRoot, readState, writeState, type LabState, type ProcessRecord } from './state.js';
+import { buildTopology, parseTopologyText, type TopologyFlags } from './topology.js';
+
+export interface UpOptions {
+  /** Topology file (YAML or JSON). */
+  file?: string;
+  flags?: TopologyFlags;
+  /** Progress lines (default: none). */
+  log?: (line: string) => void;
+  /** Aborts the up (it then cleans up). */
+  signal?: AbortSignal;
+  /** How long each agent may take to become ready (default 120 s; the first start compiles the datapath). */
+  readyTimeoutMs?: number;
+  root?: string;
+}
+
+export function labTools(): PlanTools {
+  return { node: process.execPath, sluice: join(PACKAGE_ROOT, 'bin', 'sluice.js'), etcd: process.env.SLUICE_ETCD_BIN || '/usr/bin/etcd' };
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** The plan `lab up` would carry out (validation included; nothing is created). */
+export function planLab(o: UpOptions): Plan {
+  const file = o.file ? parseTopologyText(readTopologyFile(o.file), o.file) : undefined;
+  const topo = buildTopology(file, o.flags ?? {});
+  const lab = topo.name ?? DEFAULT_LAB;
+  return makePlan(topo, lab, o.root ?? labRoot(), labTools(), { badConfigNode: process.env.SLUICE_LAB_TEST_BAD_NODE || undefined });
+}
+
+function readTopologyFile(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new Error(`cannot read topology ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
+export async function labUp(o: UpOptions): Promise<LabState> {
+  const log = o.log ?? (() => {});
+  const root = o.root ?? labRoot();
+  const plan = planLab({ ...o, root });
+  const tools = labTools();
+  if (readState(root, plan.lab) || existsSync(plan.dir)) {
+    throw new Error(`lab ${plan.lab} exists already (${plan.dir}): see \`sluice lab status --name ${plan.lab}\`, or remove it with \`sluice lab down --name ${plan.lab}\``);
+  }
+  preflight(plan, tools);
+
+  mkdirSync(root, { recursive: true });
+  try {
+    mkdirSync(plan.dir, { mode: 0o755 });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new Error(`lab ${plan.lab} exists already (${plan.dir})`);
+    throw e;
+  }
+  const lock = tryLockFile(plan.lockFile)!;
+  const state: LabState = {
+    version: 1, name: plan.lab, dir: plan.dir, phase: 'creating', created: new Date().toISOString(),
+    netns: [], pinRoots: [], dirs: [plan.dir], processes: [], podCIDRs: {}, pods: [], plan,
+  };
+  try {
+    writeState(state);
+    await build(plan, state, log, o.signal, o.readyTimeoutMs ?? 120_000);
+    state.phase = 'up';
+    writeState(state);
+    return state;
+  } catch (e) {
+    const err = e as Error;
+    log(`lab up failed: ${err.message.split('\n')[0]}; removing what it made`);
+    state.phase = 'failed';
+    state.error = err.message;
+    try {
+      writeState(state);
+      await teardown(state, log);
+    } catch (te) {
+      throw new Error(`${err.message}\n(and the cleanup failed: ${(te as Error).message})`);
+    }
+    throw err;
+  } finally {
+    lock.release();
+  }
+}
+
+/**
+ * Runs tasks in parallel; the first failure aborts the others (through `abort`), and the
+ * call returns only when every task has stopped, so nothing is still being created when
+ * the cleanup starts. Throws the first failure.
+ */
+async function together<T>(tasks: (() => Promise<T>)[], abort: AbortController): Promise<T[]> {
+  let first: unknown;
+  const results = await Promise.allSettled(tasks.map((task) => task().catch((e: unknown) => {
+    if (first === undefined) first = e;
+    abort.abort('another step failed');
+    throw e;
+  })));
+  if (first !== undefined) throw first;
+  return results.map((r) => (r as PromiseFulfilledResult<T>).value);
+}
+
+async function build(plan: Plan, state: LabState, log: (line: string) => void, outer: AbortSignal | undefined, readyTimeoutMs: number): Promise<void> {
+  const abort = new AbortController();
+  if (outer?.aborted) abort.abort(outer.reason);
+  outer?.addEventListener('abort', () => abort.abort(outer.reason), { once: true });
+  const signal = abort.signal;
+  const check = () => {
+    if (signal.aborted) throw new Error(`interrupted (${String(signal.reason ?? 'signal')})`);
+  };
+  const newNetns = (name: string) => {
+    check();
+    state.netns.push(name);
+    writeState(state);
+    createNetns(name);
+  };
+
+  log(`creating the underlay (${plan.subnets.map((s) => `${s.name} ${s.cidr}`).join(', ')})${plan.routerNetns ? ' and its router' : ''}`);
+  newNetns(plan.underlayNetns);
+  if (plan.routerNetns) newNetns(plan.routerNetns);
+  for (const c of underlayCommands(plan)) ipBatch(c.lines, `/run/netns/${c.netns}`);
+  if (plan.routerNetns) run('nsenter', [`--net=/run/netns/${plan.routerNetns}`, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+
+  for (const n of plan.nodes) {
+    newNetns(n.netns);
+    const c = nodeUplinkCommands(plan, n);
+    ipBatch(c.underlay, `/run/netns/${plan.underlayNetns}`);
+    ipBatch(c.node, n.netnsPath);
+    mkdirSync(n.dir, { recursive: true });
+    writeFileSync(n.config, n.configText);
+  }
+  if (plan.storeDir) mkdirSync(plan.storeDir, { recursive: true });
+  state.pinRoots.push(plan.pinRoot);
+  writeState(state);
+
+  if (plan.etcd) {
+    check();
+    log(`starting etcd on ${plan.etcd.address}:${plan.etcd.clientPort} (in ${plan.underlayNetns})`);
+    const rec: ProcessRecord = { role: 'etcd', argv: plan.etcd.argv, cmdline: plan.etcd.argv.slice(2), log: plan.etcd.log };
+    state.processes.push(rec);
+    writeState(state);
+    mkdirSync(plan.etcd.dir, { recursive: true });
+    const p = spawnDetached(rec.argv, rec.log);
+    rec.pid = p.pid;
+    writeState(state);
+    await waitEtcd(plan, p, signal);
+    log('etcd ready');
+  }
+
+  check();
+  const agents = plan.nodes.map((n) => {
+    const rec: ProcessRecord = { role: 'agent', node: n.name, argv: n.agentArgv, cmdline: n.agentArgv.slice(2), log: n.log };
+    state.processes.push(rec);
+    return { n, rec };
+  });
+  writeState(state);
+  log(`starting ${agents.length} agent(s)`);
+  const started = agents.map(({ n, rec }) => {
+    const p = spawnDetached(rec.argv, rec.log);
+    rec.pid = p.pid;
+    return { n, p };
+  });
+  writeState(state);
+  await together(started.map(({ n, p }) => async () => {
+    const s = await waitAgent(n, p, signal, readyTimeoutMs);
+    state.podCIDRs[n.name] = s.podCIDR;
+    log(`node ${n.name}: agent ready (pid ${p.pid}, pod block ${s.podCIDR}, underlay ${n.underlayIP})`);
+  }), abort);
+  writeState(state);
+
+  // Pods: nodes in parallel, one pod at a time per node (the agent serializes adds anyway).
+  await together(plan.nodes.map((n) => async () => {
+    const client = new AgentClient(n.socket, { timeoutMs: 60_000 });
+    for (const pod of plan.pods.filter((x) => x.node === n.name)) {
+      newNetns(pod.netns);
+      run('ip', ['-n', pod.netns, 'link', 'set', 'lo', 'up']);
+      const rec = { ref: pod.ref, node: n.name, netns: pod.netns } as LabState['pods'][number];
+      state.pods.push(rec);
+      const ans = await addPod(client, pod);
+      Object.assign(rec, { ip: ans.endpoint.ip, mac: ans.endpoint.mac, hostIfname: ans.endpoint.hostIfname });
+      writeState(state);
+      log(`pod ${pod.ref} on ${n.name}: ${ans.endpoint.ip}`);
+    }
+  }), abort);
+}
+
+interface AddAnswer { endpoint: { ip: string; mac: string; hostIfname: string } }
+
+async function addPod(client: AgentClient, pod: PodPlan): Promise<AddAnswer> {
+  try {
+    return (await client.post('/v1/cni/add', {
+      containerId: pod.containerId, ifname: 'eth0', netns: pod.netnsPath, podNamespace: pod.namespace, podName: pod.name,
+      labels: pod.labels, ...(pod.ports.length ? { ports: pod.ports } : {}),
+    })) as AddAnswer;
+  } catch (e) {
+    const d = (e as { details?: string }).details;
+    throw new Error(`pod ${pod.ref} on ${pod.node}: ${(e as Error).message}${d ? ` (${d})` : ''}`);
+  }
+}
+
+async function waitAgent(n: NodePlan, p: Spawned, signal: AbortSignal, timeoutMs: number): Promise<{ podCIDR: string }> {
+  const client = new AgentClient(n.socket, { timeoutMs: 2000 });
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  for (;;) {
+    if (signal.aborted) throw new Error(`interrupted (${String(signal.reason ?? 'signal')})`);
+    if (p.gone) throw new Error(`node ${n.name}: the agent exited while starting (${await p.exited}): ${lastLine(n.log)}\nthe end of its log (${n.log}):\n${logTail(n.log)}`);
+    if (existsSync(n.socket)) {
+      try {
+        const s = (await client.get('/v1/status')) as { ready: boolean; reason?: string; podCIDR: string };
+        if (s.ready) return s;
+        last = s.reason ?? 'not ready';
+      } catch (e) {
+        last = (e as Error).message;
+      }
+    }
+    if (Date.now() > deadline) throw new Error(`node ${n.name}: the agent is not ready after ${timeoutMs / 1000} s (${last || 'no socket'}); its log ${n.log}:\n${logTail(n.log)}`);
+    await sleep(100);
+  }
+}
+
+/** Polls etcd's /health from inside the underlay namespace. */
+async function waitEtcd(plan: Plan, p: Spawned, signal: AbortSignal | undefined, timeoutMs = 30_000): Promise<void> {
+  const e = plan.etcd!;
+  const code = `fetch('http://${e.address}:${e.clientPort}/health', { signal: AbortSignal.timeout(1000) }).then((r) => r.json())`
+    + ".then((j) => process.exit(j.health === 'true' ? 0 : 1), () => process.exit(1))";
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (signal?.aborted) throw new Error(`interrupted (${String(signal.reason ?? 'signal')})`);
+    if (p.gone) throw new Error(`etcd exited while starting (${await p.exited}): ${lastLine(e.log)}\nthe end of its log (${e.log}):\n${logTail(e.log)}`);
+    const ok = await new Promise<boolean>((resolve) => {
+      const c = spawn('nsenter', [`--net=/run/netns/${plan.underlayNetns}`, process.execPath, '-e', code], { stdio: 'ignore' });
+      c.on('exit', (status) => resolve(status === 0));
+      c.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`etcd is not healthy after ${timeoutMs / 1000} s; its log ${e.log}:\n${logTail(e.log)}`);
+    await sleep(100);
+  }
+}
