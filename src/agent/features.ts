@@ -1,7 +1,8 @@
 /** The agent's features, in the order they start and reconcile. */
 import type { AgentFeature } from './feature.js';
+import { PrefilterFeature } from './prefilter.js';
 import { RoutingFeature } from './routing.js';
 
 export function agentFeatures(): AgentFeature[] {
-  return [new RoutingFeature()];
+  return [new RoutingFeature(), new PrefilterFeature()];
 }

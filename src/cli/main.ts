@@ -9,6 +9,7 @@ import { register as registerDemo } from './commands/demo.js';
 import { register as registerEndpoint } from './commands/endpoint.js';
 import { register as registerLab } from './commands/lab.js';
 import { register as registerNode } from './commands/node.js';
+import { register as registerPrefilter } from './commands/prefilter.js';
 
 function version(): string {
   return (JSON.parse(readFileSync(`${PACKAGE_ROOT}/package.json`, 'utf8')) as { version: string }).version;
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   registerEndpoint(program);
   registerAgent(program);
   registerBpf(program);
+  registerPrefilter(program);
   registerDemo(program);
   registerLab(program);
   return program;
