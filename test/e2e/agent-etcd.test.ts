@@ -52,7 +52,7 @@ t.test('setup: etcd in an infra namespace, two nodes reaching it, an agent on ea
     const up = `198.18.${i}.1`;
     const gw = `198.18.${i}.254`;
     const node = testNode(t, `${prefix}n${i}`, {
-      store: `etcd://${gw}:${etcd.clientPort}${keyPrefix}`, metricsAddress: 'off', blockSize: 27,
+      store: `etcd://${gw}:${etcd.clientPort}${keyPrefix}`, metricsAddress: 'off', blockSize: 27, uplink: 'uplink0',
     });
     mustSh('ip', ['-n', infra, 'link', 'add', `${prefix}-i${i}`, 'type', 'veth', 'peer', 'name', 'uplink0', 'netns', node.ns]);
     mustSh('ip', ['-n', infra, 'addr', 'add', `${gw}/24`, 'dev', `${prefix}-i${i}`]);

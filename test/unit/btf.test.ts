@@ -222,8 +222,10 @@ t.test('enumValues: names for enum sl_reason', async (t) => {
   t.equal(reasons.get(128), 'SL_REASON_DROP_MALFORMED', 'SL_DROP_BASE (a marker) loses to the SL_REASON_ family');
   t.equal(reasons.get(129), 'SL_REASON_DROP_SPOOFED_IP');
   t.equal(reasons.get(133), 'SL_REASON_DROP_NO_ENDPOINT');
+  t.equal(reasons.get(5), 'SL_REASON_FORWARD_TUNNEL');
+  t.equal(reasons.get(136), 'SL_REASON_DROP_REDIRECT');
   t.equal(reasons.get(255), 'SL_REASON_MAX');
-  t.equal(reasons.size, 12, '13 enumerators, 12 distinct values');
+  t.equal(reasons.size, 19, '20 enumerators, 19 distinct values');
   t.same([...btf.enumValues('sl_dir')], [[0, 'SL_DIR_EGRESS'], [1, 'SL_DIR_INGRESS']]);
   const en = byName(btf, 'sl_reason', 'ENUM');
   t.equal(en.size, 4);
