@@ -129,7 +129,14 @@ async function build(plan: Plan, state: LabState, log: (line: string) => void, o
     check();
     state.netns.push(name);
     writeState(state);
-    createNetns(name);
+    try {
+      createNetns(name);
+    } catch (e) {
+      // Not ours (it appeared since the preflight check): down must not delete it.
+      state.netns.pop();
+      writeState(state);
+      throw e;
+    }
   };
 
   log(`creating the underlay (${plan.subnets.map((s) => `${s.name} ${s.cidr}`).join(', ')})${plan.routerNetns ? ' and its router' : ''}`);
