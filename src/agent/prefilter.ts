@@ -62,7 +62,8 @@ export class PrefilterFeature implements AgentFeature {
 
   routes(ctx: AgentContext): Route[] {
     const apply = () => this.serial(async () => {
-      syncRules(ctx.cfg, await listEntries(ctx.node.store));
+      const r = await this.converge(ctx);
+      for (const c of r.changed) ctx.log(`prefilter: ${c}`);
       return true;
     });
     const input = async <T>(fn: () => Promise<T>): Promise<T> => {
@@ -86,11 +87,16 @@ export class PrefilterFeature implements AgentFeature {
     return [...readRules(ctx.cfg)].map(([cidr, r]) => ({ name, labels: { cidr }, value: counters.get(r.id)?.[field] ?? 0 }));
   }
 
-  /** One pass: the program on the uplink (and nowhere else), then the map. */
+  /**
+   * One pass: the program on the uplink (and nowhere else) while there is a denied CIDR,
+   * on no device while there is none (XDP on a device is not free: on a veth it turns the
+   * peer's GSO off), then the map.
+   */
   private async converge(ctx: AgentContext): Promise<FeatureReport> {
     const changed: string[] = [];
     const problems: string[] = [];
     const { cfg } = ctx;
+    const entries = await listEntries(ctx.node.store);
 
     let device: string | undefined;
     try {
@@ -108,30 +114,31 @@ export class PrefilterFeature implements AgentFeature {
     }
     if (device) this.lastNote = undefined;
     this.device = device;
+    const wanted = entries.length > 0 ? device : undefined;
 
     // A link left on a device that is gone, or that is no longer the uplink.
     for (const d of pinnedDevices(cfg)) {
-      if (d === device || (!device && ifindexOf(d))) continue;
+      if (d === wanted || (!device && ifindexOf(d) && entries.length > 0)) continue;
       try {
         detachPrefilter(cfg, d);
-        changed.push(`detached xdp_prefilter from ${d} (${ifindexOf(d) ? 'no longer the uplink' : 'device gone'})`);
+        changed.push(`detached xdp_prefilter from ${d} (${!ifindexOf(d) ? 'device gone' : d !== device ? 'no longer the uplink' : 'no denied CIDR left'})`);
       } catch (e) {
         problems.push(`detaching from ${d}: ${(e as Error).message}`);
       }
     }
-    if (device) {
+    if (wanted) {
       try {
-        const a = attachPrefilter(cfg, device);
+        const a = attachPrefilter(cfg, wanted);
         if (a.action === 'attached') {
-          changed.push(`attached xdp_prefilter to ${device} in ${a.mode} mode${a.driverError ? ` (driver mode refused: ${a.driverError})` : ''}`);
-        } else if (a.action === 'replaced') changed.push(`replaced the program on ${device} with the current build (id ${a.programId})`);
+          changed.push(`attached xdp_prefilter to ${wanted} in ${a.mode} mode${a.driverError ? ` (driver mode refused: ${a.driverError})` : ''}`);
+        } else if (a.action === 'replaced') changed.push(`replaced the program on ${wanted} with the current build (id ${a.programId})`);
       } catch (e) {
-        problems.push(`attaching to ${device}: ${(e as Error).message}`);
+        problems.push(`attaching to ${wanted}: ${(e as Error).message}`);
       }
     }
 
     try {
-      changed.push(...describeDiff(syncRules(cfg, await listEntries(ctx.node.store))).map((c) => `sl_prefilter: ${c}`));
+      changed.push(...describeDiff(syncRules(cfg, entries)).map((c) => `sl_prefilter: ${c}`));
     } catch (e) {
       problems.push(`sl_prefilter: ${(e as Error).message}`);
     }

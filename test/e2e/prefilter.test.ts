@@ -66,18 +66,21 @@ t.test('setup: a node with uplink up0, an outside namespace, the agent', async (
   gate.done();
 });
 
-gate.step('the agent attaches xdp_prefilter to up0 in driver mode; bpftool net shows it', async (t) => {
+gate.step('with nothing to filter the agent keeps XDP off the uplink', async (t) => {
   const l = list();
-  t.match(l, { node: node.name, uplink: 'up0', attachment: { device: 'up0', mode: 'driver' }, entries: [] });
-  t.match(bpftoolNet(), new RegExp(`xdp:\\s*\\n\\s*up0\\(\\d+\\) driver id ${l.attachment!.programId}`));
-  t.match(agent.log(), /prefilter: attached xdp_prefilter to up0 in driver mode/);
-  t.match(node.must(['prefilter', 'list']), /^xdp_prefilter on up0 \(driver mode, program id \d+\)\nCIDR\s+RULE\s+PACKETS\s+BYTES\s+ACTIVE\s+ADDED\n$/);
+  t.match(l, { node: node.name, uplink: 'up0', attachment: null, entries: [] });
+  t.notMatch(bpftoolNet(), /up0\(\d+\)/, 'bpftool net: no XDP program on up0');
+  t.match(node.must(['prefilter', 'list']), /^xdp_prefilter is not attached to up0 \(nothing to filter: it attaches with the first denied CIDR\)\nCIDR\s+RULE\s+PACKETS\s+BYTES\s+ACTIVE\s+ADDED\n$/);
   t.equal((await pingFrom(DENIED_SRC)).status, 0, `${DENIED_SRC} gets replies before any rule`);
   t.equal((await pingFrom(OTHER_SRC)).status, 0, `${OTHER_SRC} gets replies`);
 });
 
 gate.step('add: the denied source is dropped and counted per CIDR, the other still gets replies', async (t) => {
   t.equal(node.must(['prefilter', 'add', '198.18.77.0/24']), 'denied 198.18.77.0/24 (rule 1)\n');
+  const l = list();
+  t.match(l, { attachment: { device: 'up0', mode: 'driver' } }, 'the first denied CIDR attaches xdp_prefilter in driver mode');
+  t.match(bpftoolNet(), new RegExp(`xdp:\\s*\\n\\s*up0\\(\\d+\\) driver id ${l.attachment!.programId}`), 'bpftool net shows it');
+  t.match(agent.log(), /prefilter: attached xdp_prefilter to up0 in driver mode/);
   const r = await pingFrom(DENIED_SRC);
   t.not(r.status, 0, `${DENIED_SRC} gets no reply`);
   t.match(r.stdout, /3 packets transmitted, 0 received/);
@@ -169,6 +172,7 @@ gate.step('del restores the traffic; deleting again says so', async (t) => {
   t.same(node.json(['prefilter', 'del', '198.18.77.0/24']), { deleted: [{ cidr: '198.18.77.0/24', id: 1, added }], absent: [] });
   t.equal((await pingFrom(DENIED_SRC)).status, 0, `${DENIED_SRC} gets replies again`);
   t.same(list().entries, []);
+  t.notMatch(bpftoolNet(), /up0\(\d+\)/, 'the last rule gone, XDP is off the uplink again');
   t.equal(node.must(['prefilter', 'del', '198.18.77.0/24']), '198.18.77.0/24 was not denied: unchanged\n');
   const ct = JSON.parse(mustSh('bpftool', ['-j', 'map', 'dump', 'pinned', join(node.pinRoot, 'sl_prefilter_ct')])) as unknown[];
   t.same(ct, [], 'no counters left behind');

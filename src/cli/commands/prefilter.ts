@@ -62,7 +62,7 @@ export function register(program: Command): void {
       if (this.opts().output === 'json') return printJson(l);
       const where = l.attachment
         ? `xdp_prefilter on ${l.attachment.device} (${l.attachment.mode} mode, program id ${l.attachment.programId})`
-        : l.uplink ? `xdp_prefilter is not attached to ${l.uplink}` : 'xdp_prefilter is not attached (the node has no uplink)';
+        : l.uplink ? `xdp_prefilter is not attached to ${l.uplink}${l.entries.length ? '' : ' (nothing to filter: it attaches with the first denied CIDR)'}` : 'xdp_prefilter is not attached (the node has no uplink)';
       process.stdout.write(`${where}\n`);
       printTable(l.entries, {
         CIDR: (e) => e.cidr, RULE: (e) => e.id, PACKETS: (e) => e.packets, BYTES: (e) => e.bytes,
