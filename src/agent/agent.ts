@@ -43,7 +43,7 @@ export function agentPaths(cfg: Pick<Config, 'runDir'>): { socket: string; lock:
   return { socket: join(cfg.runDir, 'agent.sock'), lock: join(cfg.runDir, 'agent.lock') };
 }
 
-export const MAPS_TO_WATCH = ['sl_endpoints', 'sl_metrics'];
+export const MAPS_TO_WATCH = ['sl_endpoints', 'sl_metrics', 'sl_ipcache', 'sl_prefilter'];
 
 export class Agent {
   private node: NodeHandle | undefined;

@@ -222,7 +222,7 @@ async function addPod(client: AgentClient, pod: PodPlan): Promise<AddAnswer> {
   }
 }
 
-async function waitAgent(n: NodePlan, p: Spawned, signal: AbortSignal, timeoutMs: number): Promise<{ podCIDR: string }> {
+export async function waitAgent(n: NodePlan, p: Spawned, signal: AbortSignal, timeoutMs: number): Promise<{ podCIDR: string }> {
   const client = new AgentClient(n.socket, { timeoutMs: 2000 });
   const deadline = Date.now() + timeoutMs;
   let last = '';

@@ -8,16 +8,16 @@
  * the root namespace, an agent that cannot start (a bad config value injected with
  * SLUICE_LAB_TEST_BAD_NODE) and a pool that runs out while pods are being added.
  *
- * Cross-node pod traffic is not asserted yet (the cross-node datapath is being built):
- * `assertCrossNodeReachability` below is ready for it; SLUICE_LAB_TEST_CROSS_NODE=1 runs it.
+ * Every pod reaches every pod on the other nodes (`assertCrossNodeReachability`), in each
+ * of the three labs (vxlan on file, vxlan on etcd, hybrid across the router).
  *
  * Runs the compiled CLI (dist/): `npm run build` first. Lab names start with "slt".
  */
 import t, { type Test } from 'tap';
-import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { IS_ROOT, SLUICE_BIN, sh, tempDir, uniquePrefix } from '../helpers/env.js';
+import { downAtTeardown, inNs, labStatus, labUp, must, sluice } from '../helpers/lab.js';
 import { HAVE_ETCD } from '../helpers/etcd.js';
 import type { LabStatus } from '../../src/lab/status.js';
 
@@ -29,41 +29,6 @@ if (!IS_ROOT) {
 t.setTimeout(600_000);
 const LAB_ROOT = process.env.SLUICE_LAB_ROOT || '/var/lib/sluice-lab';
 const prefix = uniquePrefix('lb');
-
-interface Run { status: number; stdout: string; stderr: string; ms: number }
-
-function sluice(args: readonly string[], env: Record<string, string> = {}): Run {
-  const started = Date.now();
-  const r = spawnSync(process.execPath, [SLUICE_BIN, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 300_000, maxBuffer: 64 << 20 });
-  if (r.error) throw r.error;
-  return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr, ms: Date.now() - started };
-}
-
-function must(args: readonly string[], env: Record<string, string> = {}): Run {
-  const r = sluice(args, env);
-  if (r.status !== 0) throw new Error(`sluice ${args.join(' ')} failed (${r.status}):\n${r.stderr}${r.stdout}`);
-  return r;
-}
-
-/** `lab down` at teardown, whatever happens in the test (it is idempotent). */
-function downAtTeardown(tt: Test, lab: string): void {
-  tt.teardown(() => {
-    const r = sluice(['lab', 'down', '--name', lab]);
-    if (r.status !== 0) process.stderr.write(`# lab down --name ${lab} failed: ${r.stderr}\n`);
-  });
-}
-
-function labUp(tt: Test, lab: string, args: readonly string[], env: Record<string, string> = {}): { status: LabStatus; ms: number } {
-  downAtTeardown(tt, lab);
-  const r = must(['lab', 'up', '--name', lab, '-o', 'json', ...args], env);
-  return { status: JSON.parse(r.stdout) as LabStatus, ms: r.ms };
-}
-
-function labStatus(lab: string): LabStatus {
-  return JSON.parse(must(['lab', 'status', '--name', lab, '-o', 'json']).stdout) as LabStatus;
-}
-
-const inNs = (netnsPath: string, cmd: string, args: readonly string[]) => sh('nsenter', [`--net=${netnsPath}`, cmd, ...args]);
 
 /** Processes (zombies aside) whose command line mentions `needle`. */
 function processesWith(needle: string): string[] {
@@ -111,11 +76,8 @@ function podPing(lab: string, from: string, toIp: string): boolean {
   return sluice(['lab', 'exec', '--name', lab, from, '--', 'ping', '-c', '1', '-W', '2', toIp]).status === 0;
 }
 
-/**
- * Every pod reaches every pod on another node. Not asserted yet (the cross-node datapath is
- * being built): call it from a lab test when it works, or set SLUICE_LAB_TEST_CROSS_NODE=1.
- */
-export function assertCrossNodeReachability(tt: Test, s: LabStatus): void {
+/** Every pod reaches every pod on another node. */
+function assertCrossNodeReachability(tt: Test, s: LabStatus): void {
   for (const a of s.pods) {
     for (const b of s.pods) {
       if (a.node === b.node || !b.ip) continue;
@@ -248,7 +210,7 @@ t.test('file store: 2 nodes x 2 pods', async (tt) => {
   const after = labStatus(lab);
   tt.equal(after.nodes[0]!.agent.running, false, 'status shows the killed agent');
   tt.equal(after.pods[0]!.ip, status.pods[0]!.ip, 'pods keep their recorded addresses');
-  if (process.env.SLUICE_LAB_TEST_CROSS_NODE === '1') assertCrossNodeReachability(tt, status);
+  assertCrossNodeReachability(tt, status);
   downAndCheck(tt, status);
 });
 
@@ -268,7 +230,7 @@ t.test('etcd store: 2 nodes x 2 pods, etcd in the underlay', { skip: !HAVE_ETCD 
   }
   const keys = inNs(status.underlay.netns, 'etcdctl', ['--endpoints', `${e.address}:${e.port}`, 'get', '--prefix', '--keys-only', `/${lab}/nodes/`]);
   tt.same(keys.stdout.split('\n').filter(Boolean).sort(), status.nodes.map((n) => `/${lab}/nodes/${n.name}`).sort(), 'both nodes registered in etcd');
-  if (process.env.SLUICE_LAB_TEST_CROSS_NODE === '1') assertCrossNodeReachability(tt, status);
+  assertCrossNodeReachability(tt, status);
   downAndCheck(tt, status);
 });
 
@@ -290,7 +252,7 @@ t.test('hybrid: two subnets joined by a router', async (tt) => {
   tt.equal(inNs(n1!.netns, 'sysctl', ['-n', 'net.ipv4.ip_forward']).stdout.trim(), '0', 'nodes keep their own ip_forward');
   tt.equal(readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8'), fwd, "the root namespace's ip_forward is untouched");
   tt.match(inNs(n1!.netns, 'ip', ['route', 'show', 'default']).stdout, `default via 198.18.0.254 dev uplink0`, "n1's default route is its router");
-  if (process.env.SLUICE_LAB_TEST_CROSS_NODE === '1') assertCrossNodeReachability(tt, status);
+  assertCrossNodeReachability(tt, status);
   downAndCheck(tt, status);
 });
 

@@ -1,5 +1,7 @@
 import { Command, CommanderError } from 'commander';
+import type { Mode } from '../../config/config.js';
 import { labDown } from '../../lab/down.js';
+import { labRestartAgents } from '../../lab/restart.js';
 import { execIn, targetNetns } from '../../lab/exec.js';
 import { DEFAULT_LAB } from '../../lab/plan.js';
 import { labStatus, type LabStatus } from '../../lab/status.js';
@@ -149,6 +151,19 @@ export function register(program: Command): void {
       const code = await execIn(netns, cmd);
       // main() turns a CommanderError into the process's exit status without printing anything.
       if (code !== 0) throw new CommanderError(code, 'sluice.lab.exec', '');
+    });
+
+  lab.command('restart')
+    .description("restart the lab's agents (all, or the named nodes), optionally switching every node's mode; pods stay")
+    .argument('[node...]', 'nodes to restart (default: all)')
+    .option('--name <lab>', `lab name (default ${DEFAULT_LAB})`, labName, DEFAULT_LAB)
+    .option('--mode <mode>', 'write this mode into the nodes\' configs first: vxlan, direct or hybrid')
+    .option('--kill', 'SIGKILL the agents (a crash) instead of SIGTERM')
+    .action(async function (this: Command, nodes: string[]) {
+      const o = this.opts<{ name: string; kill?: boolean }>();
+      const mode = optionOf<Mode>(this, 'mode');
+      await labRestartAgents({ name: o.name, nodes, ...(mode ? { mode } : {}), kill: o.kill === true, log: (l) => process.stderr.write(`${l}\n`) });
+      process.stdout.write(`lab ${o.name}: ${nodes.length ? nodes.join(', ') : 'every node'} restarted${mode ? ` in mode ${mode}` : ''}\n`);
     });
 
   lab.command('down')

@@ -1,0 +1,44 @@
+/**
+ * Driving a lab through the CLI as a user does: `sluice lab …` runs, a lab taken down at
+ * teardown whatever happens, its status as JSON, commands inside its namespaces.
+ */
+import { spawnSync } from 'node:child_process';
+import type { Test } from 'tap';
+import type { LabStatus } from '../../src/lab/status.js';
+import { SLUICE_BIN, sh } from './env.js';
+
+export interface Run { status: number; stdout: string; stderr: string; ms: number }
+
+export function sluice(args: readonly string[], env: Record<string, string> = {}): Run {
+  const started = Date.now();
+  const r = spawnSync(process.execPath, [SLUICE_BIN, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 300_000, maxBuffer: 64 << 20 });
+  if (r.error) throw r.error;
+  return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr, ms: Date.now() - started };
+}
+
+export function must(args: readonly string[], env: Record<string, string> = {}): Run {
+  const r = sluice(args, env);
+  if (r.status !== 0) throw new Error(`sluice ${args.join(' ')} failed (${r.status}):\n${r.stderr}${r.stdout}`);
+  return r;
+}
+
+/** `lab down` at teardown, whatever happens in the test (it is idempotent). */
+export function downAtTeardown(tt: Test, lab: string): void {
+  tt.teardown(() => {
+    const r = sluice(['lab', 'down', '--name', lab]);
+    if (r.status !== 0) process.stderr.write(`# lab down --name ${lab} failed: ${r.stderr}\n`);
+  });
+}
+
+export function labUp(tt: Test, lab: string, args: readonly string[], env: Record<string, string> = {}): { status: LabStatus; ms: number } {
+  downAtTeardown(tt, lab);
+  const r = must(['lab', 'up', '--name', lab, '-o', 'json', ...args], env);
+  return { status: JSON.parse(r.stdout) as LabStatus, ms: r.ms };
+}
+
+export function labStatus(lab: string): LabStatus {
+  return JSON.parse(must(['lab', 'status', '--name', lab, '-o', 'json']).stdout) as LabStatus;
+}
+
+export const inNs = (netnsPath: string, cmd: string, args: readonly string[]) => sh('nsenter', [`--net=${netnsPath}`, cmd, ...args]);
+
