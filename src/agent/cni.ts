@@ -4,6 +4,7 @@
  */
 import { existsSync } from 'node:fs';
 import { endpointValue, readEndpointEntries } from '../endpoint/datapath.js';
+import type { AgentEndpoint } from '../cni/spec.js';
 import type { PodPort } from '../endpoint/ports.js';
 import type { Endpoint } from '../endpoint/types.js';
 import { getLink } from '../net/ip.js';
@@ -15,16 +16,8 @@ import type { NodeHandle } from '../node/context.js';
 import { ApiError } from './errors.js';
 import { object, optLabels, optStr, str, invalid } from './validate.js';
 
-export interface CniEndpoint {
-  id: number;
-  name: string;
-  ip: string;
-  mac: string;
-  ifname: string;
-  netns: string;
-  hostIfname: string;
-  mtu: number;
-}
+/** The endpoint in a CNI answer: the shape the plugin expects (src/cni/spec.ts), with a numeric id. */
+export type CniEndpoint = AgentEndpoint & { id: number };
 
 export function cniEndpoint(ep: Endpoint): CniEndpoint {
   return { id: ep.id, name: ep.name, ip: ep.ip, mac: ep.mac, ifname: ep.ifname, netns: ep.netns, hostIfname: ep.hostIfname, mtu: ep.mtu };

@@ -14,11 +14,12 @@
  * Everything is named with a unique prefix and removed at teardown, also on failure.
  */
 import t, { type Test } from 'tap';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { IS_ROOT, REPO, mustSh, netns, setupGate, sh, tempDir, testNode, uniquePrefix, type TestNode } from '../helpers/env.js';
 import { agentProcess, type AgentProcess } from '../helpers/agent.js';
+import { spawnCollect } from '../helpers/spawn.js';
 import { ping } from '../helpers/traffic.js';
 import { openStore } from '../../src/store/open.js';
 import type { Endpoint } from '../../src/endpoint/types.js';
@@ -56,7 +57,7 @@ t.teardown(() => {
 });
 
 /** Runs the plugin as a runtime does: CNI_* env, config on stdin; killed by PID after `timeoutMs`. */
-function plugin(call: CniCall, stdin: string, timeoutMs = 120_000): Promise<PluginRun> {
+async function plugin(call: CniCall, stdin: string, timeoutMs = 120_000): Promise<PluginRun> {
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
     CNI_COMMAND: call.command,
@@ -66,35 +67,12 @@ function plugin(call: CniCall, stdin: string, timeoutMs = 120_000): Promise<Plug
   if (call.netns !== undefined) env.CNI_NETNS = call.netns;
   if (call.ifname !== undefined) env.CNI_IFNAME = call.ifname;
   if (call.args !== undefined) env.CNI_ARGS = call.args;
-  return new Promise((resolve, reject) => {
-    const started = performance.now();
-    const p = spawn(process.execPath, [CNI_BIN], { env, stdio: ['pipe', 'pipe', 'pipe'] });
-    children.add(p);
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    const timer = setTimeout(() => {
-      if (p.pid !== undefined && p.exitCode === null) process.kill(p.pid, 'SIGKILL');
-    }, timeoutMs);
-    p.stdout.on('data', (d: Buffer) => out.push(d));
-    p.stderr.on('data', (d: Buffer) => err.push(d));
-    p.on('error', (e) => {
-      clearTimeout(timer);
-      children.delete(p);
-      reject(e);
-    });
-    p.on('close', (code, signal) => {
-      clearTimeout(timer);
-      children.delete(p);
-      const stdout = Buffer.concat(out).toString('utf8');
-      let parsed: unknown;
-      try {
-        parsed = stdout.trim() ? JSON.parse(stdout) : undefined;
-      } catch { /* left undefined: the assertions on `out` say so */ }
-      resolve({ code, signal, stdout, stderr: Buffer.concat(err).toString('utf8'), out: parsed, ms: performance.now() - started });
-    });
-    p.stdin.on('error', () => { /* the plugin may exit before reading everything */ });
-    p.stdin.end(stdin);
-  });
+  const c = await spawnCollect(process.execPath, [CNI_BIN], { env, input: stdin, timeoutMs, track: children });
+  let parsed: unknown;
+  try {
+    parsed = c.stdout.trim() ? JSON.parse(c.stdout) : undefined;
+  } catch { /* left undefined: the assertions on `out` say so */ }
+  return { code: c.code, signal: c.signal, stdout: c.stdout, stderr: c.stderr, out: parsed, ms: c.ms };
 }
 
 const prefix = uniquePrefix('cn');

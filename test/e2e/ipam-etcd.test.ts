@@ -9,7 +9,7 @@ import { EtcdStore } from '../../src/store/etcd.js';
 import { Pool, type Allocation, type PoolConfig } from '../../src/ipam/pool.js';
 import { StoreError, type Store } from '../../src/store/types.js';
 import { uniquePrefix } from '../helpers/env.js';
-import { HAVE_ETCD, startEtcd, type EtcdServer } from '../helpers/etcd.js';
+import { HAVE_ETCD, etcdForFile, type EtcdServer } from '../helpers/etcd.js';
 
 type T = { teardown(fn: () => unknown): void };
 
@@ -53,15 +53,7 @@ async function halfWritten(s: Store): Promise<string[]> {
 if (!HAVE_ETCD) {
   t.plan(0, 'etcd is not installed');
 } else {
-  // Started in a subtest: a throw at the top level would make tap skip the teardowns.
-  let server: EtcdServer | undefined;
-  t.test('start etcd', async () => {
-    server = await startEtcd(t);
-  });
-  const etcdOf = (): EtcdServer => {
-    if (!server) throw new Error('etcd did not start');
-    return server;
-  };
+  const etcdOf = etcdForFile(t);
   const newStore = (tt: T, prefix: string, timeoutMs = 5000) =>
     opened(tt, new EtcdStore({ endpoints: [etcdOf().endpoint], prefix, timeoutMs }));
 

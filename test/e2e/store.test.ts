@@ -10,7 +10,7 @@ import { EtcdStore } from '../../src/store/etcd.js';
 import { openStore } from '../../src/store/open.js';
 import { StoreError, type Store } from '../../src/store/types.js';
 import { uniquePrefix } from '../helpers/env.js';
-import { HAVE_ETCD, startEtcd, type EtcdServer } from '../helpers/etcd.js';
+import { HAVE_ETCD, etcdForFile, type EtcdServer } from '../helpers/etcd.js';
 import { collector, sleep, storeSuite, waitFor, type Backend } from '../store/suite.js';
 
 function opened<S extends Store>(t: { teardown(fn: () => unknown): void }, s: S): S {
@@ -54,15 +54,7 @@ function etcdctl(etcd: EtcdServer, args: string[]): string {
 if (!HAVE_ETCD) {
   t.plan(0, 'etcd is not installed');
 } else {
-  // Started in a subtest: a throw at the top level would make tap skip the teardowns.
-  let server: EtcdServer | undefined;
-  t.test('start etcd', async () => {
-    server = await startEtcd(t);
-  });
-  const etcdOf = (): EtcdServer => {
-    if (!server) throw new Error('etcd did not start');
-    return server;
-  };
+  const etcdOf = etcdForFile(t);
   const newStore = (tt: Parameters<Backend['fresh']>[0], prefix: string, timeoutMs = 5000) =>
     opened(tt, new EtcdStore({ endpoints: [etcdOf().endpoint], prefix, timeoutMs }));
 

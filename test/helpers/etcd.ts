@@ -227,3 +227,18 @@ export async function startEtcd(t: Teardown, o: EtcdOptions = {}): Promise<EtcdS
     logTail,
   };
 }
+
+/**
+ * etcd for a whole test file, started in a subtest of `t` (a throw at a file's top level
+ * would make tap skip the teardowns). The getter throws when it did not start.
+ */
+export function etcdForFile(t: Teardown & { test(name: string, fn: () => Promise<void>): unknown }, o: EtcdOptions = {}): () => EtcdServer {
+  let server: EtcdServer | undefined;
+  t.test('start etcd', async () => {
+    server = await startEtcd(t, o);
+  });
+  return () => {
+    if (!server) throw new Error('etcd did not start');
+    return server;
+  };
+}

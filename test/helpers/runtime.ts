@@ -25,6 +25,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readlinkSync, readFileSync, symlinkSync, writeFileSync, copyFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO, sh, tempDir, type RunResult, type Teardown } from './env.js';
+import { exitStatus, spawnCollect } from './spawn.js';
 
 export const BUSYBOX = '/bin/busybox';
 export const IMAGE = 'localhost/sluice-busybox:test';
@@ -116,30 +117,9 @@ function alive(pid: number): boolean {
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Runs a command, killing it by PID after `timeoutMs`. */
-function runAsync(cmd: string, args: readonly string[], env: NodeJS.ProcessEnv, timeoutMs: number, track: Set<ChildProcess>): Promise<RunResult & { timedOut: boolean }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    track.add(p);
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      if (p.pid !== undefined && p.exitCode === null) process.kill(p.pid, 'SIGKILL');
-    }, timeoutMs);
-    p.stdout.on('data', (d: Buffer) => out.push(d));
-    p.stderr.on('data', (d: Buffer) => err.push(d));
-    p.on('error', (e) => {
-      clearTimeout(timer);
-      track.delete(p);
-      reject(e);
-    });
-    p.on('close', (code, signal) => {
-      clearTimeout(timer);
-      track.delete(p);
-      resolve({ status: code ?? (signal ? 128 : -1), stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), timedOut });
-    });
-  });
+async function runAsync(cmd: string, args: readonly string[], env: NodeJS.ProcessEnv, timeoutMs: number, track: Set<ChildProcess>): Promise<RunResult & { timedOut: boolean }> {
+  const c = await spawnCollect(cmd, args, { env, timeoutMs, track });
+  return { status: exitStatus(c), stdout: c.stdout, stderr: c.stderr, timedOut: c.timedOut };
 }
 
 const HOLDER_SCRIPT = `set -e

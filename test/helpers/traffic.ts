@@ -7,6 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import type { RunResult, Teardown } from './env.js';
+import { exitStatus, spawnCollect } from './spawn.js';
 
 const NODE = process.execPath;
 
@@ -19,34 +20,9 @@ export function sha256(b: Uint8Array | string): string {
 }
 
 /** Runs `cmd` in namespace `ns` asynchronously; kills it (by PID) after `timeoutMs`. */
-export function runIn(ns: string, cmd: string, args: readonly string[], o: { input?: Uint8Array | string; timeoutMs?: number } = {}): Promise<RunResult & { timedOut: boolean }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn('nsenter', nsArgs(ns, cmd, args), { stdio: ['pipe', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      if (p.pid !== undefined && p.exitCode === null) process.kill(p.pid, 'SIGKILL');
-    }, o.timeoutMs ?? 15000);
-    p.stdout.on('data', (d: Buffer) => out.push(d));
-    p.stderr.on('data', (d: Buffer) => err.push(d));
-    p.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    p.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({
-        status: code ?? (signal ? 128 : -1),
-        stdout: Buffer.concat(out).toString('utf8'),
-        stderr: Buffer.concat(err).toString('utf8'),
-        timedOut,
-      });
-    });
-    p.stdin.on('error', () => { /* the child may exit before reading all input */ });
-    p.stdin.end(o.input ?? '');
-  });
+export async function runIn(ns: string, cmd: string, args: readonly string[], o: { input?: Uint8Array | string; timeoutMs?: number } = {}): Promise<RunResult & { timedOut: boolean }> {
+  const c = await spawnCollect('nsenter', nsArgs(ns, cmd, args), { input: o.input ?? '', timeoutMs: o.timeoutMs ?? 15000 });
+  return { status: exitStatus(c), stdout: c.stdout, stderr: c.stderr, timedOut: c.timedOut };
 }
 
 /** A long-running process in a namespace whose stdout is parsed as JSON lines. */

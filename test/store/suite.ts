@@ -339,10 +339,12 @@ export function storeSuite(top: Test, b: Backend): void {
       while (seen < 2) await new Promise((r) => setTimeout(r, 20));
       await s.close();
       console.log('closed', seen);
-    `, 20_000);
+    `, 90_000);
     t.equal(r.code, 0, `the child exited by itself (${r.signal ?? ''} ${r.stderr.trim()})`);
     t.match(r.stdout, /closed 2/);
-    t.ok(r.ms < 15_000, `and promptly (${r.ms} ms, node startup included)`);
+    // Generous: under a loaded CI machine node start-up alone can take seconds; a timer or
+    // connection left open would keep the child alive for good, not for a few seconds more.
+    t.ok(r.ms < 45_000, `and promptly (${r.ms} ms, node startup included)`);
     t.equal((await s.get('child/a'))?.value, '1', "the child's writes are visible");
   });
 }
