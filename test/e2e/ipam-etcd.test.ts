@@ -54,7 +54,7 @@ if (!HAVE_ETCD) {
   t.plan(0, 'etcd is not installed');
 } else {
   const etcdOf = etcdForFile(t);
-  const newStore = (tt: T, prefix: string, timeoutMs = 5000) =>
+  const newStore = (tt: T, prefix: string, timeoutMs = 15000) =>
     opened(tt, new EtcdStore({ endpoints: [etcdOf().endpoint], prefix, timeoutMs }));
 
   t.test('two nodes allocating concurrently: distinct addresses, one owner per block, no spare blocks', async (t) => {
@@ -117,7 +117,7 @@ if (!HAVE_ETCD) {
     const etcd = etcdOf();
     const prefix = `/${uniquePrefix('ipout')}/`;
     const cfg: PoolConfig = { clusterCIDR: '10.97.0.0/16', blockSize: 24 };
-    const s = newStore(t, prefix, 1500);
+    const s = newStore(t, prefix, 3000);
     const check = newStore(t, prefix);
     const a = new Pool(s, cfg, 'node-a');
     t.same(await a.allocate('before/eth0'), { ip: '10.97.0.1', block: '10.97.0.0/24', handle: 'before/eth0' });
@@ -142,7 +142,7 @@ if (!HAVE_ETCD) {
     for (const { name, err, ms } of results) {
       t.type(err, StoreError, `${name}: a StoreError`);
       t.match((err as Error | undefined)?.message, new RegExp(who), `${name}: ${(err as Error | undefined)?.message}`);
-      t.ok(ms < 1500 + 1000, `${name}: failed after ${ms} ms (store timeout 1500 ms)`);
+      t.ok(ms < 3000 + 2000, `${name}: failed after ${ms} ms (store timeout 3000 ms)`);
     }
 
     await etcd.start();
@@ -159,7 +159,7 @@ if (!HAVE_ETCD) {
     const etcd = etcdOf();
     const prefix = `/${uniquePrefix('ipkill')}/`;
     const cfg: PoolConfig = { clusterCIDR: '10.98.0.0/20', blockSize: 28 };
-    const pools = [0, 1, 2].map((i) => new Pool(newStore(t, prefix, 1500), cfg, `node-${i}`));
+    const pools = [0, 1, 2].map((i) => new Pool(newStore(t, prefix, 3000), cfg, `node-${i}`));
     const check = newStore(t, prefix);
     const N = 60;
     const handles = Array.from({ length: N }, (_, i) => `k-${i}/eth0`);
