@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { IS_ROOT, REPO, inNetns, mustSh, netns, sh, testNode, uniquePrefix, type Teardown, type TestNode, setupGate } from '../helpers/env.js';
 import type { Endpoint } from '../../src/endpoint/types.js';
 import { ping, sha256, tcpSend, tcpSink, udpSend, udpSink } from '../helpers/traffic.js';
+import { firewall } from '../helpers/firewall.js';
 
 type EndpointJson = Endpoint;
 interface MetricRow { reason: string; direction: string; drop: boolean; packets: number; bytes: number }
@@ -22,18 +23,6 @@ interface BpfEndpointRow { ip: string; id: number; ifindex: number; mac: string;
 const UPLINK_ADDR = '198.18.0.1';
 const UPLINK_GW = '198.18.0.254';
 const SPOOF_ADDR = '10.244.0.200';
-
-/** Firewall state of a namespace (null ns: the root namespace), without comments and counters. */
-function firewall(ns: string | null): { iptables: string; nft: string } {
-  const run = (cmd: string, args: string[]) => {
-    const r = ns ? inNetns(ns, cmd, args) : sh(cmd, args);
-    if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}${ns ? ` in ${ns}` : ''} failed: ${r.stderr}`);
-    return r.stdout;
-  };
-  const iptables = run('iptables-save', []).split('\n').filter((l) => !l.startsWith('#')).map((l) => l.replace(/\[\d+:\d+\]/g, '[0:0]')).join('\n');
-  const nft = run('nft', ['list', 'ruleset']).replace(/counter packets \d+ bytes \d+/g, 'counter');
-  return { iptables, nft };
-}
 
 function linkNames(ns: string): string[] {
   return (JSON.parse(mustSh('ip', ['-n', ns, '-j', 'link', 'show']) || '[]') as { ifname: string }[]).map((l) => l.ifname);
