@@ -9,6 +9,7 @@ import { register as registerDemo } from './commands/demo.js';
 import { register as registerEndpoint } from './commands/endpoint.js';
 import { register as registerLab } from './commands/lab.js';
 import { register as registerNode } from './commands/node.js';
+import { register as registerPolicy } from './commands/policy.js';
 import { register as registerPrefilter } from './commands/prefilter.js';
 
 function version(): string {
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   registerNode(program);
   registerEndpoint(program);
   registerAgent(program);
+  registerPolicy(program);
   registerBpf(program);
   registerPrefilter(program);
   registerDemo(program);

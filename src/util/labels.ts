@@ -46,3 +46,21 @@ export function parseLabels(specs: string | readonly string[]): Labels {
 export function formatLabels(l: Labels): string {
   return Object.keys(l).sort().map((k) => `${k}=${l[k]}`).join(',');
 }
+
+/** kubectl label syntax: `k=v` sets (or overwrites), `k-` removes. Throws naming the bad argument. */
+export function parseLabelChanges(args: readonly string[]): { set: Labels; remove: string[] } {
+  if (args.length === 0) throw new Error('no label change given: expected key=value or key-');
+  const set: Labels = {};
+  const remove: string[] = [];
+  for (const a of args) {
+    if (a.endsWith('-') && !a.includes('=')) {
+      const key = a.slice(0, -1);
+      const problem = labelKeyProblem(key);
+      if (problem) throw new Error(problem);
+      remove.push(key);
+    } else Object.assign(set, parseLabels(a));
+  }
+  const both = remove.filter((k) => k in set);
+  if (both.length) throw new Error(`label ${both.join(', ')} is both set and removed`);
+  return { set, remove };
+}

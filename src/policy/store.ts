@@ -1,0 +1,85 @@
+/**
+ * NetworkPolicies and namespace labels as cluster state in the store, so a command given to
+ * any node reaches every node (each agent watches these prefixes).
+ *
+ *   policies/<namespace>/<name>   the normalised policy (JSON)
+ *   namespaces/<name>             {labels}
+ *
+ * `applyPolicies` writes every policy of one input in a single transaction: all or nothing.
+ */
+import type { Store } from '../store/types.js';
+import { StoreError } from '../store/types.js';
+import { policyKey, type NetworkPolicy } from './types.js';
+import type { Labels } from '../util/labels.js';
+
+export const POLICIES = 'policies/';
+export const NAMESPACES = 'namespaces/';
+
+const keyOf = (p: Pick<NetworkPolicy, 'metadata'>) => `${POLICIES}${p.metadata.namespace}/${p.metadata.name}`;
+
+export interface ApplyResult {
+  created: string[];
+  configured: string[];
+  unchanged: string[];
+}
+
+/** Stores `policies` (already validated) in one transaction; reports what each one did. */
+export async function applyPolicies(store: Store, policies: readonly NetworkPolicy[]): Promise<ApplyResult> {
+  for (let attempt = 0; attempt < 16; attempt++) {
+    const current = await Promise.all(policies.map((p) => store.get(keyOf(p))));
+    const r: ApplyResult = { created: [], configured: [], unchanged: [] };
+    const ops: { op: 'put'; key: string; value: string }[] = [];
+    policies.forEach((p, i) => {
+      const value = JSON.stringify(p);
+      const cur = current[i];
+      if (cur?.value === value) r.unchanged.push(policyKey(p));
+      else {
+        (cur ? r.configured : r.created).push(policyKey(p));
+        ops.push({ op: 'put', key: keyOf(p), value });
+      }
+    });
+    if (ops.length === 0) return r;
+    const t = await store.txn(policies.map((p, i) => ({ key: keyOf(p), modRevision: current[i]?.modRevision ?? 0 })), ops);
+    if (t.succeeded) return r;
+  }
+  throw new StoreError('applying the policies kept racing with other writers: try again');
+}
+
+export async function listPolicies(store: Store, namespace?: string): Promise<NetworkPolicy[]> {
+  return (await store.list(namespace ? `${POLICIES}${namespace}/` : POLICIES)).map((kv) => JSON.parse(kv.value) as NetworkPolicy);
+}
+
+export async function getPolicy(store: Store, ref: string): Promise<NetworkPolicy | undefined> {
+  const kv = await store.get(`${POLICIES}${ref}`);
+  return kv ? (JSON.parse(kv.value) as NetworkPolicy) : undefined;
+}
+
+/** Deletes the named policies ("ns/name") in one transaction; returns those that existed. */
+export async function deletePolicies(store: Store, refs: readonly string[]): Promise<string[]> {
+  const current = await Promise.all(refs.map((r) => store.get(`${POLICIES}${r}`)));
+  const present = refs.filter((_, i) => current[i]);
+  if (present.length === 0) return [];
+  const t = await store.txn(
+    refs.flatMap((r, i) => (current[i] ? [{ key: `${POLICIES}${r}`, modRevision: current[i]!.modRevision }] : [])),
+    present.map((r) => ({ op: 'delete' as const, key: `${POLICIES}${r}` })),
+  );
+  if (!t.succeeded) throw new StoreError('the policies changed while deleting them: try again');
+  return present;
+}
+
+export async function namespaceLabels(store: Store): Promise<Map<string, Labels>> {
+  return new Map((await store.list(NAMESPACES)).map((kv) => [kv.key.slice(NAMESPACES.length), (JSON.parse(kv.value) as { labels: Labels }).labels]));
+}
+
+/** Applies a kubectl-style label change (set, overwrite, `key-` removes) to a namespace; returns its labels. */
+export async function labelNamespace(store: Store, name: string, set: Labels, remove: readonly string[]): Promise<Labels> {
+  for (let attempt = 0; attempt < 16; attempt++) {
+    const cur = await store.get(`${NAMESPACES}${name}`);
+    const labels: Labels = { ...(cur ? (JSON.parse(cur.value) as { labels: Labels }).labels : {}), ...set };
+    for (const k of remove) delete labels[k];
+    const t = await store.txn([{ key: `${NAMESPACES}${name}`, modRevision: cur?.modRevision ?? 0 }],
+      [{ op: 'put', key: `${NAMESPACES}${name}`, value: JSON.stringify({ labels }) }]);
+    if (t.succeeded) return labels;
+  }
+  throw new StoreError(`labelling namespace ${name} kept racing with other writers: try again`);
+}
