@@ -6,6 +6,8 @@
  *   IPv4 to a pod on this node -> MACs rewritten, TTL decremented, bpf_redirect_peer
  *   IPv4 to a pod on another node (sl_ipcache) -> TTL decremented, then through the VXLAN
  *     overlay or routed directly out of the uplink, as the entry says
+ *   every IPv4 packet first passes conntrack and policy: a new flow needs the source's
+ *     egress policy and, for a pod on this node, the destination's ingress policy
  *   anything else IPv4 -> the host stack
  */
 #include "sluice/lib/common.h"
@@ -16,6 +18,9 @@
 #include "sluice/lib/arp.h"
 #include "sluice/lib/endpoint.h"
 #include "sluice/lib/remote.h"
+#include "sluice/lib/l4.h"
+#include "sluice/lib/conntrack.h"
+#include "sluice/lib/policy.h"
 
 static __always_inline int handle_arp(struct __sk_buff *skb, struct ethhdr *eth, void *data_end)
 {
@@ -38,36 +43,58 @@ static __always_inline int handle_arp(struct __sk_buff *skb, struct ethhdr *eth,
 	return bpf_redirect(skb->ifindex, 0);
 }
 
+/*
+ * Policy for a packet leaving `src` toward `daddr` (a local pod `dst`, a remote pod
+ * `remote`, or anything else): conntrack first (replies and known flows pass), then the
+ * source's egress policy and, for a local destination, its ingress policy; an allowed new
+ * flow is recorded. Returns 0 to go on, or the drop verdict.
+ */
+static __always_inline int enforce(struct __sk_buff *skb, const struct sl_flow *f, const struct sl_endpoint *src,
+				   const struct sl_endpoint *dst, const struct sl_ipcache_entry *remote)
+{
+	__u32 peer = dst ? dst->identity : remote ? remote->identity : SL_IDENTITY_WORLD;
+	__u32 policy = 0;
+
+	if (sl_ct_lookup(f, skb) != SL_CT_MISS)
+		return 0;
+	if (!sl_policy_allows(src->id, peer, SL_DIR_EGRESS, f, skb, &policy))
+		return sl_drop(skb, SL_REASON_DROP_POLICY_EGRESS, SL_DIR_EGRESS);
+	if (dst && !sl_policy_allows(dst->id, src->identity, SL_DIR_INGRESS, f, skb, &policy))
+		return sl_drop(skb, SL_REASON_DROP_POLICY_INGRESS, SL_DIR_EGRESS);
+	sl_ct_create(f, skb, policy);
+	return 0;
+}
+
 static __always_inline int handle_ipv4(struct __sk_buff *skb, struct ethhdr *eth, void *data_end)
 {
 	struct iphdr *ip = sl_ipv4_hdr(eth, data_end);
 	struct sl_endpoint *src, *dst;
-	struct sl_ipcache_entry *remote;
+	struct sl_ipcache_entry *remote = NULL;
 	enum sl_reason reason;
+	struct sl_flow f;
+	int verdict;
 
-	if (!ip)
+	if (!ip || sl_flow_parse(ip, data_end, &f) < 0)
 		return sl_drop(skb, SL_REASON_DROP_MALFORMED, SL_DIR_EGRESS);
 	src = sl_endpoint_verify(ip->saddr, eth->h_source, skb->ifindex, &reason);
 	if (!src)
 		return sl_drop(skb, reason, SL_DIR_EGRESS);
 
-	if (ip->ttl <= 1) {
-		/* the stack answers with ICMP time exceeded */
+	dst = sl_endpoint_by_ip(ip->daddr);
+	if (!dst)
+		remote = sl_ipcache_lookup(ip->daddr);
+	verdict = enforce(skb, &f, src, dst, remote);
+	if (verdict)
+		return verdict;
+
+	if (ip->ttl <= 1 || (!dst && !sl_is_remote_pod(remote))) {
+		/* not a pod (the stack routes it), or the stack must answer with ICMP time exceeded */
 		sl_count(skb, SL_REASON_TO_STACK, SL_DIR_EGRESS);
 		return TC_ACT_OK;
 	}
-	dst = sl_endpoint_by_ip(ip->daddr);
-	if (!dst) {
-		remote = sl_ipcache_lookup(ip->daddr);
-		if (!sl_is_remote_pod(remote)) {
-			sl_count(skb, SL_REASON_TO_STACK, SL_DIR_EGRESS);
-			return TC_ACT_OK;
-		}
-		sl_ipv4_dec_ttl(ip);
-		return sl_send_remote(skb, remote, src->identity, SL_DIR_EGRESS);
-	}
-
 	sl_ipv4_dec_ttl(ip);
+	if (!dst)
+		return sl_send_remote(skb, remote, src->identity, SL_DIR_EGRESS);
 	sl_eth_rewrite(eth, dst->mac, dst->host_mac);
 	sl_count(skb, SL_REASON_FORWARD_LOCAL, SL_DIR_EGRESS);
 	return bpf_redirect_peer(dst->ifindex, 0);

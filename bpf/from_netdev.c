@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * tc ingress of the node's uplink: packets arriving from the underlay.
- *   IPv4 to a pod on this node (routed here by a peer node in direct mode) -> MACs
- *     rewritten, bpf_redirect_peer into the pod
+ *   IPv4 to a pod on this node (routed here by a peer node in direct mode) -> its ingress
+ *     policy (the source identity from the ipcache), MACs rewritten, bpf_redirect_peer
  *   everything else (the node's own traffic, VXLAN packets for the overlay device, frames
  *     not addressed to this host's MAC) -> the stack
  */
@@ -27,7 +27,7 @@ int from_netdev(struct __sk_buff *skb)
 	ip = sl_ipv4_hdr(eth, data_end);
 	if (!ip)
 		return TC_ACT_OK;
-	ret = sl_deliver_local(skb, eth, ip, SL_REASON_FROM_NETDEV);
+	ret = sl_deliver_local(skb, eth, ip, data_end, sl_source_identity(ip->saddr), SL_REASON_FROM_NETDEV);
 	return ret < 0 ? TC_ACT_OK : ret;
 }
 

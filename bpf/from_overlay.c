@@ -3,10 +3,10 @@
  * tc ingress of the node's collect_md VXLAN device: packets other nodes' pods sent
  * through the overlay, already decapsulated by the kernel.
  *   no tunnel key -> dropped (cannot happen on a collect_md device)
- *   IPv4 to a pod on this node -> MACs rewritten, bpf_redirect_peer into the pod
+ *   IPv4 to a pod on this node -> its ingress policy (the source identity is the VNI),
+ *     MACs rewritten, bpf_redirect_peer into the pod
  *   IPv4 to anything else -> dropped (the overlay carries pod traffic only)
  *   not IPv4 -> dropped
- * The VNI carries the source's security identity (for policy).
  */
 #include "sluice/lib/common.h"
 #include "sluice/lib/metrics.h"
@@ -30,7 +30,7 @@ int from_overlay(struct __sk_buff *skb)
 	ip = sl_ipv4_hdr(eth, data_end);
 	if (!ip)
 		return sl_drop(skb, SL_REASON_DROP_MALFORMED, SL_DIR_INGRESS);
-	ret = sl_deliver_local(skb, eth, ip, SL_REASON_FROM_OVERLAY);
+	ret = sl_deliver_local(skb, eth, ip, data_end, (__u32)key.tunnel_id, SL_REASON_FROM_OVERLAY);
 	if (ret < 0)
 		return sl_drop(skb, SL_REASON_DROP_NO_ENDPOINT, SL_DIR_INGRESS);
 	return ret;

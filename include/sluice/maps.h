@@ -79,4 +79,36 @@ struct {
 
 /* ---- end of prefilter ------------------------------------------------------------------ */
 
+#ifndef SL_MAX_POLICY
+#define SL_MAX_POLICY 262144
+#endif
+#ifndef SL_MAX_CT
+#define SL_MAX_CT 262144
+#endif
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct sl_policy_key);
+	__type(value, struct sl_policy_entry);
+	__uint(max_entries, SL_MAX_POLICY);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_policy SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__type(key, struct sl_policy_stats_key);
+	__type(value, struct sl_metrics_val);
+	__uint(max_entries, 16384);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_policy_st SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct sl_ct_key);
+	__type(value, struct sl_ct_entry);
+	__uint(max_entries, SL_MAX_CT);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_ct SEC(".maps");
+
 #endif /* SLUICE_MAPS_H */

@@ -39,7 +39,17 @@ enum sl_reason {
 	SL_REASON_DROP_NO_DEVICE = 134,	/* the overlay or uplink device this path needs is not configured */
 	SL_REASON_DROP_TUNNEL_KEY = 135,	/* the tunnel key could not be set or read */
 	SL_REASON_DROP_REDIRECT = 136,	/* the kernel refused the redirect */
+	SL_REASON_DROP_POLICY_EGRESS = 137,	/* the source pod's egress policy does not allow it */
+	SL_REASON_DROP_POLICY_INGRESS = 138,	/* the destination pod's ingress policy does not allow it */
 	SL_REASON_MAX = 255,
+};
+
+/* Reserved security identities (the rest are allocated in the store: src/identity/). */
+enum sl_identity_reserved {
+	SL_IDENTITY_ANY = 0,		/* in policy keys: any identity */
+	SL_IDENTITY_HOST = 1,		/* this node */
+	SL_IDENTITY_WORLD = 2,		/* outside the cluster */
+	SL_IDENTITY_REMOTE_NODE = 3,	/* another node of the cluster */
 };
 
 /* Direction, seen from the pod. */
@@ -90,6 +100,66 @@ struct sl_node_config {
 	__u32 uplink_ifindex;	/* the uplink (0: none) */
 	sl_ipv4_t underlay_ip;	/* this node's underlay address */
 	__u32 flags;
+};
+
+/*
+ * sl_policy: what each local endpoint may exchange (LPM trie). The key's bytes after
+ * prefixlen are endpoint, identity, dir, protocol, dport: an entry whose prefix stops after
+ * dir matches any protocol and port, after protocol any port, and a port range is a few
+ * prefixes of dport (network byte order). identity 0 matches any remote identity.
+ * Two lookups per packet (the peer's identity, then 0) whatever the number of rules.
+ */
+struct sl_policy_key {
+	__u32 prefixlen;
+	__u32 endpoint;		/* local endpoint id */
+	__u32 identity;		/* the remote side's security identity, 0 = any */
+	__u8 dir;		/* enum sl_dir, seen from the local endpoint */
+	__u8 protocol;		/* IPPROTO_TCP/UDP/SCTP */
+	__be16 dport;		/* destination port, network byte order */
+};
+
+enum sl_policy_flags {
+	SL_POLICY_F_DENY = 0,		/* isolated: only entries with ALLOW let traffic through */
+	SL_POLICY_F_ALLOW = 1,		/* a rule allows it */
+	SL_POLICY_F_UNISOLATED = 2,	/* no policy selects the endpoint in this direction */
+};
+
+struct sl_policy_entry {
+	__u32 policy;		/* id of the policy that decided (rule allowing, or first isolating) */
+	__u32 flags;		/* enum sl_policy_flags */
+};
+
+/* sl_policy_st: per-CPU verdicts per policy and direction. */
+struct sl_policy_stats_key {
+	__u32 policy;
+	__u8 dir;		/* enum sl_dir */
+	__u8 allowed;		/* 1 allowed, 0 denied */
+	__u16 pad;
+};
+
+/* sl_ct: connection tracking (LRU), keyed by the flow's first packet. */
+struct sl_ct_key {
+	sl_ipv4_t saddr;
+	sl_ipv4_t daddr;
+	__be16 sport;		/* ICMP echo: the identifier, in both ports */
+	__be16 dport;
+	__u8 protocol;
+	__u8 pad[3];
+};
+
+enum sl_ct_state {
+	SL_CT_NEW = 0,		/* seen one way only (UDP, ICMP, a TCP SYN) */
+	SL_CT_ESTABLISHED = 1,	/* seen both ways */
+	SL_CT_CLOSING = 2,	/* TCP FIN or RST seen */
+};
+
+struct sl_ct_entry {
+	__u64 expires;		/* bpf_ktime_get_ns() after which the entry is dead */
+	__u64 packets;
+	__u64 bytes;
+	__u32 policy;		/* the policy that allowed the flow (0: none needed) */
+	__u8 state;		/* enum sl_ct_state */
+	__u8 pad[3];
 };
 
 /* sl_metrics: per-CPU packet and byte counters by reason and direction. */

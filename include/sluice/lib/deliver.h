@@ -8,18 +8,57 @@
 #include "eth.h"
 #include "ipv4.h"
 #include "endpoint.h"
+#include "l4.h"
+#include "conntrack.h"
+#include "policy.h"
+
+/* The identity behind a source address from outside this node: the ipcache's, else world. */
+static __always_inline __u32 sl_source_identity(__be32 saddr)
+{
+	struct sl_ipcache_key key = { .prefixlen = 32, .ip = saddr };
+	struct sl_ipcache_entry *e = bpf_map_lookup_elem(&sl_ipcache, &key);
+
+	return e ? e->identity : SL_IDENTITY_WORLD;
+}
 
 /*
- * The IPv4 packet in `eth` for a pod of this node: MACs set as if the pod's gateway sent
- * it, then bpf_redirect_peer into the pod. The sending node already decremented the TTL.
- * Returns -1 when the destination is not a local pod (the caller decides).
+ * Ingress policy for a packet entering local pod `dst` from `identity`: replies and known
+ * flows pass; the node itself always may; a new flow needs dst's ingress policy. Returns
+ * 0 to go on, or the drop verdict.
  */
-static __always_inline int sl_deliver_local(struct __sk_buff *skb, struct ethhdr *eth, struct iphdr *ip, enum sl_reason reason)
+static __always_inline int sl_enforce_ingress(struct __sk_buff *skb, struct iphdr *ip, void *data_end,
+					      const struct sl_endpoint *dst, __u32 identity)
+{
+	struct sl_flow f;
+	__u32 policy = 0;
+
+	if (sl_flow_parse(ip, data_end, &f) < 0)
+		return sl_drop(skb, SL_REASON_DROP_MALFORMED, SL_DIR_INGRESS);
+	if (sl_ct_lookup(&f, skb) != SL_CT_MISS || identity == SL_IDENTITY_HOST)
+		return 0;
+	if (!sl_policy_allows(dst->id, identity, SL_DIR_INGRESS, &f, skb, &policy))
+		return sl_drop(skb, SL_REASON_DROP_POLICY_INGRESS, SL_DIR_INGRESS);
+	sl_ct_create(&f, skb, policy);
+	return 0;
+}
+
+/*
+ * The IPv4 packet in `eth` for a pod of this node, from `identity`: ingress policy, then
+ * MACs set as if the pod's gateway sent it and bpf_redirect_peer into the pod. The sending
+ * node already decremented the TTL. Returns -1 when the destination is not a local pod
+ * (the caller decides).
+ */
+static __always_inline int sl_deliver_local(struct __sk_buff *skb, struct ethhdr *eth, struct iphdr *ip, void *data_end,
+					    __u32 identity, enum sl_reason reason)
 {
 	struct sl_endpoint *dst = sl_endpoint_by_ip(ip->daddr);
+	int verdict;
 
 	if (!dst)
 		return -1;
+	verdict = sl_enforce_ingress(skb, ip, data_end, dst, identity);
+	if (verdict)
+		return verdict;
 	sl_eth_rewrite(eth, dst->mac, dst->host_mac);
 	sl_count(skb, reason, SL_DIR_INGRESS);
 	return bpf_redirect_peer(dst->ifindex, 0);

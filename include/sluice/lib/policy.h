@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * NetworkPolicy verdicts (map sl_policy): two LPM lookups per packet whatever the number
+ * of rules, the peer's identity first, then "any identity". An endpoint with no entry at
+ * all is treated as selected by no policy (allowed): its entries are written when it is
+ * created and whenever policies change.
+ */
+#ifndef SLUICE_LIB_POLICY_H
+#define SLUICE_LIB_POLICY_H
+
+#include "common.h"
+#include "l4.h"
+
+#define SL_POLICY_KEY_BITS 96	/* endpoint 32 + identity 32 + dir 8 + protocol 8 + dport 16 */
+
+static __always_inline void sl_policy_count(__u32 policy, enum sl_dir dir, int allowed, const struct __sk_buff *skb)
+{
+	struct sl_policy_stats_key k = { .policy = policy, .dir = dir, .allowed = allowed };
+	struct sl_metrics_val *v = bpf_map_lookup_elem(&sl_policy_st, &k);
+
+	if (v) {
+		v->packets++;
+		v->bytes += skb->len;
+	} else {
+		struct sl_metrics_val init = { .packets = 1, .bytes = skb->len };
+
+		bpf_map_update_elem(&sl_policy_st, &k, &init, BPF_NOEXIST);
+	}
+}
+
+/* 1 when endpoint `ep` may exchange flow `f` with `identity` in direction `dir`; sets *policy to the deciding policy. */
+static __always_inline int sl_policy_allows(__u32 ep, __u32 identity, enum sl_dir dir, const struct sl_flow *f,
+					    const struct __sk_buff *skb, __u32 *policy)
+{
+	struct sl_policy_key k = {
+		.prefixlen = SL_POLICY_KEY_BITS, .endpoint = ep, .identity = identity, .dir = dir,
+		.protocol = f->protocol, .dport = f->dport,
+	};
+	struct sl_policy_entry *v;
+	int allowed;
+
+	v = bpf_map_lookup_elem(&sl_policy, &k);
+	if (v && (v->flags & SL_POLICY_F_ALLOW)) {
+		*policy = v->policy;
+		sl_policy_count(v->policy, dir, 1, skb);
+		return 1;
+	}
+	k.identity = 0;
+	v = bpf_map_lookup_elem(&sl_policy, &k);
+	if (!v) {
+		*policy = 0;
+		return 1;
+	}
+	*policy = v->policy;
+	allowed = (v->flags & (SL_POLICY_F_ALLOW | SL_POLICY_F_UNISOLATED)) != 0;
+	if (!(v->flags & SL_POLICY_F_UNISOLATED))
+		sl_policy_count(v->policy, dir, allowed, skb);
+	return allowed;
+}
+
+#endif
