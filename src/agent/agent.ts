@@ -43,7 +43,7 @@ export function agentPaths(cfg: Pick<Config, 'runDir'>): { socket: string; lock:
   return { socket: join(cfg.runDir, 'agent.sock'), lock: join(cfg.runDir, 'agent.lock') };
 }
 
-export const MAPS_TO_WATCH = ['sl_endpoints', 'sl_metrics', 'sl_ipcache', 'sl_prefilter'];
+export const MAPS_TO_WATCH = ['sl_endpoints', 'sl_metrics', 'sl_ipcache', 'sl_prefilter', 'sl_policy', 'sl_ct'];
 
 export class Agent {
   private node: NodeHandle | undefined;
@@ -96,6 +96,7 @@ export class Agent {
       this.ctx = {
         cfg: this.cfg, node: this.node, init: r, registry: this.registry, log: (l) => this.log(l),
         scheduleReconcile: (why) => this.scheduleReconcile(why),
+        ipcache: new Map(),
       };
       await this.reconcileNow('start');
       for (const f of this.features) await f.start?.(this.ctx);
@@ -280,15 +281,21 @@ export class Agent {
         throw e;
       }
     };
+    // An endpoint added or removed: identities, policy entries and published records follow soon.
+    const changes = (fn: (b: unknown) => Promise<unknown>) => async (b: unknown) => {
+      const r = await fn(b);
+      this.scheduleReconcile('endpoints changed', 50);
+      return r;
+    };
     return [
       { method: 'GET', path: '/v1/status', handler: async () => this.status() },
-      { method: 'POST', path: '/v1/cni/add', handler: guarded((b) => cniAdd(node(), b)) },
-      { method: 'POST', path: '/v1/cni/del', handler: guarded((b) => cniDel(node(), b)) },
+      { method: 'POST', path: '/v1/cni/add', handler: changes(guarded((b) => cniAdd(node(), b))) },
+      { method: 'POST', path: '/v1/cni/del', handler: changes(guarded((b) => cniDel(node(), b))) },
       { method: 'POST', path: '/v1/cni/check', handler: guarded((b) => cniCheck(node(), b)) },
       { method: 'POST', path: '/v1/cni/gc', handler: guarded((b) => cniGc(node(), b)) },
       { method: 'GET', path: '/v1/endpoints', handler: async () => ({ endpoints: node().manager.list() }) },
       {
-        method: 'POST', path: '/v1/endpoints/add', handler: guarded(async (raw) => {
+        method: 'POST', path: '/v1/endpoints/add', handler: changes(guarded(async (raw) => {
           const b = object(raw);
           const labels = optLabels(b, 'labels');
           const ep = await node().manager.add({
@@ -297,9 +304,9 @@ export class Agent {
             ...(labels ? { labels } : {}),
           });
           return { endpoint: ep };
-        }),
+        })),
       },
-      { method: 'POST', path: '/v1/endpoints/del', handler: guarded(async (raw) => ({ endpoint: await node().manager.remove(str(object(raw), 'ref')) })) },
+      { method: 'POST', path: '/v1/endpoints/del', handler: changes(guarded(async (raw) => ({ endpoint: await node().manager.remove(str(object(raw), 'ref')) }))) },
       {
         method: 'POST', path: '/v1/endpoints/check', handler: guarded(async (raw) => {
           const ref = str(object(raw), 'ref');

@@ -4,6 +4,7 @@
  * at stop. Features are listed in features.ts and run in that order.
  */
 import type { Config } from '../config/config.js';
+import type { IpcacheEntry } from '../datapath/ipcache.js';
 import type { NodeHandle } from '../node/context.js';
 import type { InitResult } from '../node/node.js';
 import type { Registry } from './metrics.js';
@@ -17,6 +18,12 @@ export interface AgentContext {
   log(line: string): void;
   /** Asks for a reconciliation soon (debounced). */
   scheduleReconcile(why: string): void;
+  /**
+   * ipcache entries features contribute besides the routing plan, by source (e.g. pod /32s
+   * with their identities, CIDR identities, the node's own addresses). The routing feature
+   * writes the union; an entry inside a remote pod block takes that block's path.
+   */
+  ipcache: Map<string, Map<string, IpcacheEntry>>;
 }
 
 export interface FeatureReport {

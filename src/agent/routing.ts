@@ -9,7 +9,8 @@
  */
 import { existsSync } from 'node:fs';
 import { attachTc } from '../bpf/tc.js';
-import { readIpcache, readNodeConfig, syncIpcache, writeNodeConfig } from '../datapath/ipcache.js';
+import { readIpcache, readNodeConfig, syncIpcache, writeNodeConfig, type IpcacheEntry } from '../datapath/ipcache.js';
+import { cidrWithin, parseCidr } from '../util/ipv4.js';
 import { openProgram } from '../datapath/loader.js';
 import { nodePins } from '../datapath/pins.js';
 import { NODE_PROGRAMS } from '../datapath/programs.js';
@@ -47,6 +48,27 @@ function installedRoutes(): Map<string, string> {
     };
     const encap = words.indexOf('encap');
     out.set(words[0], encap >= 0 ? `tunnel ${after('dst', encap)}` : `direct ${after('via')} ${after('dev')}`);
+  }
+  return out;
+}
+
+/**
+ * The routing plan's entries plus every feature's contributions. A contributed entry inside
+ * a remote pod block (a pod's /32, a CIDR identity) takes the block's path, so the longest
+ * match still knows how to reach it; the plan's own entries win on the same prefix.
+ */
+export function mergeIpcache(plan: ReadonlyMap<string, IpcacheEntry>, contributions: ReadonlyMap<string, ReadonlyMap<string, IpcacheEntry>>): Map<string, IpcacheEntry> {
+  const out = new Map(plan);
+  const blocks = [...plan].map(([c, e]) => ({ cidr: parseCidr(c), e }));
+  for (const entries of contributions.values()) {
+    for (const [c, e] of entries) {
+      const cidr = parseCidr(c);
+      const within = blocks.filter((b) => cidrWithin(cidr, b.cidr)).sort((a, b) => b.cidr.prefix - a.cidr.prefix)[0];
+      const merged = within ? { ...e, tunnel_endpoint: within.e.tunnel_endpoint, flags: within.e.flags } : e;
+      const have = out.get(c);
+      if (have && plan.has(c)) out.set(c, { ...have, identity: e.identity || have.identity });
+      else out.set(c, merged);
+    }
   }
   return out;
 }
@@ -123,7 +145,7 @@ export class RoutingFeature implements AgentFeature {
     } catch (e) {
       report.problems.push(`installing routes: ${(e as Error).message}`);
     }
-    const ipc = syncIpcache(cfg, plan.ipcache);
+    const ipc = syncIpcache(cfg, mergeIpcache(plan.ipcache, ctx.ipcache));
     report.changed.push(...ipc.added.map((c) => `ipcache +${c}`), ...ipc.changed.map((c) => `ipcache ~${c}`), ...ipc.removed.map((c) => `ipcache -${c}`));
     const stale = [...have.keys()].filter((dst) => !wanted.has(dst));
     try {

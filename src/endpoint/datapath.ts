@@ -19,7 +19,7 @@ export interface EndpointValue {
 export const ENDPOINTS_MAP = 'sl_endpoints';
 
 export function endpointValue(ep: Endpoint): EndpointValue {
-  return { ifindex: ep.hostIfindex, id: ep.id, mac: ep.mac, host_mac: ep.hostMac, identity: 0, flags: 0 };
+  return { ifindex: ep.hostIfindex, id: ep.id, mac: ep.mac, host_mac: ep.hostMac, identity: ep.identity ?? 0, flags: 0 };
 }
 
 export function writeEndpointEntry(cfg: Config, ep: Endpoint): void {

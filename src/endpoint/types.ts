@@ -19,6 +19,8 @@ export interface Endpoint {
   labels: Labels;
   /** Declared container ports (named ports in policies resolve against them). */
   ports?: PodPort[];
+  /** Security identity of (namespace, labels), allocated cluster-wide; absent until the agent assigns it. */
+  identity?: number;
   /**
    * 'creating' while an add is in progress and 'deleting' once a delete has begun: a crash
    * or a failure leaves them for the next reconciliation to finish.

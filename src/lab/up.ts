@@ -18,6 +18,9 @@ import { teardown } from './down.js';
 import { preflight } from './host.js';
 import { DEFAULT_LAB, makePlan, nodeUplinkCommands, underlayCommands, type NodePlan, type Plan, type PlanTools, type PodPlan } from './plan.js';
 import { lastLine, logTail, spawnDetached, type Spawned } from './procs.js';
+import { openStore } from '../store/open.js';
+import { labelNamespace } from '../policy/store.js';
+import { formatLabels } from '../util/labels.js';
 import { labRoot, readState, writeState, type LabState, type ProcessRecord } from './state.js';
 import { buildTopology, parseTopologyText, type TopologyFlags } from './topology.js';
 
@@ -191,6 +194,18 @@ async function build(plan: Plan, state: LabState, log: (line: string) => void, o
     log(`node ${n.name}: agent ready (pid ${p.pid}, pod block ${s.podCIDR}, underlay ${n.underlayIP})`);
   }), abort);
   writeState(state);
+
+  // Namespace labels are cluster state: into the store, where every node's agent finds them.
+  const labelled = plan.topology.namespaces.filter((n) => Object.keys(n.labels).length > 0);
+  if (labelled.length) {
+    const store = await openStore(plan.storeSpec, { stateDir: plan.dir });
+    try {
+      for (const n of labelled) await labelNamespace(store, n.name, n.labels, []);
+    } finally {
+      await store.close();
+    }
+    log(`namespace labels: ${labelled.map((n) => `${n.name} ${formatLabels(n.labels)}`).join('; ')}`);
+  }
 
   // Pods: nodes in parallel, one pod at a time per node (the agent serializes adds anyway).
   await together(plan.nodes.map((n) => async () => {
