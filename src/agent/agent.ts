@@ -306,6 +306,14 @@ export class Agent {
           return { endpoint: ep };
         })),
       },
+      {
+        method: 'POST', path: '/v1/endpoints/label', handler: changes(guarded(async (raw) => {
+          const b = object(raw);
+          const set = optLabels(b, 'set') ?? {};
+          const remove = Array.isArray(b.remove) && b.remove.every((x) => typeof x === 'string') ? (b.remove as string[]) : [];
+          return { endpoint: await node().manager.relabel(str(b, 'ref'), set, remove) };
+        })),
+      },
       { method: 'POST', path: '/v1/endpoints/del', handler: changes(guarded(async (raw) => ({ endpoint: await node().manager.remove(str(object(raw), 'ref')) }))) },
       {
         method: 'POST', path: '/v1/endpoints/check', handler: guarded(async (raw) => {

@@ -20,23 +20,10 @@ import type { IpcacheEntry } from '../datapath/ipcache.js';
 import { IDENTITY, IdentityAllocator } from '../identity/identity.js';
 import { listLinks, addresses } from '../net/ip.js';
 import { compilePolicies, type PolicyKey, type PolicyValue } from '../policy/compile.js';
-import { listPolicies, namespaceLabels, NAMESPACES, POLICIES } from '../policy/store.js';
+import { ENDPOINTS, listPolicies, namespaceLabels, NAMESPACES, POLICIES, type PublishedEndpoint } from '../policy/store.js';
 import type { Unwatch } from '../store/types.js';
-import type { Labels } from '../util/labels.js';
 import type { AgentContext, AgentFeature, FeatureReport } from './feature.js';
 
-export const ENDPOINTS = 'endpoints/';
-
-export interface PublishedEndpoint {
-  node: string;
-  id: number;
-  name: string;
-  namespace: string;
-  ip: string;
-  identity: number;
-  labels: Labels;
-  ports: PodPort[];
-}
 
 interface CtKey { saddr: string; daddr: string; sport: number; dport: number; protocol: number }
 interface CtEntry { expires: bigint }

@@ -189,6 +189,22 @@ export class EndpointManager {
     });
   }
 
+  /**
+   * Changes an endpoint's labels (kubectl style: set/overwrite, remove). The agent then
+   * gives it the identity of its new label set and policies follow.
+   */
+  async relabel(ref: string, set: Labels, remove: readonly string[]): Promise<Endpoint> {
+    const labels = checkLabels(set);
+    return this.state.lockedAsync(async () => {
+      const ep = this.find(ref);
+      if (!ep) throw new EndpointError(`no endpoint '${ref}' on node ${this.cfg.nodeName} (see \`sluice endpoint list\`)`, 'not_found');
+      const next: Endpoint = { ...ep, labels: { ...ep.labels, ...labels } };
+      for (const k of remove) delete next.labels[k];
+      this.state.saveEndpoint(next);
+      return next;
+    });
+  }
+
   /** Deletes an endpoint by id or NAMESPACE/NAME. */
   async remove(ref: string): Promise<Endpoint> {
     const missing = () => new EndpointError(`no endpoint '${ref}' on node ${this.cfg.nodeName} (see \`sluice endpoint list\`)`, 'not_found');

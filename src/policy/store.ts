@@ -4,6 +4,7 @@
  *
  *   policies/<namespace>/<name>   the normalised policy (JSON)
  *   namespaces/<name>             {labels}
+ *   endpoints/<node>/<id>         a pod's address, identity, labels and ports (its node's agent writes it)
  *
  * `applyPolicies` writes every policy of one input in a single transaction: all or nothing.
  */
@@ -11,8 +12,22 @@ import type { Store } from '../store/types.js';
 import { StoreError } from '../store/types.js';
 import { policyKey, type NetworkPolicy } from './types.js';
 import type { Labels } from '../util/labels.js';
+import type { PodPort } from '../endpoint/ports.js';
 
 export const POLICIES = 'policies/';
+/** Every node's endpoints, published by its agent: endpoints/<node>/<id>. */
+export const ENDPOINTS = 'endpoints/';
+
+export interface PublishedEndpoint {
+  node: string;
+  id: number;
+  name: string;
+  namespace: string;
+  ip: string;
+  identity: number;
+  labels: Labels;
+  ports: PodPort[];
+}
 export const NAMESPACES = 'namespaces/';
 
 const keyOf = (p: Pick<NetworkPolicy, 'metadata'>) => `${POLICIES}${p.metadata.namespace}/${p.metadata.name}`;

@@ -94,6 +94,18 @@ spec:
   cli(s.nodes[1]!, ['namespace', 'label', 'shop', 'team=blue']);
   tt.equal(await eventually(() => tcp(client.netns, web.ip!, 80), true), true, 'team=blue again (set from the other node): client allowed');
 
+  // Pod labels at run time: `other` takes the client's labels, gets its identity, and is let in.
+  tt.match(cli(n1, ['endpoint', 'label', 'shop/other', 'app=client']), /endpoint shop\/other labeled: app=client/);
+  tt.equal(await eventually(() => tcp(other.netns, web.ip!, 80), true), true, 'other relabelled app=client: allowed');
+  cli(n1, ['endpoint', 'label', 'shop/other', 'app=other']);
+  tt.equal(await eventually(() => tcp(other.netns, web.ip!, 80), false), false, 'and back to app=other: denied again');
+
+  const denied = cli(n1, ['policy', 'explain', '--from', 'shop/other', '--to', 'shop/web', '--port', '80/TCP']);
+  tt.match(denied, /shop\/web/, 'explain names the policy');
+  tt.match(denied, /denied/i, 'explain says denied');
+  const v = JSON.parse(cli(s.nodes[1]!, ['policy', 'explain', '--from', 'shop/client', '--to', 'shop/web', '--port', '80/TCP', '-o', 'json'])) as { allowed: boolean; ingress: { allowedBy: { policy: string; rule: number }[] } };
+  tt.same([v.allowed, v.ingress.allowedBy], [true, [{ policy: 'shop/web', rule: 0 }]], 'explain -o json from another node: allowed by shop/web rule 0');
+
   // Direct routing: the identity comes from the ipcache instead of the VNI.
   must(['lab', 'restart', '--name', lab, '--mode', 'direct']);
   s = labStatus(lab);

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { parsePortSpec } from '../../endpoint/ports.js';
 import type { Endpoint } from '../../endpoint/types.js';
-import { formatLabels, parseLabels } from '../../util/labels.js';
+import { formatLabels, parseLabelChanges, parseLabels } from '../../util/labels.js';
 import { callAgent, onNode } from '../agent-access.js';
 import { configOf } from '../context.js';
 import { parseOutput, print } from '../output.js';
@@ -55,6 +55,20 @@ export function register(program: Command): void {
         });
       if (this.opts().output === 'json') print('json', [e], COLUMNS, e);
       else process.stdout.write(`deleted endpoint ${e.id} ${e.name} (${e.ip})\n`);
+    });
+
+  ep.command('label')
+    .description('set (k=v), overwrite, or remove (k-) labels of an endpoint, kubectl style; its identity and policies follow')
+    .argument('<id|ns/name>')
+    .argument('<change...>')
+    .option('-o, --output <format>', 'table or json', parseOutput, 'table')
+    .action(async function (this: Command, ref: string, changes: string[]) {
+      const { set, remove } = parseLabelChanges(changes);
+      const e = await onNode(configOf(this),
+        async (a) => (await callAgent<{ endpoint: Endpoint }>(a, 'POST', '/v1/endpoints/label', { ref, set, remove })).endpoint,
+        (n) => n.manager.relabel(ref, set, remove));
+      if (this.opts().output === 'json') print('json', [e], COLUMNS, e);
+      else process.stdout.write(`endpoint ${e.name} labeled: ${formatLabels(e.labels) || '(no labels)'}\n`);
     });
 
   ep.command('list')

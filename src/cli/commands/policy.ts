@@ -1,9 +1,11 @@
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { parsePolicies, PolicyParseError, formatProblem } from '../../policy/parse.js';
-import { applyPolicies, deletePolicies, getPolicy, labelNamespace, listPolicies, namespaceLabels } from '../../policy/store.js';
+import { applyPolicies, deletePolicies, ENDPOINTS, getPolicy, labelNamespace, listPolicies, namespaceLabels, type PublishedEndpoint } from '../../policy/store.js';
 import { formatSelector } from '../../policy/selector.js';
-import { policyKey, type NetworkPolicy } from '../../policy/types.js';
+import { policyKey, type NetworkPolicy, type Protocol } from '../../policy/types.js';
+import { evaluate, explain, type ClusterInput, type Pod } from '../../policy/evaluate.js';
+import { isIPv4 } from '../../util/ipv4.js';
 import { openStore } from '../../store/open.js';
 import type { Store } from '../../store/types.js';
 import { formatLabels, parseLabelChanges } from '../../util/labels.js';
@@ -47,6 +49,13 @@ function readPolicyFiles(files: readonly string[]): NetworkPolicy[] {
 }
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+/** The cluster as the reference evaluator sees it: every published endpoint, namespace labels, policies. */
+async function clusterFromStore(s: Store): Promise<ClusterInput & { pods: Pod[] }> {
+  const eps = (await s.list(ENDPOINTS)).map((kv) => JSON.parse(kv.value) as PublishedEndpoint);
+  const pods: Pod[] = eps.map((e) => ({ namespace: e.namespace, name: e.name.split('/')[1]!, labels: e.labels, ip: e.ip, ports: e.ports }));
+  return { policies: await listPolicies(s), namespaces: Object.fromEntries(await namespaceLabels(s)), pods };
+}
 
 export function register(program: Command): void {
   const policy = program.command('policy').description('Kubernetes NetworkPolicies (networking.k8s.io/v1), cluster-wide through the store');
@@ -107,6 +116,33 @@ export function register(program: Command): void {
       const p = await withStore(this, (s) => getPolicy(s, key));
       if (!p) throw new Error(`no policy ${key} (see \`sluice policy list\`)`);
       printJson(p);
+    });
+
+  policy.command('explain')
+    .description('the verdict for a connection and which policies and rules decide it (from the cluster state in the store)')
+    .requiredOption('--from <ns/pod|ip>', 'the source: a pod (NS/NAME) or an address outside the cluster')
+    .requiredOption('--to <ns/pod|ip>', 'the destination: a pod (NS/NAME) or an address')
+    .requiredOption('--port <port/proto>', 'destination port and protocol, e.g. 80/TCP (protocol defaults to TCP)')
+    .option('-o, --output <format>', 'table or json', parseOutput, 'table')
+    .action(async function (this: Command) {
+      const o = this.opts<{ from: string; to: string; port: string; output: 'table' | 'json' }>();
+      const m = /^(\d{1,5})(?:\/(TCP|UDP|SCTP))?$/i.exec(o.port);
+      if (!m || Number(m[1]) < 1 || Number(m[1]) > 65535) throw new Error(`--port '${o.port}': expected PORT[/TCP|UDP|SCTP], e.g. 80/TCP`);
+      const end = (v: string, flag: string) => {
+        if (isIPv4(v)) return v;
+        const [namespace, name] = v.split('/');
+        if (!namespace || !name || v.split('/').length !== 2) throw new Error(`${flag} '${v}': expected NAMESPACE/NAME or an IPv4 address`);
+        return { namespace, name };
+      };
+      const conn = { src: end(o.from, '--from'), dst: end(o.to, '--to'), protocol: (m[2] ?? 'TCP').toUpperCase() as Protocol, port: Number(m[1]) };
+      const { cluster } = await withStore(this, async (s) => ({ cluster: await clusterFromStore(s) }));
+      for (const e of [conn.src, conn.dst]) {
+        if (typeof e !== 'string' && !cluster.pods.some((p) => p.namespace === e.namespace && p.name === e.name)) {
+          throw new Error(`no pod ${e.namespace}/${e.name} in the cluster (pods: ${cluster.pods.map((p) => `${p.namespace}/${p.name}`).join(', ') || 'none'})`);
+        }
+      }
+      if (o.output === 'json') return printJson(evaluate(cluster, conn));
+      process.stdout.write(`${explain(cluster, conn).join('\n')}\n`);
     });
 
   const ns = program.command('namespace').alias('ns').description('namespaces and their labels (cluster-wide, for namespaceSelector)');
