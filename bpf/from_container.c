@@ -53,15 +53,16 @@ static __always_inline int enforce(struct __sk_buff *skb, const struct sl_flow *
 				   const struct sl_endpoint *dst, const struct sl_ipcache_entry *remote)
 {
 	__u32 peer = dst ? dst->identity : remote ? remote->identity : SL_IDENTITY_WORLD;
-	__u32 policy = 0;
+	__u32 egress = 0, ingress = 0;
 
 	if (sl_ct_lookup(f, skb) != SL_CT_MISS)
 		return 0;
-	if (!sl_policy_allows(src->id, peer, SL_DIR_EGRESS, f, skb, &policy))
+	if (!sl_policy_allows(src->id, peer, SL_DIR_EGRESS, f, skb, &egress))
 		return sl_drop(skb, SL_REASON_DROP_POLICY_EGRESS, SL_DIR_EGRESS);
-	if (dst && !sl_policy_allows(dst->id, src->identity, SL_DIR_INGRESS, f, skb, &policy))
+	if (dst && !sl_policy_allows(dst->id, src->identity, SL_DIR_INGRESS, f, skb, &ingress))
 		return sl_drop(skb, SL_REASON_DROP_POLICY_INGRESS, SL_DIR_EGRESS);
-	sl_ct_create(f, skb, policy);
+	/* the entry names the policy that let the flow in, else the one that let it out */
+	sl_ct_create(f, skb, ingress ? ingress : egress);
 	return 0;
 }
 
