@@ -2,6 +2,7 @@ import t from 'tap';
 import { createCluster, evaluate, explain, type Connection, type Endpoint, type Pod, type Verdict } from '../../src/policy/evaluate.js';
 import { parsePolicies } from '../../src/policy/parse.js';
 import type { NetworkPolicy, Protocol } from '../../src/policy/types.js';
+import { HEAD, TEST_NETWORK_POLICY } from './policy-fixtures.js';
 
 const NAMESPACES = {
   default: {},
@@ -34,7 +35,6 @@ const PODS: Pod[] = [
   { namespace: 'shop', name: 'worker', labels: { app: 'worker', tier: 'back' }, ip: '10.244.3.11' },
 ];
 
-const HEAD = 'apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n';
 
 function pod(ref: string): Endpoint {
   const [namespace, name] = ref.split('/');
@@ -97,40 +97,6 @@ spec:
   - Egress
 `;
 
-/** The example of the Kubernetes documentation, verbatim. */
-const TEST_NETWORK_POLICY = `${HEAD}metadata:
-  name: test-network-policy
-  namespace: default
-spec:
-  podSelector:
-    matchLabels:
-      role: db
-  policyTypes:
-  - Ingress
-  - Egress
-  ingress:
-  - from:
-    - ipBlock:
-        cidr: 172.17.0.0/16
-        except:
-        - 172.17.1.0/24
-    - namespaceSelector:
-        matchLabels:
-          project: myproject
-    - podSelector:
-        matchLabels:
-          role: frontend
-    ports:
-    - protocol: TCP
-      port: 6379
-  egress:
-  - to:
-    - ipBlock:
-        cidr: 10.0.0.0/24
-    ports:
-    - protocol: TCP
-      port: 5978
-`;
 
 /** The endPort example of the Kubernetes documentation, verbatim. */
 const MULTI_PORT_EGRESS = `${HEAD}metadata:

@@ -1,8 +1,8 @@
 import t from 'tap';
 import { formatPath, formatProblem, parsePolicies, PolicyParseError, validatePolicies, type PolicyProblem } from '../../src/policy/parse.js';
 import type { NetworkPolicy } from '../../src/policy/types.js';
+import { HEAD, TEST_NETWORK_POLICY } from './policy-fixtures.js';
 
-const HEAD = 'apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n';
 
 /** The problems of an input, as "path: message" (or the full formatted lines with `full`). */
 function problems(text: string, full = false): string[] {
@@ -27,39 +27,7 @@ function one(text: string): NetworkPolicy {
 }
 
 t.test('the Kubernetes documentation example parses into the normalised model', async (t) => {
-  const text = `${HEAD}metadata:
-  name: test-network-policy
-  namespace: default
-spec:
-  podSelector:
-    matchLabels:
-      role: db
-  policyTypes:
-  - Ingress
-  - Egress
-  ingress:
-  - from:
-    - ipBlock:
-        cidr: 172.17.0.0/16
-        except:
-        - 172.17.1.0/24
-    - namespaceSelector:
-        matchLabels:
-          project: myproject
-    - podSelector:
-        matchLabels:
-          role: frontend
-    ports:
-    - protocol: TCP
-      port: 6379
-  egress:
-  - to:
-    - ipBlock:
-        cidr: 10.0.0.0/24
-    ports:
-    - protocol: TCP
-      port: 5978
-`;
+  const text = TEST_NETWORK_POLICY;
   t.same(parsePolicies(text, 'doc.yaml'), [
     {
       apiVersion: 'networking.k8s.io/v1',
