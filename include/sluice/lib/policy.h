@@ -10,22 +10,15 @@
 
 #include "common.h"
 #include "l4.h"
+#include "metrics.h"
 
 #define SL_POLICY_KEY_BITS 96	/* endpoint 32 + identity 32 + dir 8 + protocol 8 + dport 16 */
 
 static __always_inline void sl_policy_count(__u32 policy, enum sl_dir dir, int allowed, const struct __sk_buff *skb)
 {
 	struct sl_policy_stats_key k = { .policy = policy, .dir = dir, .allowed = allowed };
-	struct sl_metrics_val *v = bpf_map_lookup_elem(&sl_policy_st, &k);
 
-	if (v) {
-		v->packets++;
-		v->bytes += skb->len;
-	} else {
-		struct sl_metrics_val init = { .packets = 1, .bytes = skb->len };
-
-		bpf_map_update_elem(&sl_policy_st, &k, &init, BPF_NOEXIST);
-	}
+	sl_counter_add(&sl_policy_st, &k, skb);
 }
 
 /* 1 when endpoint `ep` may exchange flow `f` with `identity` in direction `dir`; sets *policy to the deciding policy. */
