@@ -24,7 +24,7 @@ import { ApiError, apiError } from './errors.js';
 import { Registry, serveMetrics } from './metrics.js';
 import type { AgentContext, AgentFeature } from './feature.js';
 import { agentFeatures } from './features.js';
-import { reconcile, type ReconcileReport } from './reconcile.js';
+import { emptyReport, reconcile, type ReconcileReport } from './reconcile.js';
 import { ApiServer, type Route } from './server.js';
 import { object, optLabels, optStr, str } from './validate.js';
 
@@ -56,6 +56,7 @@ export class Agent {
   private pending: NodeJS.Timeout | undefined;
   private running: Promise<ReconcileReport> | undefined;
   private stopping = false;
+  private pendingFull = false;
   private readonly startedAt = new Date().toISOString();
   private readonly features: AgentFeature[] = agentFeatures();
   private ctx: AgentContext | undefined;
@@ -95,7 +96,8 @@ export class Agent {
       await this.registerNode();
       this.ctx = {
         cfg: this.cfg, node: this.node, init: r, registry: this.registry, log: (l) => this.log(l),
-        scheduleReconcile: (why) => this.scheduleReconcile(why),
+        // A feature's trigger (a store change) concerns the features, not the endpoints.
+        scheduleReconcile: (why) => this.scheduleReconcile(why, 500, true),
         ipcache: new Map(),
       };
       await this.reconcileNow('start');
@@ -186,12 +188,14 @@ export class Agent {
   }
 
   /** Runs a reconciliation now (or joins the one running) and returns its report. */
-  reconcileNow(why: string): Promise<ReconcileReport> {
+  reconcileNow(why: string, featuresOnly = false): Promise<ReconcileReport> {
     if (this.running) return this.running;
     const run = (async () => {
       const started = performance.now();
       try {
-        const r = await reconcile(this.node!);
+        // After an add or delete the endpoints themselves are in order: only the features
+        // (identities, policy, routes) need to follow, not a full pass over every endpoint.
+        const r = featuresOnly ? emptyReport() : await reconcile(this.node!);
         for (const f of this.features) {
           if (!f.reconcile || !this.ctx) continue;
           try {
@@ -238,13 +242,18 @@ export class Agent {
     return run;
   }
 
-  private scheduleReconcile(why: string, delayMs = 500): void {
-    if (this.stopping || this.pending) return;
+  private scheduleReconcile(why: string, delayMs = 500, featuresOnly = false): void {
+    if (this.stopping) return;
+    if (!featuresOnly) this.pendingFull = true;
+    if (this.pending) return;
     this.pending = setTimeout(() => {
       this.pending = undefined;
-      this.reconcileNow(why).catch(() => {});
+      const full = this.pendingFull;
+      this.pendingFull = false;
+      this.reconcileNow(why, !full).catch(() => {});
     }, delayMs);
   }
+
 
   private status(): Record<string, unknown> {
     const reason = this.stopping ? 'the agent is stopping' : this.storeProblem ? `store problem: ${this.storeProblem}` : undefined;
@@ -284,7 +293,7 @@ export class Agent {
     // An endpoint added or removed: identities, policy entries and published records follow soon.
     const changes = (fn: (b: unknown) => Promise<unknown>) => async (b: unknown) => {
       const r = await fn(b);
-      this.scheduleReconcile('endpoints changed', 50);
+      this.scheduleReconcile('endpoints changed', 200, true);
       return r;
     };
     return [

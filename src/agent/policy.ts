@@ -34,12 +34,15 @@ export class PolicyFeature implements AgentFeature {
   readonly name = 'policy';
   private unwatch: Unwatch[] = [];
   lastPolicyIds = new Map<string, number>();
+  private knownIdentities = new Set<number>();
 
   async start(ctx: AgentContext): Promise<void> {
     for (const prefix of [POLICIES, NAMESPACES, ENDPOINTS, 'identities/ids/']) {
       this.unwatch.push(await ctx.node.store.watch(prefix, (e) => {
         // Our own endpoint records change when we publish them: not a reason to run again.
         if (prefix === ENDPOINTS && e.key.startsWith(`${ENDPOINTS}${ctx.cfg.nodeName}/`)) return;
+        // An identity marked as used again changes nothing; a new or removed one does.
+        if (prefix === 'identities/ids/' && e.type === 'put' && this.knownIdentities.has(Number(e.key.slice(prefix.length)))) return;
         ctx.scheduleReconcile(`${prefix.replace(/\/.*/, '')} changed`);
       }));
     }
@@ -58,18 +61,23 @@ export class PolicyFeature implements AgentFeature {
     const problems: string[] = [];
     const ids = new IdentityAllocator(node.store);
 
-    // 1. Identities of the local endpoints.
+    // 1. Identities of the local endpoints: allocated without the node lock (a store outage
+    // must not hold up adds and deletes), written under it if the endpoint did not change meanwhile.
+    const wanted = new Map<number, { identity: number; labels: string }>();
+    for (const ep of node.manager.list()) {
+      if (ep.state !== 'ready') continue;
+      wanted.set(ep.id, { identity: await ids.allocate(parseEndpointName(ep.name).namespace, ep.labels), labels: JSON.stringify(ep.labels) });
+    }
     await node.manager.state.lockedAsync(async () => {
       const entries = readEndpointEntries(cfg);
       for (const ep of node.manager.list()) {
-        if (ep.state !== 'ready') continue;
-        const { namespace } = parseEndpointName(ep.name);
-        const identity = await ids.allocate(namespace, ep.labels);
-        if (ep.identity === identity && entries.get(ep.ip)?.identity === identity) continue;
-        const next = { ...ep, identity };
+        const w = wanted.get(ep.id);
+        if (ep.state !== 'ready' || !w || w.labels !== JSON.stringify(ep.labels)) continue;
+        if (ep.identity === w.identity && entries.get(ep.ip)?.identity === w.identity) continue;
+        const next = { ...ep, identity: w.identity };
         node.manager.state.saveEndpoint(next);
         writeEndpointEntry(cfg, next);
-        changed.push(`${ep.name} identity ${identity}`);
+        changed.push(`${ep.name} identity ${w.identity}`);
       }
     });
     const local = node.manager.list().filter((e) => e.state === 'ready' && e.identity !== undefined);
@@ -91,10 +99,12 @@ export class PolicyFeature implements AgentFeature {
     const all = (await node.store.list(ENDPOINTS)).map((kv) => JSON.parse(kv.value) as PublishedEndpoint);
     const identityPorts = new Map<number, PodPort[]>();
     for (const e of all) identityPorts.set(e.identity, [...(identityPorts.get(e.identity) ?? []), ...e.ports]);
+    const identities = await ids.list();
+    this.knownIdentities = new Set(identities.keys());
     const compiled = compilePolicies({
       policies: await listPolicies(node.store),
       namespaces: await namespaceLabels(node.store),
-      identities: await ids.list(),
+      identities,
       identityPorts,
       endpoints: local.map((e) => ({ id: e.id, namespace: parseEndpointName(e.name).namespace, labels: e.labels, ports: e.ports ?? [] })),
     });

@@ -47,13 +47,18 @@ export interface ReconcileReport {
   features: Record<string, FeatureReport>;
 }
 
-export async function reconcile(node: NodeHandle): Promise<ReconcileReport> {
-  const started = performance.now();
-  const { cfg, manager, pool } = node;
-  const r: ReconcileReport = {
+/** A report of a pass that looked at no endpoint (only the features ran). */
+export function emptyReport(): ReconcileReport {
+  return {
     finished: [], collected: [], repairedEntries: [], reattached: [], reclaimed: [], staleEntries: [], releasedHandles: [],
     strays: [], problems: [], endpoints: 0, durationMs: 0, features: {},
   };
+}
+
+export async function reconcile(node: NodeHandle): Promise<ReconcileReport> {
+  const started = performance.now();
+  const { cfg, manager, pool } = node;
+  const r = emptyReport();
   const attempt = async (what: string, fn: () => unknown) => {
     try {
       await fn();

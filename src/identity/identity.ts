@@ -49,6 +49,8 @@ export function labelsDigest(labels: Labels): string {
 const IDS = 'identities/ids/';
 const BY_LABELS = 'identities/labels/';
 const MAX_RACES = 64;
+/** How often an identity in use is marked as used (collection spares identities used within its grace period, 10 min). */
+const TOUCH_EVERY_MS = 60_000;
 
 export class IdentityError extends Error {
   constructor(message: string) {
@@ -68,7 +70,10 @@ export class IdentityAllocator {
       const known = await this.store.get(`${BY_LABELS}${digest}`);
       if (known) {
         const id = (JSON.parse(known.value) as { id: number }).id;
-        // Touch it (only while it still stands for these labels), so a collection running now spares it.
+        // Touch it (only while it still stands for these labels), so a collection running now
+        // spares it; at most once a minute, so asking for it often costs no store write.
+        const cur = await this.store.get(`${IDS}${id}`);
+        if (cur && Date.now() - ((JSON.parse(cur.value) as { used?: number }).used ?? 0) < TOUCH_EVERY_MS) return id;
         const r = await this.store.txn([{ key: `${BY_LABELS}${digest}`, modRevision: known.modRevision }],
           [{ op: 'put', key: `${IDS}${id}`, value: JSON.stringify({ labels: canon, used: Date.now() }) }]);
         if (r.succeeded) return id;

@@ -128,11 +128,12 @@ gate.step('metrics: valid Prometheus text that counts the traffic sent', async (
 
 gate.step('reconciliation repairs what was broken behind the agent', async (t) => {
   const [a, b] = endpoints();
+  node.must(['endpoint', 'add', '--netns', pods.c!, '--name', 'shop/c']);
+  await sleep(2000); // the reconciliation an add schedules has run
   // A lost map entry, a detached program, a stray device, and a pod that vanished.
   mustSh('bpftool', ['map', 'delete', 'pinned', join(node.pinRoot, 'sl_endpoints'), 'key', ...a!.ip.split('.')]);
   rmSync(join(node.pinRoot, 'links', `${b!.hostIfname}-ingress`));
   mustSh('ip', ['-n', node.ns, 'link', 'add', 'sl0123456789a', 'type', 'veth', 'peer', 'name', `${prefix}-x`]);
-  node.must(['endpoint', 'add', '--netns', pods.c!, '--name', 'shop/c']);
   mustSh('ip', ['netns', 'del', pods.c!]);
   const r = await agent.post<{ collected: string[]; repairedEntries: string[]; reattached: string[]; strays: string[]; problems: string[] }>('/v1/reconcile');
   t.same(r.collected, ['shop/c'], 'the vanished pod is collected');

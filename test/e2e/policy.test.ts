@@ -85,6 +85,33 @@ spec:
   tt.not(inNs(other.netns, 'ping', ['-c', '1', '-W', '1', web.ip!]).status, 0, 'ICMP from other is denied too');
   tt.ok(tcp(web.netns, other.ip!, 90), 'web may still open connections (egress is not isolated) and their replies come back');
 
+  // Replacing the policy by an equivalent one (numeric port instead of the named one, two
+  // rules instead of one): new connections opened all along never fail.
+  const variant = join(dir, 'web-variant.yaml');
+  writeFileSync(variant, `apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  ingress:
+  - from: [{podSelector: {matchLabels: {app: client}}, namespaceSelector: {matchLabels: {team: blue}}}]
+    ports: [{port: 80, protocol: TCP}]
+  - from: [{podSelector: {matchLabels: {app: nobody}}}]
+`);
+  const { spawn } = await import('node:child_process');
+  const applying = spawn('nsenter', [`--net=${n1.netns}`, process.execPath, SLUICE_BIN, '--config', n1.config, 'policy', 'apply', '-f', variant], { stdio: 'ignore' });
+  const done = new Promise((r) => applying.once('exit', r));
+  let tries = 0;
+  let failures = 0;
+  const until = Date.now() + 6000;
+  while (Date.now() < until) {
+    tries++;
+    if (!tcp(client.netns, web.ip!, 80)) failures++;
+  }
+  await done;
+  tt.equal(failures, 0, `no new connection failed while the policy was replaced (${tries} connections)`);
+  tt.match(cli(n1, ['policy', 'get', 'shop/web']), /"port": 80/, 'the variant is in place');
+
   const metrics = JSON.parse(cli(n1, ['bpf', 'metrics', '-o', 'json'])) as { reason: string; packets: number }[];
   tt.ok(metrics.some((m) => m.reason === 'drop_policy_ingress' && m.packets > 0), 'drops counted as drop_policy_ingress');
 
