@@ -55,6 +55,7 @@ export class Agent {
   private timer: NodeJS.Timeout | undefined;
   private pending: NodeJS.Timeout | undefined;
   private running: Promise<ReconcileReport> | undefined;
+  private queued: { full: boolean; promise: Promise<ReconcileReport> } | undefined;
   private stopping = false;
   private pendingFull = false;
   private readonly startedAt = new Date().toISOString();
@@ -139,6 +140,7 @@ export class Agent {
     if (this.api) rmSync(this.socket, { force: true });
     await this.metricsServer?.close().catch(() => {});
     this.unwatch?.();
+    await this.queued?.promise.catch(() => {});
     await this.running?.catch(() => {});
     for (const f of [...this.features].reverse()) await f.stop?.().catch((e: Error) => this.log(`stopping ${f.name}: ${e.message}`));
     // The node's record stays until its lease expires: a restart does not look like a node leaving.
@@ -187,10 +189,33 @@ export class Agent {
     this.lease = lease;
   }
 
-  /** Runs a reconciliation now (or joins the one running) and returns its report. */
+  /**
+   * Runs a reconciliation as soon as the one running (if any) ends, and returns its report.
+   * Requests made while one is waiting join it (a full one wins over features-only), so a
+   * change seen during a run is never lost and runs never overlap.
+   */
   reconcileNow(why: string, featuresOnly = false): Promise<ReconcileReport> {
-    if (this.running) return this.running;
-    const run = (async () => {
+    if (this.queued) {
+      if (!featuresOnly) this.queued.full = true;
+      return this.queued.promise;
+    }
+    const q = { full: !featuresOnly, promise: Promise.resolve(undefined as unknown as ReconcileReport) };
+    const before = this.running ?? Promise.resolve(undefined);
+    q.promise = before.catch(() => undefined).then(() => {
+      this.queued = undefined;
+      const run = this.runOnce(why, !q.full);
+      this.running = run;
+      return run.finally(() => {
+        if (this.running === run) this.running = undefined;
+      });
+    });
+    this.queued = q;
+    return q.promise;
+  }
+
+  private runOnce(why: string, featuresOnly: boolean): Promise<ReconcileReport> {
+    return (async () => {
+      if (this.stopping || !this.node) return emptyReport();
       const started = performance.now();
       try {
         // After an add or delete the endpoints themselves are in order: only the features
@@ -234,12 +259,8 @@ export class Agent {
         this.m.reconciles.inc({ result: 'failed' });
         this.log(`reconcile (${why}) failed: ${(e as Error).message}`);
         throw e;
-      } finally {
-        this.running = undefined;
       }
     })();
-    this.running = run;
-    return run;
   }
 
   private scheduleReconcile(why: string, delayMs = 500, featuresOnly = false): void {
