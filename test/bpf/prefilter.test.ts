@@ -252,7 +252,8 @@ if (!IS_ROOT) {
     mustSh('ip', ['-n', ns, 'link', 'add', 'up0', 'type', 'veth', 'peer', 'name', 'up0p']);
     mustSh('ip', ['-n', ns, 'link', 'add', 'br0', 'type', 'bridge']);
     for (const d of ['up0', 'up0p', 'br0']) mustSh('ip', ['-n', ns, 'link', 'set', d, 'up']);
-    const fx = BpfObject.open(buildProgram('fx_loader', { srcDir: join(REPO, 'test/fixtures/bpf'), includeDir: join(REPO, 'include'), cacheDir: tempDir(t, uniquePrefix('c')) }).object);
+    const fx = BpfObject.open(buildProgram('fx_loader', { srcDir: join(REPO, 'test/fixtures/bpf'), includeDir: join(REPO, 'include'), cacheDir: tempDir(t, uniquePrefix('c')) }).object,
+      { pinRoot: pinRoot(t, uniquePrefix('fx')) }); // its maps are pinned by name: never under the machine's own /sys/fs/bpf
     t.teardown(() => fx.close());
     const foreign = fx.load().program('fx_xdp');
     const progId = prog.info().id;
