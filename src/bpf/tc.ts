@@ -4,6 +4,7 @@
  * it outlives the process. Older kernels get a clsact qdisc with a direct-action
  * cls_bpf filter through libbpf's bpf_tc_* API. Attaching is separate from loading.
  */
+import { constants } from 'node:os';
 import { existsSync } from 'node:fs';
 import { opts } from './abi.js';
 import { BpfError } from './errors.js';
@@ -12,6 +13,9 @@ import { closeFd, objGet } from './fd.js';
 import { libbpf } from './native.js';
 import { pinAtomically, unpin } from './pin.js';
 import { Program } from './program.js';
+
+/** errno values from Node's own table, not copied by hand. */
+const { ENOENT, EEXIST, EINVAL, EOPNOTSUPP, ENOLINK } = constants.errno;
 
 export type TcDirection = 'ingress' | 'egress';
 export type TcMode = 'tcx' | 'tc';
@@ -23,11 +27,6 @@ const BPF_TC_F_REPLACE = 1;
 const TC_HANDLE = 1;
 const TC_PRIORITY = 1;
 
-const ENOENT = 2;
-const EEXIST = 17;
-const EINVAL = 22;
-const EOPNOTSUPP = 95;
-const ENOLINK = 67;
 
 export interface TcAttachment {
   ifindex: number;

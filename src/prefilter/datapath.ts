@@ -9,6 +9,7 @@
  * atomically with bpf_link_update, and removing the pin (`sluice node reset` removes the
  * whole pin root) detaches it. Driver (native) mode is tried first, then generic (skb).
  */
+import { constants } from 'node:os';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { LINK_INFO } from '../bpf/abi.js';
@@ -21,6 +22,9 @@ import { c, libbpf } from '../bpf/native.js';
 import type { Config } from '../config/config.js';
 import { nodePins } from '../datapath/pins.js';
 import { diffRules, type MapRule, type PrefilterEntry, type RuleDiff } from './cidr.js';
+
+/** errno values from Node's own table, not copied by hand. */
+const { ENOENT, EBUSY, EEXIST, ENOLINK, EINVAL } = constants.errno;
 
 export const PREFILTER_PROGRAM = 'xdp_prefilter';
 export const PREFILTER_MAP = 'sl_prefilter';
@@ -119,11 +123,6 @@ const XDP_FLAGS = { SKB_MODE: 2, DRV_MODE: 4 } as const;
 /** struct bpf_link_create_opts of libbpf 1.1 (sz, flags, ...); zero past `flags`. */
 const LINK_CREATE_OPTS_SIZE = 64;
 const LINK_INFO_XDP_IFINDEX = 16;
-const ENOENT = 2;
-const EBUSY = 16;
-const EEXIST = 17;
-const ENOLINK = 67;
-const EINVAL = 22;
 
 /** Where the XDP link of `device` is pinned. */
 export function xdpLinkPin(cfg: Pick<Config, 'pinRoot'>, device: string): string {

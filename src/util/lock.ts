@@ -2,15 +2,17 @@
  * An exclusive lock on a file with flock(2): held until released or until the process
  * dies, so a crashed holder never leaves a stale lock behind.
  */
+import { constants } from 'node:os';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { c, lastErrno } from '../bpf/native.js';
 
+/** errno values from Node's own table, not copied by hand. */
+const { EWOULDBLOCK, EINTR } = constants.errno;
+
 const LOCK_EX = 2;
 const LOCK_NB = 4;
 const LOCK_UN = 8;
-const EWOULDBLOCK = 11;
-const EINTR = 4;
 
 export interface FileLock {
   release(): void;
