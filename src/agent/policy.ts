@@ -18,7 +18,7 @@ import { parseEndpointName } from '../endpoint/types.js';
 import { openMap } from '../datapath/loader.js';
 import type { IpcacheEntry } from '../datapath/ipcache.js';
 import { IDENTITY, IdentityAllocator } from '../identity/identity.js';
-import { listLinks, addresses } from '../net/ip.js';
+import { allAddresses } from '../net/ip.js';
 import { compilePolicies, type PolicyKey, type PolicyValue } from '../policy/compile.js';
 import { ENDPOINTS, listPolicies, namespaceLabels, NAMESPACES, POLICIES, type PublishedEndpoint } from '../policy/store.js';
 import type { Unwatch } from '../store/types.js';
@@ -137,9 +137,9 @@ export class PolicyFeature implements AgentFeature {
     const contrib = new Map<string, IpcacheEntry>();
     for (const e of all) if (e.node !== cfg.nodeName) contrib.set(`${e.ip}/32`, { identity: e.identity, tunnel_endpoint: '0.0.0.0', flags: NONE });
     for (const [cidr, id] of compiled.cidrIdentities) contrib.set(cidr, { identity: id, tunnel_endpoint: '0.0.0.0', flags: NONE });
-    for (const l of listLinks()) {
-      if (l.name === 'lo') continue;
-      for (const a of addresses(l.name)) contrib.set(`${a.split('/')[0]}/32`, { identity: IDENTITY.host, tunnel_endpoint: '0.0.0.0', flags: NONE });
+    for (const [dev, addrs] of allAddresses()) {
+      if (dev === 'lo') continue;
+      for (const a of addrs) contrib.set(`${a.split('/')[0]}/32`, { identity: IDENTITY.host, tunnel_endpoint: '0.0.0.0', flags: NONE });
     }
     ctx.ipcache.set('policy', contrib);
 

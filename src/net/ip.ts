@@ -12,6 +12,8 @@ export interface Link {
   mac: string;
   mtu: number;
   up: boolean;
+  /** ARP turned off (IFF_NOARP). */
+  noArp: boolean;
   kind: string | undefined;
 }
 
@@ -46,7 +48,7 @@ interface RawLink {
 }
 
 function toLink(r: RawLink): Link {
-  return { ifindex: r.ifindex, name: r.ifname, mac: r.address ?? '', mtu: r.mtu, up: r.flags.includes('UP'), kind: r.linkinfo?.info_kind };
+  return { ifindex: r.ifindex, name: r.ifname, mac: r.address ?? '', mtu: r.mtu, up: r.flags.includes('UP'), noArp: r.flags.includes('NOARP'), kind: r.linkinfo?.info_kind };
 }
 
 export function getLink(name: string, netns?: string): Link | undefined {
@@ -79,7 +81,16 @@ export function defaultRouteDevice(netns?: string): string | undefined {
   return listRoutes(netns).find((r) => r.dst === 'default')?.dev;
 }
 
+interface RawAddrs { ifname: string; addr_info?: { family: string; local: string; prefixlen: number }[] }
+
+const inet = (r: RawAddrs | undefined) => (r?.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`);
+
+/** The IPv4 addresses (with prefix) of one device. */
 export function addresses(dev: string, netns?: string): string[] {
-  const r = ipJson<{ addr_info: { family: string; local: string; prefixlen: number }[] }>(['addr', 'show', 'dev', dev], netns)[0];
-  return (r?.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`);
+  return inet(ipJson<RawAddrs>(['addr', 'show', 'dev', dev], netns)[0]);
+}
+
+/** The IPv4 addresses of every device, in one `ip` call: device name -> addresses. */
+export function allAddresses(netns?: string): Map<string, string[]> {
+  return new Map(ipJson<RawAddrs>(['-4', 'addr', 'show'], netns).map((r) => [r.ifname, inet(r)]));
 }

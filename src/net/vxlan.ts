@@ -21,6 +21,8 @@ export function ensureVxlan(mtu: number): { link: Link; created: boolean } {
     ipBatch([`link add ${VXLAN_DEV} mtu ${mtu} type vxlan external dstport ${VXLAN_PORT}`]);
     created = true;
   }
+  // Every reconciliation calls this: a device already as it should be costs one lookup.
+  if (link && link.mtu === mtu && link.up && link.noArp) return { link, created };
   const knob = `/proc/sys/net/ipv6/conf/${VXLAN_DEV}/disable_ipv6`;
   if (existsSync(knob)) writeFileSync(knob, '1');
   ipBatch([`link set ${VXLAN_DEV} mtu ${mtu} arp off up`]);
