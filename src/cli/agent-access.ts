@@ -17,6 +17,13 @@ export async function runningAgent(cfg: Config): Promise<AgentClient | undefined
   return (await socketAlive(socket)) ? new AgentClient(socket, { timeoutMs: 120_000 }) : undefined;
 }
 
+/** The node's agent, or an error naming the node and its socket (`why`: what needed it). */
+export async function requireAgent(cfg: Config, why?: string): Promise<AgentClient> {
+  const a = await runningAgent(cfg);
+  if (!a) throw new Error(`no sluice agent answers for node ${cfg.nodeName}${why ? `: ${why}` : ` (socket ${agentPaths(cfg).socket})`}`);
+  return a;
+}
+
 /** Calls the agent, turning its error answers into plain errors carrying its message. */
 export async function callAgent<T>(agent: AgentClient, method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
   try {

@@ -10,7 +10,7 @@ import t, { type Test } from 'tap';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  IS_ROOT, REPO, SLUICE_BIN, inNetns, mustSh, netns, sh, tempDir, testNode, uniquePrefix, type RunResult, type TestNode, setupGate } from '../helpers/env.js';
+  canRunCliE2e, SLUICE_BIN, inNetns, mustSh, netns, sh, tempDir, testNode, uniquePrefix, type RunResult, type TestNode, setupGate } from '../helpers/env.js';
 
 interface EndpointJson { id: number; name: string; ip: string; hostIfname: string }
 
@@ -67,13 +67,7 @@ function assertCleanError(t: Tap, r: RunResult, message: RegExp, before: Snapsho
   t.same(after(), before, UNCHANGED);
 }
 
-const distMain = join(REPO, 'dist', 'cli', 'main.js');
-
-if (!IS_ROOT) {
-  t.plan(0, 'needs root: creates network namespaces and loads eBPF programs');
-} else if (!existsSync(distMain)) {
-  t.fail(`${distMain} is missing: build the CLI first with \`npx tsc -p tsconfig.json\``);
-} else {
+if (canRunCliE2e(t)) {
   const prefix = uniquePrefix('ce');
   // Created in a subtest: an exception there fails it and teardown still runs (a throw at
   // the top level would skip every teardown and leak namespaces and pins).

@@ -11,7 +11,7 @@ import t, { type Test } from 'tap';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { IS_ROOT, REPO, inNetns, mustSh, netns, sh, testNode, uniquePrefix, type Teardown, type TestNode, setupGate } from '../helpers/env.js';
+import { canRunCliE2e, inNetns, mustSh, netns, sh, testNode, uniquePrefix, type Teardown, type TestNode, setupGate } from '../helpers/env.js';
 import type { Endpoint } from '../../src/endpoint/types.js';
 import { ping, sha256, tcpSend, tcpSink, udpSend, udpSink } from '../helpers/traffic.js';
 import { firewall } from '../helpers/firewall.js';
@@ -65,13 +65,7 @@ function addUplink(tt: Teardown, node: TestNode, prefix: string): string {
   return 'up0';
 }
 
-const distMain = join(REPO, 'dist', 'cli', 'main.js');
-
-if (!IS_ROOT) {
-  t.plan(0, 'needs root: creates network namespaces and loads eBPF programs');
-} else if (!existsSync(distMain)) {
-  t.fail(`${distMain} is missing: build the CLI first with \`npx tsc -p tsconfig.json\``);
-} else {
+if (canRunCliE2e(t)) {
   const prefix = uniquePrefix('sn');
   // Set up in a subtest: an exception there is a failure and teardown still runs (a
   // throw at the top level would skip every teardown and leak namespaces and pins).

@@ -14,6 +14,24 @@ export const REPO = fileURLToPath(new URL('../../', import.meta.url));
 export const IS_ROOT = process.getuid?.() === 0;
 export const SLUICE_BIN = join(REPO, 'bin', 'sluice.js');
 
+/**
+ * Whether an end-to-end file that drives the compiled CLI can run: it needs root, and
+ * dist/ built. Otherwise says why on `t` (a plan of 0 without root, a failure without the
+ * build) and returns false.
+ */
+export function canRunCliE2e(t: Test): boolean {
+  const distMain = join(REPO, 'dist', 'cli', 'main.js');
+  if (!IS_ROOT) {
+    t.plan(0, 'needs root: creates network namespaces and loads eBPF programs');
+    return false;
+  }
+  if (!existsSync(distMain)) {
+    t.fail(`${distMain} is missing: build the CLI first with \`npx tsc -p tsconfig.json\``);
+    return false;
+  }
+  return true;
+}
+
 /** What a tap test object offers that we need (kept minimal so helpers need no tap types). */
 export interface Teardown {
   teardown(fn: () => void | Promise<void>): void;

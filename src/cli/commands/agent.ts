@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { Agent } from '../../agent/agent.js';
-import { callAgent, runningAgent } from '../agent-access.js';
+import { callAgent, requireAgent } from '../agent-access.js';
 import { configOf } from '../context.js';
 import { parseOutput, printJson } from '../output.js';
 
@@ -36,8 +36,7 @@ export function register(program: Command): void {
     .option('-o, --output <format>', 'table or json', parseOutput, 'table')
     .action(async function (this: Command) {
       const cfg = configOf(this);
-      const a = await runningAgent(cfg);
-      if (!a) throw new Error(`no sluice agent answers for node ${cfg.nodeName} (socket ${cfg.runDir}/agent.sock)`);
+      const a = await requireAgent(cfg);
       const s = await callAgent<{ ready: boolean; reason?: string; node: string; podCIDR: string; store: string; pid: number; endpoints: number; metrics: string | null }>(a, 'GET', '/v1/status');
       if (this.opts().output === 'json') printJson(s);
       else {
@@ -52,8 +51,7 @@ export function register(program: Command): void {
     .option('-o, --output <format>', 'table or json', parseOutput, 'table')
     .action(async function (this: Command) {
       const cfg = configOf(this);
-      const a = await runningAgent(cfg);
-      if (!a) throw new Error(`no sluice agent answers for node ${cfg.nodeName} (socket ${cfg.runDir}/agent.sock)`);
+      const a = await requireAgent(cfg);
       const r = await callAgent<Record<string, unknown>>(a, 'POST', '/v1/reconcile');
       if (this.opts().output === 'json') return printJson(r);
       for (const [k, v] of Object.entries(r)) {

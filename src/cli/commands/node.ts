@@ -6,7 +6,7 @@ import {
 } from '../../node/install.js';
 import { withNode } from '../../node/context.js';
 import { initNode, resetNode } from '../../node/node.js';
-import { callAgent, runningAgent } from '../agent-access.js';
+import { callAgent, requireAgent, runningAgent } from '../agent-access.js';
 
 interface NodeRow { name: string; podCIDR: string; underlayIP: string; subnet: string; mode: string; path: string; agentAlive: boolean; reason?: string }
 import { configOf } from '../context.js';
@@ -79,8 +79,7 @@ export function register(program: Command): void {
     .option('-o, --output <format>', 'table or json', parseOutput, 'table')
     .action(async function (this: Command) {
       const cfg = configOf(this);
-      const a = await runningAgent(cfg);
-      if (!a) throw new Error(`no sluice agent answers for node ${cfg.nodeName}: \`node list\` asks the agent (start it with \`sluice agent\`)`);
+      const a = await requireAgent(cfg, '`node list` asks the agent (start it with `sluice agent`)');
       const r = await callAgent<{ self: string; mode: string; nodes: NodeRow[]; kernelRoutes: { podCIDR: string; underlayIP: string; name: string }[] }>(a, 'GET', '/v1/nodes');
       if (this.opts().output === 'json') return printJson(r);
       print('table', r.nodes, {
