@@ -107,7 +107,9 @@ async function startServer(t: Teardown, ns: string, script: string, args: string
   const proc = spawn('nsenter', nsArgs(ns, NODE, ['-e', EXIT_WITH_PARENT + script, ...args]), { stdio: ['pipe', 'pipe', 'pipe'] });
   const s = new Server(proc);
   t.teardown(() => s.stop());
-  await s.waitFor(() => s.seen('ready').length > 0, 5000, `server in ${ns} to listen`);
+  // A fresh node process: on a 2-CPU CI machine busy with 100 CNI plugin processes its
+  // start-up alone has taken over 5 s. This waits for the test's own tool, not for sluice.
+  await s.waitFor(() => s.seen('ready').length > 0, 30_000, `server in ${ns} to listen`);
   return s;
 }
 
