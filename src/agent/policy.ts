@@ -156,10 +156,14 @@ export class PolicyFeature implements AgentFeature {
     let live = 0;
     let deleted = 0;
     try {
+      // Walk first, delete after: bpf_map_get_next_key from a key just deleted starts over
+      // at the first key, which made this quadratic (tens of seconds at a few thousand flows).
+      const dead: CtKey[] = [];
       for (const [k, v] of m.entries()) {
         if (v.expires > now) live++;
-        else if (collect && m.delete(k)) deleted++;
+        else if (collect) dead.push(k);
       }
+      for (const k of dead) if (m.delete(k)) deleted++;
     } finally {
       m.close();
     }

@@ -179,7 +179,11 @@ export class BpfMap<K = unknown, V = unknown> {
     throw new BpfError(`delete from map ${this.name}`, -ret);
   }
 
-  /** Raw keys, by bpf_map_get_next_key; keys deleted while iterating are tolerated. */
+  /**
+   * Raw keys, by bpf_map_get_next_key. Keys deleted while iterating are tolerated, but in
+   * a hash map, deleting the key just yielded makes the walk start over at the first key:
+   * collect what to delete, then delete (see clear()).
+   */
   *rawKeys(): Generator<Buffer> {
     const lib = libbpf();
     let prev: Buffer | null = null;

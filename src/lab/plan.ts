@@ -5,9 +5,11 @@
  *   <LAB>-underlay                 the simulated physical network: one bridge per subnet
  *                                  (br0, br1…), etcd on <subnet 0>.250 when the store is etcd
  *   <LAB>-router                   with two or more subnets: r<i> = <subnet i>.254 in each,
- *                                  ip_forward=1 in this namespace only
+ *                                  ip_forward=1
  *   <LAB>-<node>                   a node: uplink0 (<subnet>.<k>/24) whose peer nd<i> is in
- *                                  its subnet's bridge; the node's agent runs here
+ *                                  its subnet's bridge; the node's agent runs here;
+ *                                  ip_forward=1 (pods' traffic to addresses outside the
+ *                                  cluster goes through the node's stack)
  *   <LAB>-<node>.<ns>.<pod>        a pod, added through its node's agent
  */
 import { join } from 'node:path';

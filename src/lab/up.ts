@@ -153,6 +153,9 @@ async function build(plan: Plan, state: LabState, log: (line: string) => void, o
     const c = nodeUplinkCommands(plan, n);
     ipBatch(c.underlay, `/run/netns/${plan.underlayNetns}`);
     ipBatch(c.node, n.netnsPath);
+    // A node forwards what its pods send outside the cluster, as a real node does (sluice
+    // itself only forwards between pods; no address translation is done).
+    run('nsenter', [`--net=${n.netnsPath}`, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
     mkdirSync(n.dir, { recursive: true });
     writeFileSync(n.config, n.configText);
   }
