@@ -130,6 +130,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   // A closed pipe (`scripts/bench 2>&1 | head`) must not kill the run before it cleans up.
   process.stdout.on('error', () => {});
   process.stderr.on('error', () => {});
+  if (argv[0] === 'policy') return (await import('./policy-run.js')).policyMain(argv.slice(1));
   let o: BenchOptions;
   try {
     o = parseBenchArgs(argv);

@@ -20,6 +20,7 @@ export const DEFAULT_REPEATS = 3;
 export const DEFAULT_DURATION_S = 5;
 
 export const USAGE = `usage: scripts/bench [--repeats N] [--duration S] [--json FILE] [--smoke]
+       scripts/bench policy [options]   (policy cost at N rules: scripts/bench policy --help)
 
 Same-node pod-to-pod benchmark: TCP throughput (iperf3, one stream) and TCP
 request/response round trip p50/p99 (sockperf ping-pong) between two sluice pods,
@@ -68,4 +69,65 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
   const durationS = positiveInt('--duration', values.duration, 600) ?? (smoke ? 1 : DEFAULT_DURATION_S);
   if (values.json !== undefined && values.json.trim() === '') throw new UsageError('--json: expected a file name');
   return { repeats, durationS, json: values.json, smoke, help: values.help ?? false };
+}
+
+export interface PolicyBenchArgs {
+  rules: number[];
+  rounds: number;
+  runs: number;
+  json: string | undefined;
+  smoke: boolean;
+  help: boolean;
+}
+
+export const POLICY_USAGE = `usage: scripts/bench policy [--rules N,N,…] [--rounds R] [--runs K] [--json FILE] [--smoke]
+
+Policy cost at N NetworkPolicy rules on one pod (the matching rule last), each figure
+paired with 0 rules in the same round: the from_container program's time for a new
+flow, an established flow and a denied packet (BPF_PROG_TEST_RUN, nothing attached,
+nothing sent), and the time to compile the rules and write the maps.
+Needs root and clang; pins under /sys/fs/bpf/slbench-policy-*, removed at the end.
+
+  --rules N,…    rule counts, at most 60000 (each rule's /32 takes an sl_ipcache entry);
+                 default 10,1000,10000; 0 is always measured
+  --rounds R     interleaved rounds (default 5)
+  --runs K       single program runs per figure, the median is kept (default 2000)
+  --json FILE    also write every sample, the medians and the machine to FILE
+  --smoke        check the harness: 1 round, 10 and 100 rules, 50 runs
+  -h, --help     this text
+`;
+
+export function parsePolicyBenchArgs(argv: readonly string[]): PolicyBenchArgs {
+  let values: { rules?: string; rounds?: string; runs?: string; json?: string; smoke?: boolean; help?: boolean };
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      options: {
+        rules: { type: 'string' }, rounds: { type: 'string' }, runs: { type: 'string' },
+        json: { type: 'string' }, smoke: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const smoke = values.smoke ?? false;
+  let rules = smoke ? [10, 100] : [10, 1000, 10000];
+  if (values.rules !== undefined) {
+    rules = values.rules.split(',').map((s) => {
+      const n = positiveInt('--rules', s, 60_000);
+      if (n === undefined) throw new UsageError('--rules: expected counts like 10,1000,10000');
+      return n;
+    });
+  }
+  if (values.json !== undefined && values.json.trim() === '') throw new UsageError('--json: expected a file name');
+  return {
+    rules: [...new Set(rules)].sort((a, b) => a - b),
+    rounds: positiveInt('--rounds', values.rounds, 100) ?? (smoke ? 1 : 5),
+    runs: positiveInt('--runs', values.runs, 1_000_000) ?? (smoke ? 50 : 2000),
+    json: values.json,
+    smoke,
+    help: values.help ?? false,
+  };
 }

@@ -114,10 +114,29 @@ export function compilePolicies(input: CompileInput): Compiled {
     }
   }
   const cidrIdentities = new Map([...cidrs].sort().map((c, i) => [c, FIRST_CIDR_IDENTITY + i]));
-  const blockIdentities = (cidr: string, except: readonly string[]) => [...cidrIdentities].filter(([c]) => {
-    const p = parseCidr(c);
-    return cidrWithin(p, parseCidr(cidr)) && !except.some((e) => cidrWithin(p, parseCidr(e)));
-  }).map(([, id]) => id);
+  // The CIDR identities inside an ipBlock: a binary search over them sorted by network
+  // address, then a walk over the ones inside (10,000 /32 rules took minutes scanning all).
+  const byBase = [...cidrIdentities].map(([c, id]) => ({ cidr: parseCidr(c), id })).sort((a, b) => a.cidr.base - b.cidr.base);
+  const firstAtOrAfter = (base: number) => {
+    let lo = 0, hi = byBase.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (byBase[mid]!.cidr.base < base) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  };
+  const blockIdentities = (cidr: string, except: readonly string[]) => {
+    const outer = parseCidr(cidr);
+    const excepts = except.map((e) => parseCidr(e));
+    const last = outer.base + 2 ** (32 - outer.prefix) - 1;
+    const ids: number[] = [];
+    for (let i = firstAtOrAfter(outer.base); i < byBase.length && byBase[i]!.cidr.base <= last; i++) {
+      const { cidr: c, id } = byBase[i]!;
+      if (cidrWithin(c, outer) && !excepts.some((e) => cidrWithin(c, e))) ids.push(id);
+    }
+    return ids;
+  };
 
   const put = (key: PolicyKey, value: PolicyValue, overwrite: boolean) => {
     const s = keyString(key);
