@@ -58,11 +58,13 @@ static __always_inline int enforce(struct __sk_buff *skb, const struct sl_flow *
 	if (sl_ct_lookup(f, skb) != SL_CT_MISS)
 		return 0;
 	if (!sl_policy_allows(src->id, peer, SL_DIR_EGRESS, f, skb, &egress))
-		return sl_drop(skb, SL_REASON_DROP_POLICY_EGRESS, SL_DIR_EGRESS);
+		return sl_drop_policy(skb, SL_REASON_DROP_POLICY_EGRESS, SL_DIR_EGRESS, src->identity, peer, egress);
 	if (dst && !sl_policy_allows(dst->id, src->identity, SL_DIR_INGRESS, f, skb, &ingress))
-		return sl_drop(skb, SL_REASON_DROP_POLICY_INGRESS, SL_DIR_EGRESS);
+		return sl_drop_policy(skb, SL_REASON_DROP_POLICY_INGRESS, SL_DIR_EGRESS, src->identity, peer, ingress);
 	/* the entry names the policy that let the flow in, else the one that let it out */
 	sl_ct_create(f, skb, ingress ? ingress : egress);
+	if (ingress || egress)
+		sl_verdict_allowed(skb, SL_DIR_EGRESS, src->identity, peer, ingress ? ingress : egress);
 	return 0;
 }
 

@@ -52,6 +52,34 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sl_node SEC(".maps");
 
+/* ---- events --------------------------------------------------------------------------- */
+
+#ifndef SL_EVENTS_BYTES
+#define SL_EVENTS_BYTES (1 << 20)
+#endif
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, SL_EVENTS_BYTES);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct sl_monitor_config);
+	__uint(max_entries, 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_monitor SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct sl_monitor_state);
+	__uint(max_entries, 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_monitor_st SEC(".maps");
+
 /* ---- prefilter (bpf/xdp_prefilter.c, src/prefilter/) ---------------------------------- */
 
 #ifndef SL_MAX_PREFILTER

@@ -173,6 +173,48 @@ struct sl_metrics_val {
 	__u64 bytes;
 };
 
+/* ---- events (ring buffer sl_events, read by the agent for `sluice monitor`) ------------ */
+
+enum sl_event_type {
+	SL_EVENT_DROP = 1,		/* a packet was dropped; reason says why (policy drops name the policy) */
+	SL_EVENT_POLICY_VERDICT = 2,	/* a policy allowed a new flow */
+	SL_EVENT_TRACE = 3,		/* a packet was forwarded (only while sl_monitor says trace) */
+};
+
+/* One record of sl_events. Addresses and ports as in the packet (network byte order). */
+struct sl_event {
+	__u64 timestamp;	/* bpf_ktime_get_ns() */
+	enum sl_event_type type;
+	enum sl_reason reason;	/* SL_REASON_UNSPEC for policy verdicts */
+	enum sl_dir dir;
+	__u8 protocol;		/* IP protocol; 0 when the packet is not IPv4 */
+	__u8 pad[3];
+	__u32 ifindex;		/* the device the program ran on */
+	sl_ipv4_t saddr;
+	sl_ipv4_t daddr;
+	__be16 sport;		/* TCP/UDP/SCTP ports; 0 for other protocols and fragments */
+	__be16 dport;
+	__u32 src_identity;	/* security identities when the program knew them, else 0 */
+	__u32 dst_identity;
+	__u32 policy;		/* the deciding policy's id (0: none) */
+	__u32 len;		/* packet length */
+};
+
+/* sl_monitor: event settings (one entry, key 0), written by the agent. */
+struct sl_monitor_config {
+	__u32 trace;		/* 1: a trace event for every forwarded packet */
+	__u32 rate;		/* events per second per CPU; 0: SL_EVENT_DEFAULT_RATE */
+};
+
+/* sl_monitor_st: per-CPU rate-limit state and event counters (one entry, key 0). */
+struct sl_monitor_state {
+	__u64 last;		/* bpf_ktime_get_ns() of the last refill */
+	__u64 tokens;		/* events that may still be sent */
+	__u64 sent;		/* events written to sl_events */
+	__u64 rate_limited;	/* events not sent: over the rate */
+	__u64 ring_full;	/* events lost: the ring buffer was full */
+};
+
 /* ---- prefilter (bpf/xdp_prefilter.c, src/prefilter/) ---------------------------------- */
 
 /* sl_prefilter: an LPM trie of denied source CIDRs. The layout is the kernel's LPM key. */

@@ -10,11 +10,23 @@ import { ApiError, apiError } from './errors.js';
 
 export type Handler = (body: unknown, query: URLSearchParams) => Promise<unknown>;
 
-export interface Route {
-  method: 'GET' | 'POST';
-  path: string;
-  handler: Handler;
+/** A stream's writer: one JSON document per line until the client goes away or end(). */
+export interface StreamOut {
+  write(doc: unknown): void;
+  end(): void;
+  /** Called once when the client disconnects or the stream ends. */
+  onClose(fn: () => void): void;
 }
+
+/**
+ * Validates the query (throwing an ApiError answers it like any route) and returns what
+ * starts the stream once the 200 is sent.
+ */
+export type StreamHandler = (query: URLSearchParams) => (out: StreamOut) => void;
+
+export type Route =
+  | { method: 'GET' | 'POST'; path: string; handler: Handler }
+  | { method: 'GET'; path: string; stream: StreamHandler };
 
 const MAX_BODY = 1 << 20;
 
@@ -48,6 +60,32 @@ function send(res: http.ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
+function startStream(res: http.ServerResponse, start: (out: StreamOut) => void): void {
+  res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+  res.flushHeaders();
+  const closers: (() => void)[] = [];
+  let closed = false;
+  const close = () => {
+    if (closed) return;
+    closed = true;
+    for (const f of closers) f();
+  };
+  res.on('close', close);
+  start({
+    write(doc) {
+      if (!closed) res.write(`${JSON.stringify(doc)}\n`);
+    },
+    end() {
+      res.end();
+      close();
+    },
+    onClose(fn) {
+      if (closed) fn();
+      else closers.push(fn);
+    },
+  });
+}
+
 /** Whether something answers on the unix socket `path`. */
 export function socketAlive(path: string, timeoutMs = 1000): Promise<boolean> {
   return new Promise((resolve) => {
@@ -66,10 +104,10 @@ export function socketAlive(path: string, timeoutMs = 1000): Promise<boolean> {
 
 export class ApiServer {
   private readonly server: http.Server;
-  private readonly routes = new Map<string, Handler>();
+  private readonly routes = new Map<string, Route>();
 
   constructor(routes: readonly Route[], private readonly onError: (route: string, e: ApiError) => void = () => {}) {
-    for (const r of routes) this.routes.set(`${r.method} ${r.path}`, r.handler);
+    for (const r of routes) this.routes.set(`${r.method} ${r.path}`, r);
     this.server = http.createServer((req, res) => void this.handle(req, res));
     this.server.keepAliveTimeout = 1000;
   }
@@ -78,15 +116,20 @@ export class ApiServer {
     const url = new URL(req.url ?? '/', 'http://agent');
     const key = `${req.method} ${url.pathname}`;
     try {
-      const handler = this.routes.get(key);
-      if (!handler) {
+      const route = this.routes.get(key);
+      if (!route) {
         const known = [...this.routes.keys()].some((k) => k.endsWith(` ${url.pathname}`));
         throw known
           ? new ApiError(405, 'invalid_request', `${req.method} is not allowed on ${url.pathname}`)
           : new ApiError(404, 'not_found', `no such API: ${req.method} ${url.pathname}`);
       }
+      if ('stream' in route) {
+        const start = route.stream(url.searchParams);
+        startStream(res, start);
+        return;
+      }
       const body = req.method === 'POST' ? await readBody(req) : undefined;
-      send(res, 200, (await handler(body, url.searchParams)) ?? {});
+      send(res, 200, (await route.handler(body, url.searchParams)) ?? {});
     } catch (e) {
       const err = apiError(e);
       this.onError(key, err);

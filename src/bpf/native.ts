@@ -64,6 +64,9 @@ export interface LibBpf {
   libbpf_probe_bpf_helper: Fn;
   libbpf_probe_bpf_prog_type: Fn;
   libbpf_set_print: Fn;
+  ring_buffer__new: Fn;
+  ring_buffer__consume: Fn;
+  ring_buffer__free: Fn;
 }
 
 export interface LibC {
@@ -80,6 +83,8 @@ let bpf: LibBpf | undefined;
 let libc: LibC | undefined;
 /** Keeps the registered print callback alive for the life of the process. */
 export let printProto: ReturnType<typeof koffi.proto> | undefined;
+/** int (*ring_buffer_sample_fn)(void *ctx, void *data, size_t size) */
+export let ringSampleProto: ReturnType<typeof koffi.proto> | undefined;
 
 function bind<T>(lib: ReturnType<typeof koffi.load>, decls: string[]): T {
   const out: Record<string, Fn> = {};
@@ -100,6 +105,7 @@ export function libbpf(): LibBpf {
     throw new Error(`cannot load libbpf.so.1 (install Debian's libbpf1 package): ${(e as Error).message}`);
   }
   printProto = koffi.proto('int libbpf_print_fn(int level, void *fmt, void *args)');
+  ringSampleProto = koffi.proto('int ring_buffer_sample_fn(void *ctx, void *data, size_t size)');
   bpf = bind<LibBpf>(lib, [
     'void *bpf_object__open_file(const char *path, const void *opts)',
     'int bpf_object__load(void *obj)',
@@ -154,6 +160,9 @@ export function libbpf(): LibBpf {
     'int libbpf_probe_bpf_helper(int prog_type, int helper_id, const void *opts)',
     'int libbpf_probe_bpf_prog_type(int prog_type, const void *opts)',
     'void *libbpf_set_print(libbpf_print_fn *fn)',
+    'void *ring_buffer__new(int map_fd, ring_buffer_sample_fn *cb, void *ctx, const void *opts)',
+    'int ring_buffer__consume(void *rb)',
+    'void ring_buffer__free(void *rb)',
   ]);
   // Silence libbpf's default printer (stderr); log.ts installs a capturing one when used.
   bpf.libbpf_set_print(null);

@@ -8,6 +8,7 @@ import { register as registerBpf } from './commands/bpf.js';
 import { register as registerDemo } from './commands/demo.js';
 import { register as registerEndpoint } from './commands/endpoint.js';
 import { register as registerLab } from './commands/lab.js';
+import { register as registerMonitor } from './commands/monitor.js';
 import { register as registerNode } from './commands/node.js';
 import { register as registerPolicy } from './commands/policy.js';
 import { register as registerPrefilter } from './commands/prefilter.js';
@@ -30,6 +31,7 @@ export function buildProgram(): Command {
   registerPolicy(program);
   registerBpf(program);
   registerPrefilter(program);
+  registerMonitor(program);
   registerDemo(program);
   registerLab(program);
   return program;

@@ -154,6 +154,64 @@ export class AgentClient {
     });
   }
 
+  /**
+   * GET on a streaming API (one JSON document per line): `onLine` gets each as it comes.
+   * Resolves when the agent ends the stream or `signal` aborts; no timeout applies once
+   * the answer has started (a stream may be quiet for long).
+   */
+  stream(path: string, onLine: (doc: unknown) => void, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      const finish = (err?: Error) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        if (err) reject(err);
+        else resolve();
+      };
+      const req = http.request({
+        socketPath: this.socket, method: 'GET', path, agent: false,
+        headers: { host: 'sluice-agent', accept: 'application/x-ndjson', 'user-agent': 'sluice-cli' },
+      });
+      const timer = setTimeout(() => {
+        const err = new AgentTimeoutError(this.socket, 'GET', path, this.timeoutMs);
+        finish(err);
+        req.destroy(err);
+      }, this.timeoutMs);
+      signal?.addEventListener('abort', () => {
+        finish();
+        req.destroy();
+      }, { once: true });
+      req.on('error', (err: NodeJS.ErrnoException) => finish(settled ? undefined : new AgentUnreachableError(this.socket, err)));
+      req.on('response', (res) => {
+        clearTimeout(timer);
+        const status = res.statusCode ?? 0;
+        let buf = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => {
+          buf += d;
+          if (status < 200 || status > 299) return;
+          let i: number;
+          while ((i = buf.indexOf('\n')) >= 0) {
+            const line = buf.slice(0, i).trim();
+            buf = buf.slice(i + 1);
+            if (!line) continue;
+            try {
+              onLine(JSON.parse(line));
+            } catch (e) {
+              finish(e instanceof SyntaxError ? new AgentProtocolError(`a line of the agent's stream ${path} is not JSON`, line.slice(0, 300)) : (e as Error));
+              req.destroy();
+              return;
+            }
+          }
+        });
+        res.on('error', (err) => finish(new AgentProtocolError(`the sluice agent's stream ${path} broke`, err.message)));
+        res.on('end', () => finish(status < 200 || status > 299 ? httpError(status, buf) : undefined));
+      });
+      req.end();
+    });
+  }
+
   post(path: string, body: unknown): Promise<unknown> {
     return this.request('POST', path, body);
   }

@@ -42,6 +42,29 @@ async function eventually(check: () => boolean, want: boolean, ms = 15_000): Pro
   }
 }
 
+interface MonitorEvent {
+  type: string; reason?: string; policy?: string; protocol: string;
+  src: { pod?: string; port?: number; labels?: string }; dst: { pod?: string; port?: number };
+}
+
+/** Runs `sluice monitor -o json` on node `n` while `during` runs; the events it printed. */
+async function monitor(n: Node, args: readonly string[], during: () => void): Promise<MonitorEvent[]> {
+  const { spawn } = await import('node:child_process');
+  const p = spawn('nsenter', [`--net=${n.netns}`, process.execPath, SLUICE_BIN, '--config', n.config, 'monitor', '-o', 'json', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  p.stdout.on('data', (d: Buffer) => { out += d; });
+  p.stderr.on('data', (d: Buffer) => { err += d; });
+  const exited = new Promise<number | null>((r) => p.once('exit', (code) => r(code)));
+  const deadline = Date.now() + 20_000;
+  while (!err.includes('monitoring node') && Date.now() < deadline) await sleep(100);
+  if (!err.includes('monitoring node')) throw new Error(`sluice monitor did not start: ${err}`);
+  during();
+  const code = await exited;
+  if (code !== 0) throw new Error(`sluice monitor exited ${code}: ${err}`);
+  return out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as MonitorEvent);
+}
+
 t.test('policy across nodes and on one node', async (tt) => {
   const lab = uniquePrefix('po');
   const dir = tempDir(tt, lab);
@@ -84,6 +107,26 @@ spec:
   tt.equal(tcp(client.netns, web.ip!, 81), false, 'client is denied on 81 (not in the policy)');
   tt.not(inNs(other.netns, 'ping', ['-c', '1', '-W', '1', web.ip!]).status, 0, 'ICMP from other is denied too');
   tt.ok(tcp(web.netns, other.ip!, 90), 'web may still open connections (egress is not isolated) and their replies come back');
+
+  // Events: the denied connections show up in `sluice monitor`, naming the policy; a trace
+  // of an allowed one while tracing is asked for, and tracing off again afterwards.
+  const drops = await monitor(n1, ['--type', 'drop', '--pod', 'shop/web', '--timeout', '8'], () => {
+    tcp(other.netns, web.ip!, 80);
+    tcp(client.netns, web.ip!, 81);
+  });
+  tt.ok(drops.some((e) => e.reason === 'drop_policy_ingress' && e.policy === 'shop/web' && e.src.pod === 'shop/other' && e.dst.pod === 'shop/web' && e.dst.port === 80 && e.protocol === 'TCP'),
+    'a drop event for other -> web:80 (same node) names the policy and both pods');
+  tt.ok(drops.some((e) => e.reason === 'drop_policy_ingress' && e.policy === 'shop/web' && e.src.pod === 'shop/client' && e.dst.port === 81 && /app=client/.test(e.src.labels ?? '')),
+    'a drop event for client -> web:81 (over the overlay) names the policy and the sender\'s identity labels');
+  const traces = await monitor(n1, ['--type', 'trace,policy-verdict', '--pod', 'shop/web', '--timeout', '6'], () => {
+    tcp(client.netns, web.ip!, 80);
+  });
+  tt.ok(traces.some((e) => e.type === 'policy-verdict' && e.policy === 'shop/web' && e.src.pod === 'shop/client'), 'the allowed connection is a policy verdict naming shop/web');
+  tt.ok(traces.some((e) => e.type === 'trace' && e.dst.pod === 'shop/web' && /^from_overlay|^forward/.test(e.reason ?? '')), 'and its packets are traced');
+  // bpftool -j prints raw bytes as key/value and, from BTF, the fields under "formatted".
+  const monitorMap = () => (JSON.parse(inNs(n1.netns, 'bpftool', ['-j', 'map', 'dump', 'pinned', `${n1.pinRoot}/sl_monitor`]).stdout) as { formatted: { value: { trace: number; rate: number } } }[])[0]!.formatted.value;
+  tt.equal(await eventually(() => monitorMap().trace === 0, true), true,
+    `tracing is off again once the monitor is gone (bpftool shows sl_monitor by field name: ${JSON.stringify(monitorMap())})`);
 
   // Replacing the policy by an equivalent one (numeric port instead of the named one, two
   // rules instead of one): new connections opened all along never fail.

@@ -37,8 +37,10 @@ static __always_inline int sl_enforce_ingress(struct __sk_buff *skb, struct iphd
 	if (sl_ct_lookup(&f, skb) != SL_CT_MISS || identity == SL_IDENTITY_HOST)
 		return 0;
 	if (!sl_policy_allows(dst->id, identity, SL_DIR_INGRESS, &f, skb, &policy))
-		return sl_drop(skb, SL_REASON_DROP_POLICY_INGRESS, SL_DIR_INGRESS);
+		return sl_drop_policy(skb, SL_REASON_DROP_POLICY_INGRESS, SL_DIR_INGRESS, identity, dst->identity, policy);
 	sl_ct_create(&f, skb, policy);
+	if (policy)
+		sl_verdict_allowed(skb, SL_DIR_INGRESS, identity, dst->identity, policy);
 	return 0;
 }
 
