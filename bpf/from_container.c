@@ -6,6 +6,7 @@
  *   IPv4 to a pod on this node -> MACs rewritten, TTL decremented, bpf_redirect_peer
  *   IPv4 to a pod on another node (sl_ipcache) -> TTL decremented, then through the VXLAN
  *     overlay or routed directly out of the uplink, as the entry says
+ *   UDP to the overlay's port of anything but a pod -> dropped (a pod could forge identities)
  *   every IPv4 packet first passes conntrack and policy: a new flow needs the source's
  *     egress policy and, for a pod on this node, the destination's ingress policy
  *   anything else IPv4 -> the host stack
@@ -86,6 +87,8 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, struct ethhdr *eth
 	dst = sl_endpoint_by_ip(ip->daddr);
 	if (!dst)
 		remote = sl_ipcache_lookup(ip->daddr);
+	if (sl_vxlan_port && f.protocol == IPPROTO_UDP && f.dport == bpf_htons(sl_vxlan_port) && !dst && !sl_is_remote_pod(remote))
+		return sl_drop(skb, SL_REASON_DROP_TUNNEL_PORT, SL_DIR_EGRESS);
 	verdict = enforce(skb, &f, src, dst, remote);
 	if (verdict)
 		return verdict;

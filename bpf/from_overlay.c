@@ -3,6 +3,7 @@
  * tc ingress of the node's collect_md VXLAN device: packets other nodes' pods sent
  * through the overlay, already decapsulated by the kernel.
  *   no tunnel key -> dropped (cannot happen on a collect_md device)
+ *   a VNI claiming the host identity -> dropped (nodes never send it; policy trusts it)
  *   IPv4 to a pod on this node -> its ingress policy (the source identity is the VNI),
  *     MACs rewritten, bpf_redirect_peer into the pod
  *   IPv4 to anything else -> dropped (the overlay carries pod traffic only)
@@ -23,6 +24,9 @@ int from_overlay(struct __sk_buff *skb)
 
 	if (bpf_skb_get_tunnel_key(skb, &key, sizeof(key), 0) < 0)
 		return sl_drop(skb, SL_REASON_DROP_TUNNEL_KEY, SL_DIR_INGRESS);
+	/* the host identity is the local node's alone: policy lets it in unchecked */
+	if (key.tunnel_id == SL_IDENTITY_HOST)
+		return sl_drop(skb, SL_REASON_DROP_TUNNEL_HOST, SL_DIR_INGRESS);
 	if (!SL_IN_PACKET(eth, sizeof(*eth), data_end))
 		return sl_drop(skb, SL_REASON_DROP_MALFORMED, SL_DIR_INGRESS);
 	if (eth->h_proto != bpf_htons(ETH_P_IP))

@@ -41,6 +41,8 @@ enum sl_reason {
 	SL_REASON_DROP_REDIRECT = 136,	/* the kernel refused the redirect */
 	SL_REASON_DROP_POLICY_EGRESS = 137,	/* the source pod's egress policy does not allow it */
 	SL_REASON_DROP_POLICY_INGRESS = 138,	/* the destination pod's ingress policy does not allow it */
+	SL_REASON_DROP_TUNNEL_PORT = 139,	/* a pod sent to the overlay's UDP port outside the cluster's pods (it could forge identities) */
+	SL_REASON_DROP_TUNNEL_HOST = 140,	/* an overlay packet claimed the host identity (only the node itself has it) */
 	SL_REASON_MAX = 255,
 };
 

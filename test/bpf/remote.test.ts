@@ -42,7 +42,7 @@ if (!IS_ROOT) {
   let fn: LoadedObject;
 
   t.test('setup: the three programs share the pinned maps', async (tt) => {
-    fc = h.load('from_container', { sl_gateway_ip: GATEWAY });
+    fc = h.load('from_container', { sl_gateway_ip: GATEWAY, sl_vxlan_port: 8472 });
     fo = h.load('from_overlay');
     fn = h.load('from_netdev');
     for (const m of ['sl_endpoints', 'sl_ipcache', 'sl_node', 'sl_metrics']) {
@@ -138,6 +138,18 @@ if (!IS_ROOT) {
       frame: toLocal(B.ip, '02:00:00:00:00:99'), verdict: TC_ACT_OK, count: null, out: 'unchanged' },
     { name: 'from_netdev: ARP, the stack', prog: 'from_netdev', frame: P.arpFrame({ sha: '02:00:00:00:00:02', sip: REMOTE_NODE, tip: '198.18.0.1' }),
       verdict: TC_ACT_OK, count: null, out: 'unchanged' },
+    { name: 'a pod sending to UDP 8472 of a node (a forged VXLAN packet): dropped, counted', prog: 'from_container', node: devices,
+      frame: P.udpFrame({ srcMac: A.mac, dstMac: A.host_mac, src: A.ip, dst: REMOTE_NODE }, 40000, 8472, Buffer.alloc(60)),
+      verdict: TC_ACT_SHOT, count: ['drop_tunnel_port', 'egress'], out: 'unchanged' },
+    { name: 'a pod sending to UDP 8472 of an address outside the cluster: dropped too (other nodes look like that)', prog: 'from_container', node: devices,
+      frame: P.udpFrame({ srcMac: A.mac, dstMac: A.host_mac, src: A.ip, dst: OTHER_NODE }, 40000, 8472, Buffer.alloc(60)),
+      verdict: TC_ACT_SHOT, count: ['drop_tunnel_port', 'egress'], out: 'unchanged' },
+    { name: 'a pod sending to UDP 8472 of another pod: ordinary traffic, forwarded', prog: 'from_container',
+      frame: P.udpFrame({ srcMac: A.mac, dstMac: A.host_mac, src: A.ip, dst: B.ip }, 40000, 8472, Buffer.alloc(60)),
+      verdict: TC_ACT_REDIRECT, count: ['forward_local', 'egress'] },
+    { name: 'a pod sending to UDP 8473 of a node: the stack', prog: 'from_container', node: devices,
+      frame: P.udpFrame({ srcMac: A.mac, dstMac: A.host_mac, src: A.ip, dst: REMOTE_NODE }, 40000, 8473, Buffer.alloc(60)),
+      verdict: TC_ACT_OK, count: ['to_stack', 'egress'], out: 'unchanged' },
     { name: 'from_netdev: VXLAN for the overlay device (UDP 8472 to the node), the stack', prog: 'from_netdev',
       frame: P.udpFrame({ srcMac: '02:00:00:00:00:02', dstMac: P.ZERO_MAC, src: REMOTE_NODE, dst: '198.18.0.1' }, 40000, 8472, Buffer.alloc(60)),
       verdict: TC_ACT_OK, count: null, out: 'unchanged' },

@@ -11,6 +11,7 @@ import { IS_ROOT, SLUICE_BIN, tempDir, uniquePrefix } from '../helpers/env.js';
 import { firewall } from '../helpers/firewall.js';
 import { inNs, labStatus, labUp, must } from '../helpers/lab.js';
 import type { LabStatus } from '../../src/lab/status.js';
+import * as P from '../helpers/packets.js';
 
 if (!IS_ROOT) {
   t.plan(0, 'needs root');
@@ -127,6 +128,18 @@ spec:
   const monitorMap = () => (JSON.parse(inNs(n1.netns, 'bpftool', ['-j', 'map', 'dump', 'pinned', `${n1.pinRoot}/sl_monitor`]).stdout) as { formatted: { value: { trace: number; rate: number } } }[])[0]!.formatted.value;
   tt.equal(await eventually(() => monitorMap().trace === 0, true), true,
     `tracing is off again once the monitor is gone (bpftool shows sl_monitor by field name: ${JSON.stringify(monitorMap())})`);
+
+  // A pod forging VXLAN to its node (VNI 1, the host identity policy trusts; inner: other ->
+  // web TCP/80, which policy denies) is dropped before the node's VXLAN socket sees it.
+  const count = (reason: string) => (JSON.parse(cli(n1, ['bpf', 'metrics', '-o', 'json'])) as { reason: string; packets: number }[])
+    .filter((m) => m.reason === reason).reduce((a, m) => a + m.packets, 0);
+  const overlayBefore = count('from_overlay');
+  const inner = P.tcpFrame({ srcMac: '02:00:00:00:00:01', dstMac: '02:00:00:00:00:02', src: other.ip!, dst: web.ip! }, 40404, 80, Buffer.alloc(0), { flags: P.TCP_SYN });
+  const vxlan = Buffer.concat([Buffer.from([0x08, 0, 0, 0, 0, 0, 1, 0]), inner]); // flags I, VNI 1
+  const sent = inNs(other.netns, process.execPath, ['-e', `const s=require('dgram').createSocket('udp4');s.send(Buffer.from('${vxlan.toString('hex')}','hex'),8472,'${n1.underlayIP}',()=>s.close())`]);
+  tt.equal(sent.status, 0, 'the forged packet was sent');
+  tt.equal(await eventually(() => count('drop_tunnel_port') > 0, true), true, 'from_container drops it as drop_tunnel_port');
+  tt.equal(count('from_overlay'), overlayBefore, 'and nothing came out of the overlay device');
 
   // Replacing the policy by an equivalent one (numeric port instead of the named one, two
   // rules instead of one): new connections opened all along never fail.

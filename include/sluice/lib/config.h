@@ -12,4 +12,8 @@
 /* The link-local address every pod uses as its default gateway. */
 const volatile sl_ipv4_t sl_gateway_ip = 0;
 
+/* The overlay's UDP port (host byte order; 0: no guard). Pods may not send to it: a crafted
+ * VXLAN packet to a node would carry whatever identity its VNI claims. */
+const volatile __u16 sl_vxlan_port = 0;
+
 #endif
