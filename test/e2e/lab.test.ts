@@ -249,7 +249,7 @@ t.test('hybrid: two subnets joined by a router', async (tt) => {
     tt.match(r.stdout, /ttl=63/, 'one hop: through the router');
   }
   tt.equal(inNs(status.underlay.router!.netns, 'sysctl', ['-n', 'net.ipv4.ip_forward']).stdout.trim(), '1', 'the router forwards');
-  tt.equal(inNs(n1!.netns, 'sysctl', ['-n', 'net.ipv4.ip_forward']).stdout.trim(), '0', 'nodes keep their own ip_forward');
+  tt.equal(inNs(n1!.netns, 'sysctl', ['-n', 'net.ipv4.ip_forward']).stdout.trim(), '1', 'nodes forward, as real nodes do (what pods send outside the cluster goes through the node)');
   tt.equal(readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8'), fwd, "the root namespace's ip_forward is untouched");
   tt.match(inNs(n1!.netns, 'ip', ['route', 'show', 'default']).stdout, `default via 198.18.0.254 dev uplink0`, "n1's default route is its router");
   assertCrossNodeReachability(tt, status);
