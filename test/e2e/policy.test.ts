@@ -107,6 +107,15 @@ spec:
   tt.equal(await eventually(() => tcp(client.netns, web.ip!, 80), true), true, 'client (other node, overlay) is allowed on the named port http = 80');
   tt.equal(tcp(client.netns, web.ip!, 81), false, 'client is denied on 81 (not in the policy)');
   tt.not(inNs(other.netns, 'ping', ['-c', '1', '-W', '1', web.ip!]).status, 0, 'ICMP from other is denied too');
+  // The maps as `sluice bpf policy|ct` show them: numbers named.
+  const rows = JSON.parse(cli(n1, ['bpf', 'policy', '-o', 'json'])) as { endpoint: string; direction: string; peer: string; protocol: string; ports: string; verdict: string; policy: string }[];
+  tt.ok(rows.some((r) => r.endpoint === 'shop/web' && r.direction === 'ingress' && r.peer === 'any' && r.verdict === 'deny' && r.policy === 'shop/web'), 'web is isolated for ingress by shop/web');
+  tt.ok(rows.some((r) => r.endpoint === 'shop/web' && r.direction === 'ingress' && /app=client/.test(r.peer) && r.protocol === 'TCP' && r.ports === '80' && r.verdict === 'allow' && r.policy === 'shop/web'),
+    'and allows the client identity (named by its labels) on TCP/80');
+  tt.ok(rows.some((r) => r.endpoint === 'shop/other' && r.verdict === 'unisolated'), 'other is selected by no policy');
+  const flows = JSON.parse(cli(n1, ['bpf', 'ct', '-o', 'json'])) as { protocol: string; src: string; dst: string; state: string; policy: string }[];
+  tt.ok(flows.some((f) => f.protocol === 'TCP' && f.src.startsWith(`${client.ip}:`) && f.dst === `${web.ip}:80` && f.policy === 'shop/web'), 'conntrack holds the client\'s flow to web:80, allowed by shop/web');
+
   tt.ok(tcp(web.netns, other.ip!, 90), 'web may still open connections (egress is not isolated) and their replies come back');
 
   // Events: the denied connections show up in `sluice monitor`, naming the policy; a trace

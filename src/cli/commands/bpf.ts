@@ -2,18 +2,32 @@ import type { Command } from 'commander';
 import { buildAll } from '../../datapath/build.js';
 import { IPCACHE_FLAGS, readIpcache } from '../../datapath/ipcache.js';
 import { readMetrics } from '../../datapath/metrics.js';
+import { readCtRows, readPolicyRows } from '../../datapath/listings.js';
+import { MapNames } from '../../datapath/names.js';
 import { readEndpointEntries } from '../../endpoint/datapath.js';
+import { openStore } from '../../store/open.js';
+import type { Config } from '../../config/config.js';
 import { configOf } from '../context.js';
 import { parseOutput, print } from '../output.js';
 
-function listCommand(parent: Command, name: string, description: string, action: (cmd: Command, format: 'table' | 'json') => void): void {
+function listCommand(parent: Command, name: string, description: string, action: (cmd: Command, format: 'table' | 'json') => void | Promise<void>): void {
   const c = parent.command(name).description(description);
   c.command('list', { isDefault: true })
     .description(description)
     .option('-o, --output <format>', 'table or json', parseOutput, 'table')
-    .action(function (this: Command) {
-      action(this, this.opts().output);
+    .action(async function (this: Command) {
+      await action(this, this.opts().output);
     });
+}
+
+/** Names for identities, policies and endpoints (the store is read, never written). */
+async function mapNames(cfg: Config): Promise<MapNames> {
+  const store = await openStore(cfg.store, { stateDir: cfg.stateDir });
+  try {
+    return await MapNames.load(cfg, store);
+  } finally {
+    await store.close();
+  }
 }
 
 export function register(program: Command): void {
@@ -47,6 +61,22 @@ export function register(program: Command): void {
       .sort((a, b) => a.prefix.localeCompare(b.prefix, 'en', { numeric: true }));
     print(format, rows, {
       PREFIX: (r) => r.prefix, IDENTITY: (r) => r.identity, 'TUNNEL ENDPOINT': (r) => r.tunnel_endpoint, PATH: (r) => r.path,
+    });
+  });
+
+  listCommand(bpf, 'policy', 'the sl_policy map: what each local endpoint may exchange, with identities and policies named', async (cmd, format) => {
+    const cfg = configOf(cmd);
+    print(format, readPolicyRows(cfg, await mapNames(cfg)), {
+      ENDPOINT: (r) => r.endpoint, DIRECTION: (r) => r.direction, PEER: (r) => r.peer, PROTOCOL: (r) => r.protocol, PORTS: (r) => r.ports,
+      VERDICT: (r) => r.verdict, POLICY: (r) => r.policy,
+    });
+  });
+
+  listCommand(bpf, 'ct', 'the sl_ct map: tracked flows, their state, seconds left and the policy that allowed them', async (cmd, format) => {
+    const cfg = configOf(cmd);
+    print(format, readCtRows(cfg, await mapNames(cfg)), {
+      PROTOCOL: (r) => r.protocol, SOURCE: (r) => r.src, DESTINATION: (r) => r.dst, STATE: (r) => r.state,
+      'EXPIRES IN': (r) => (r.expiresIn < 0 ? 'dead' : `${r.expiresIn}s`), PACKETS: (r) => r.packets, BYTES: (r) => r.bytes, POLICY: (r) => r.policy,
     });
   });
 }
