@@ -12,6 +12,7 @@
  *   sluice veth or link pin, no record      deleted
  */
 import { existsSync, readdirSync } from 'node:fs';
+import { linkAttached } from '../bpf/link.js';
 import { unpin } from '../bpf/pin.js';
 import { nodePins } from '../datapath/pins.js';
 import { POD_PROGRAMS } from '../datapath/programs.js';
@@ -91,7 +92,8 @@ export async function reconcile(node: NodeHandle): Promise<ReconcileReport> {
         await attempt(`${ep.name}: map entry`, () => writeEndpointEntry(cfg, ep));
         r.repairedEntries.push(ep.name);
       }
-      if (POD_PROGRAMS.some((p) => !existsSync(pins.link(ep.hostIfname, p.hook)))) {
+      // A pinned link can be detached (bpftool link detach) and stay pinned: check the link.
+      if (POD_PROGRAMS.some((p) => !linkAttached(pins.link(ep.hostIfname, p.hook)))) {
         await attempt(`${ep.name}: programs`, () => attachEndpoint(cfg, ep));
         r.reattached.push(ep.name);
       }

@@ -76,7 +76,8 @@ export function opts(name: OptsName): Struct {
 /** Kernel info structs read with bpf_obj_get_info_by_fd (uapi, stable). */
 export const MAP_INFO = { size: 88, type: 0, id: 4, keySize: 8, valueSize: 12, maxEntries: 16, mapFlags: 20, name: 24, btfId: 64, btfKeyTypeId: 68, btfValueTypeId: 72 } as const;
 export const PROG_INFO = { size: 232, type: 0, id: 4, tag: 8, loadTime: 40, name: 64, btfId: 128, runTimeNs: 192, runCnt: 200 } as const;
-export const LINK_INFO = { size: 48, type: 0, id: 4, progId: 8 } as const;
+/** `ifindex`: the first word of the per-type union, the device of xdp and tcx links (0 once the device is gone or the link was detached). */
+export const LINK_INFO = { size: 48, type: 0, id: 4, progId: 8, ifindex: 16 } as const;
 
 export function cString(buf: Buffer, off: number, len: number): string {
   const end = buf.indexOf(0, off);

@@ -15,7 +15,7 @@ import { pinAtomically, unpin } from './pin.js';
 import { Program } from './program.js';
 
 /** errno values from Node's own table, not copied by hand. */
-const { ENOENT, EEXIST, EINVAL, EOPNOTSUPP, ENOLINK } = constants.errno;
+const { ENOENT, EEXIST, EINVAL, EOPNOTSUPP, ENOLINK, ENODEV } = constants.errno;
 
 export type TcDirection = 'ingress' | 'egress';
 export type TcMode = 'tcx' | 'tc';
@@ -110,8 +110,10 @@ export function attachTc(prog: Program, ifindex: number, direction: TcDirection,
 function detachClassic(ifindex: number, direction: TcDirection): boolean {
   const hook = tcHook(ifindex, direction);
   const o = opts('bpf_tc_opts').set('handle', TC_HANDLE).set('priority', TC_PRIORITY);
-  // ENOENT/EINVAL: no clsact qdisc or no filter of ours, i.e. nothing to detach.
-  return callChecked(`detach tc ${direction} of ifindex ${ifindex}`, () => libbpf().bpf_tc_detach(hook.buf, o.buf) as number, [ENOENT, EINVAL]) === 0;
+  // ENOENT/EINVAL: no clsact qdisc or no filter of ours; ENODEV: the device itself is gone
+  // (a pod's namespace is destroyed asynchronously, so its veth can vanish mid-teardown).
+  // Each means nothing is left to detach.
+  return callChecked(`detach tc ${direction} of ifindex ${ifindex}`, () => libbpf().bpf_tc_detach(hook.buf, o.buf) as number, [ENOENT, EINVAL, ENODEV]) === 0;
 }
 
 /** Detaches sluice's program from a hook, whichever way it was attached. True when something was removed. */

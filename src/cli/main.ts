@@ -9,6 +9,7 @@ import { register as registerDemo } from './commands/demo.js';
 import { register as registerEndpoint } from './commands/endpoint.js';
 import { register as registerLab } from './commands/lab.js';
 import { register as registerMonitor } from './commands/monitor.js';
+import { register as registerStatus } from './commands/status.js';
 import { register as registerNode } from './commands/node.js';
 import { register as registerPolicy } from './commands/policy.js';
 import { register as registerPrefilter } from './commands/prefilter.js';
@@ -32,6 +33,7 @@ export function buildProgram(): Command {
   registerBpf(program);
   registerPrefilter(program);
   registerMonitor(program);
+  registerStatus(program);
   registerDemo(program);
   registerLab(program);
   return program;

@@ -12,9 +12,9 @@
 import { constants } from 'node:os';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { LINK_INFO } from '../bpf/abi.js';
+import { LINK_TYPE, linkState } from '../bpf/link.js';
 import { BpfError } from '../bpf/errors.js';
-import { closeFd, objGet, objInfo } from '../bpf/fd.js';
+import { closeFd, objGet } from '../bpf/fd.js';
 import { BpfMap } from '../bpf/map.js';
 import { pinAtomically, unpin } from '../bpf/pin.js';
 import { Program } from '../bpf/program.js';
@@ -118,11 +118,9 @@ export interface XdpAttachment {
 }
 
 const BPF_XDP = 37;
-const BPF_LINK_TYPE_XDP = 6;
 const XDP_FLAGS = { SKB_MODE: 2, DRV_MODE: 4 } as const;
 /** struct bpf_link_create_opts of libbpf 1.1 (sz, flags, ...); zero past `flags`. */
 const LINK_CREATE_OPTS_SIZE = 64;
-const LINK_INFO_XDP_IFINDEX = 16;
 
 /** Where the XDP link of `device` is pinned. */
 export function xdpLinkPin(cfg: Pick<Config, 'pinRoot'>, device: string): string {
@@ -140,12 +138,6 @@ function linkCreateOpts(flags: number): Buffer {
   return b;
 }
 
-interface LinkState { type: number; programId: number; ifindex: number }
-
-function linkState(fd: number): LinkState {
-  const b = objInfo(fd, LINK_INFO.size, `link fd ${fd}`);
-  return { type: b.readUInt32LE(LINK_INFO.type), programId: b.readUInt32LE(LINK_INFO.progId), ifindex: b.readUInt32LE(LINK_INFO_XDP_IFINDEX) };
-}
 
 /** The id of the XDP program attached to `ifindex` in `mode` (any mode when undefined), or 0. */
 function xdpProgId(ifindex: number, mode?: XdpAttachMode): number {
@@ -181,7 +173,7 @@ export function xdpAttachment(cfg: Pick<Config, 'pinRoot'>, device: string): Xdp
   const fd = objGet(linkPin, 'XDP link');
   try {
     const s = linkState(fd);
-    if (s.type !== BPF_LINK_TYPE_XDP || s.ifindex !== ifindex || xdpProgId(ifindex) !== s.programId) return undefined;
+    if (s.type !== LINK_TYPE.xdp || s.ifindex !== ifindex || xdpProgId(ifindex) !== s.programId) return undefined;
     return { device, ifindex, mode: modeOf(ifindex, s.programId), programId: s.programId, linkPin };
   } finally {
     closeFd(fd);
@@ -212,7 +204,7 @@ export function attachPrefilter(cfg: Pick<Config, 'pinRoot'>, device: string): A
       const fd = objGet(linkPin, 'XDP link');
       try {
         const s = linkState(fd);
-        if (s.type === BPF_LINK_TYPE_XDP && s.ifindex === ifindex && xdpProgId(ifindex) === s.programId) {
+        if (s.type === LINK_TYPE.xdp && s.ifindex === ifindex && xdpProgId(ifindex) === s.programId) {
           if (s.programId === programId) return { device, ifindex, mode: modeOf(ifindex, programId), programId, linkPin, action: 'unchanged' };
           const ret = lib.bpf_link_update(fd, prog.fd, null) as number;
           if (ret === 0) return { device, ifindex, mode: modeOf(ifindex, programId), programId, linkPin, action: 'replaced' };

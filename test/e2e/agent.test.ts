@@ -152,6 +152,33 @@ gate.step('reconciliation repairs what was broken behind the agent', async (t) =
   node.must(['endpoint', 'del', 'shop/c2']);
 });
 
+gate.step('status: features, programs with their attachments, map fill; a detached link shows and is repaired', async (t) => {
+  const [, b] = endpoints();
+  type Status = {
+    node: string; agent: { running: boolean; ready: boolean }; store: { reachable: boolean }; counts: { endpoints: number };
+    kernel: { redirectPeer: boolean; ringBuffer: boolean; fallbacks: string[] };
+    programs: { name: string; id: number; attachments: { device: string; hook: string; state: string; linkId: number }[] }[];
+    maps: { name: string; type: string; entries: number | null; maxEntries: number }[];
+  };
+  const status = () => node.json<Status>(['status']);
+  const s = status();
+  t.match(s, { agent: { running: true, ready: true }, store: { reachable: true }, counts: { endpoints: 2 }, kernel: { redirectPeer: true, ringBuffer: true } });
+  const fc = s.programs.find((p) => p.name === 'from_container')!;
+  t.same(fc.attachments.map((a) => `${a.device} ${a.hook} ${a.state}`).sort(), endpoints().map((e) => `${e.hostIfname} ingress attached`).sort(), 'from_container: on each pod veth\'s ingress');
+  t.match(s.maps.find((m) => m.name === 'sl_endpoints'), { type: 'hash', entries: 2, maxEntries: 65536 }, 'sl_endpoints: 2 of 65536');
+  t.match(s.maps.find((m) => m.name === 'sl_events'), { type: 'ringbuf', entries: null });
+  // Detach b's link behind the agent's back (the pin stays): status says so, reconcile repairs it.
+  const link = fc.attachments.find((a) => a.device === b!.hostIfname)!;
+  mustSh('bpftool', ['link', 'detach', 'id', String(link.linkId)]);
+  const detached = status().programs.find((p) => p.name === 'from_container')!.attachments.find((a) => a.device === b!.hostIfname)!;
+  t.equal(detached.state, 'detached', 'status shows the detached link');
+  t.match(node.must(['status']), new RegExp(`DETACHED: ${b!.hostIfname} ingress`), 'and the text output names it');
+  const r = await agent.post<{ reattached: string[] }>('/v1/reconcile');
+  t.same(r.reattached, ['shop/b'], 'reconcile checks the link itself, not only its pin, and attaches again');
+  t.equal(status().programs.find((p) => p.name === 'from_container')!.attachments.find((a) => a.device === b!.hostIfname)!.state, 'attached');
+  t.ok((await ping(pods.a!, '10.244.0.2')).status === 0, 'a and b talk');
+});
+
 gate.step('SIGKILL: the datapath keeps forwarding; a restart adopts it without reloading or flushing', async (t) => {
   const progs = progIds();
   const maps = mapIds();

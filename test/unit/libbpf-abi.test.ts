@@ -6,7 +6,7 @@ import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { LAYOUTS, MAP_INFO, PROG_INFO } from '../../src/bpf/abi.js';
+import { LAYOUTS, LINK_INFO, MAP_INFO, PROG_INFO } from '../../src/bpf/abi.js';
 import { tempDir, uniquePrefix } from '../helpers/env.js';
 
 const structs = Object.entries(LAYOUTS);
@@ -19,6 +19,7 @@ for (const [name, l] of structs) {
 const info: [string, Record<string, number>, Record<string, string>][] = [
   ['bpf_map_info', MAP_INFO, { id: 'id', keySize: 'key_size', valueSize: 'value_size', maxEntries: 'max_entries', name: 'name', btfId: 'btf_id', btfKeyTypeId: 'btf_key_type_id', btfValueTypeId: 'btf_value_type_id' }],
   ['bpf_prog_info', PROG_INFO, { id: 'id', tag: 'tag', name: 'name', loadTime: 'load_time', runTimeNs: 'run_time_ns', runCnt: 'run_cnt' }],
+  ['bpf_link_info', LINK_INFO, { type: 'type', id: 'id', progId: 'prog_id', ifindex: 'xdp.ifindex' }],
 ];
 for (const [name, , fields] of info) {
   for (const [ts, cf] of Object.entries(fields)) lines.push(`printf("${name} ${ts} %zu\\n", offsetof(struct ${name}, ${cf}));`);
