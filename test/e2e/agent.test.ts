@@ -167,6 +167,14 @@ gate.step('status: features, programs with their attachments, map fill; a detach
   t.same(fc.attachments.map((a) => `${a.device} ${a.hook} ${a.state}`).sort(), endpoints().map((e) => `${e.hostIfname} ingress attached`).sort(), 'from_container: on each pod veth\'s ingress');
   t.match(s.maps.find((m) => m.name === 'sl_endpoints'), { type: 'hash', entries: 2, maxEntries: 65536 }, 'sl_endpoints: 2 of 65536');
   t.match(s.maps.find((m) => m.name === 'sl_events'), { type: 'ringbuf', entries: null });
+  // bpftool alone can read every pinned map by field name (BTF): `formatted` in its JSON.
+  for (const m of s.maps) {
+    if (m.type === 'ringbuf') continue; // a ring buffer has no elements to dump
+    const dump = JSON.parse(mustSh('bpftool', ['-j', 'map', 'dump', 'pinned', join(node.pinRoot, m.name)])) as { formatted?: unknown }[];
+    t.ok(dump.every((e) => e.formatted !== undefined), `bpftool dumps ${m.name} (${dump.length} element(s)) with BTF field names`);
+  }
+  const eps = JSON.parse(mustSh('bpftool', ['-j', 'map', 'dump', 'pinned', join(node.pinRoot, 'sl_endpoints')])) as { formatted: { key: { ip: number }; value: Record<string, unknown> } }[];
+  t.same(Object.keys(eps[0]!.formatted.value).sort(), ['flags', 'host_mac', 'id', 'identity', 'ifindex', 'mac'], 'sl_endpoints values by field name');
   // Detach b's link behind the agent's back (the pin stays): status says so, reconcile repairs it.
   const link = fc.attachments.find((a) => a.device === b!.hostIfname)!;
   mustSh('bpftool', ['link', 'detach', 'id', String(link.linkId)]);
