@@ -368,9 +368,7 @@ export class Agent {
     this.registry.collect('sluice_map_entries', 'Entries in each pinned map', 'gauge', () => MAPS_TO_WATCH.map((name) => {
       const m = openMap(cfg, name);
       try {
-        let n = 0;
-        for (const _ of m.keys()) n++;
-        return { name: 'sluice_map_entries', labels: { map: name }, value: n };
+        return { name: 'sluice_map_entries', labels: { map: name }, value: m.count() };
       } finally {
         m.close();
       }

@@ -7,8 +7,7 @@
  */
 import { RESERVED_NAMES, FIRST_CIDR_IDENTITY, IdentityAllocator } from '../identity/identity.js';
 import { listLinks } from '../net/ip.js';
-import { policyId } from '../policy/compile.js';
-import { ENDPOINTS, listPolicies, type PublishedEndpoint } from '../policy/store.js';
+import { ENDPOINTS, policyRefsById, type PublishedEndpoint } from '../policy/store.js';
 import { formatLabels, type Labels } from '../util/labels.js';
 import type { RawEvent } from '../datapath/events.js';
 import type { AgentContext } from './feature.js';
@@ -78,10 +77,7 @@ export class EventNames {
       return m;
     });
     this.identities = new Table(() => new IdentityAllocator(ctx.node.store).list());
-    this.policies = new Table(async () => new Map((await listPolicies(ctx.node.store)).map((p) => {
-      const ref = `${p.metadata.namespace}/${p.metadata.name}`;
-      return [policyId(ref), ref] as const;
-    })));
+    this.policies = new Table(() => policyRefsById(ctx.node.store));
     this.devices = new Table(async () => new Map(listLinks().map((l) => [l.ifindex, l.name])));
   }
 

@@ -168,28 +168,29 @@ export class PolicyRig {
     return r.durationNs;
   }
 
+  /** Median of `runs` single runs, the i-th on frame(i). */
+  private medianRun(runs: number, frame: (i: number) => Buffer, want: 'pass' | 'drop'): number {
+    const times: number[] = [];
+    for (let i = 0; i < runs; i++) times.push(this.run(frame(i), want));
+    return median(times);
+  }
+
   /** Median time of `runs` new connections from the client, each on its own source port. */
   newFlowNs(runs: number, firstPort: number): number {
-    const times: number[] = [];
-    for (let i = 0; i < runs; i++) times.push(this.run(this.frame('client', firstPort + i, TCP_SYN), 'pass'));
-    return median(times);
+    return this.medianRun(runs, (i) => this.frame('client', firstPort + i, TCP_SYN), 'pass');
   }
 
   /** Median time of `runs` packets of one established flow. */
   establishedNs(runs: number): number {
     this.run(this.frame('client', 1000, TCP_SYN), 'pass');
     const ack = this.frame('client', 1000, TCP_ACK);
-    const times: number[] = [];
-    for (let i = 0; i < runs; i++) times.push(this.run(ack, 'pass'));
-    return median(times);
+    return this.medianRun(runs, () => ack, 'pass');
   }
 
   /** Median time of `runs` SYNs that the policy drops. */
   deniedNs(runs: number): number {
     const syn = this.frame('other', 2000, TCP_SYN);
-    const times: number[] = [];
-    for (let i = 0; i < runs; i++) times.push(this.run(syn, 'drop'));
-    return median(times);
+    return this.medianRun(runs, () => syn, 'drop');
   }
 
   close(): void {

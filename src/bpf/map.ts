@@ -232,6 +232,13 @@ export class BpfMap<K = unknown, V = unknown> {
     throw new BpfError(`batch update of map ${this.name} (${count[0]} of ${list.length} applied)`, -ret);
   }
 
+  /** How many entries the map holds (a walk over its keys; nothing is decoded). */
+  count(): number {
+    let n = 0;
+    for (const _ of this.rawKeys()) n++;
+    return n;
+  }
+
   /** Removes every entry. */
   clear(): number {
     let n = 0;

@@ -7,8 +7,7 @@
 import type { Config } from '../config/config.js';
 import { NodeState } from '../endpoint/state.js';
 import { FIRST_CIDR_IDENTITY, IdentityAllocator, RESERVED_NAMES } from '../identity/identity.js';
-import { policyId } from '../policy/compile.js';
-import { listPolicies } from '../policy/store.js';
+import { policyRefsById } from '../policy/store.js';
 import type { Store } from '../store/types.js';
 import { formatLabels } from '../util/labels.js';
 import { readIpcache } from './ipcache.js';
@@ -23,10 +22,7 @@ export class MapNames {
   static async load(cfg: Config, store: Store): Promise<MapNames> {
     const identities = new Map([...await new IdentityAllocator(store).list()].map(([id, l]) => [id, formatLabels(l)]));
     for (const [cidr, e] of readIpcache(cfg)) if (e.identity >= FIRST_CIDR_IDENTITY) identities.set(e.identity, `cidr:${cidr}`);
-    const policies = new Map((await listPolicies(store)).map((p) => {
-      const ref = `${p.metadata.namespace}/${p.metadata.name}`;
-      return [policyId(ref), ref] as const;
-    }));
+    const policies = await policyRefsById(store);
     const endpoints = new Map(new NodeState(cfg).endpoints().map((e) => [e.id, e.name]));
     return new MapNames(identities, policies, endpoints);
   }

@@ -94,7 +94,8 @@ export function programStatus(cfg: Pick<Config, 'pinRoot'>): ProgramStatus[] {
   for (const name of readdirSync(pins.progs).sort()) {
     const p = Program.openPinned(pins.program(name));
     try {
-      byId.set(p.info().id, { name, id: p.info().id, attachments: [] });
+      const { id } = p.info();
+      byId.set(id, { name, id, attachments: [] });
     } finally {
       p.close();
     }
@@ -130,8 +131,7 @@ export function mapStatus(cfg: Pick<Config, 'pinRoot'>): MapStatus[] {
     } else {
       const m = BpfMap.fromFd(fd, true);
       try {
-        entries = 0;
-        for (const _ of m.rawKeys()) entries++;
+        entries = m.count();
       } finally {
         m.close();
       }

@@ -10,6 +10,7 @@
  */
 import type { Store } from '../store/types.js';
 import { StoreError } from '../store/types.js';
+import { policyId } from './compile.js';
 import { policyKey, type NetworkPolicy } from './types.js';
 import type { Labels } from '../util/labels.js';
 import type { PodPort } from '../endpoint/ports.js';
@@ -62,6 +63,11 @@ export async function applyPolicies(store: Store, policies: readonly NetworkPoli
 
 export async function listPolicies(store: Store, namespace?: string): Promise<NetworkPolicy[]> {
   return (await store.list(namespace ? `${POLICIES}${namespace}/` : POLICIES)).map((kv) => JSON.parse(kv.value) as NetworkPolicy);
+}
+
+/** "namespace/name" of every stored policy by its datapath id (policyId), for naming map entries and events. */
+export async function policyRefsById(store: Store): Promise<Map<number, string>> {
+  return new Map((await listPolicies(store)).map((p) => [policyId(policyKey(p)), policyKey(p)] as const));
 }
 
 export async function getPolicy(store: Store, ref: string): Promise<NetworkPolicy | undefined> {
