@@ -16,6 +16,7 @@ import {
 import { prefilterAdd, prefilterDel, prefilterList } from '../prefilter/service.js';
 import { listEntries } from '../prefilter/store.js';
 import type { Unwatch } from '../store/types.js';
+import { Serial } from '../util/serial.js';
 import { ApiError } from './errors.js';
 import type { AgentContext, AgentFeature, FeatureReport } from './feature.js';
 import type { Route } from './server.js';
@@ -24,21 +25,15 @@ import { object } from './validate.js';
 export class PrefilterFeature implements AgentFeature {
   readonly name = 'prefilter';
   private unwatch: Unwatch | undefined;
-  private queue: Promise<unknown> = Promise.resolve();
+  /** Map updates one at a time, so a request and a reconciliation never interleave. */
+  private readonly serial = new Serial();
   /** The uplink the program runs on (undefined: none found). */
   private device: string | undefined;
   /** The last "no uplink" note logged, so it is logged once and not every pass. */
   private lastNote: string | undefined;
 
-  /** Runs `fn` after every earlier call has finished. */
-  private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(fn, fn);
-    this.queue = run.catch(() => {});
-    return run;
-  }
-
   async start(ctx: AgentContext): Promise<void> {
-    const r = await this.serial(() => this.converge(ctx));
+    const r = await this.serial.run(() => this.converge(ctx));
     for (const c of r.changed) ctx.log(`prefilter: ${c}`);
     const a = this.device ? xdpAttachment(ctx.cfg, this.device) : undefined;
     if (a) ctx.log(`prefilter: xdp_prefilter on ${a.device} in ${a.mode} mode, ${readRules(ctx.cfg).size} denied CIDR(s)`);
@@ -51,17 +46,17 @@ export class PrefilterFeature implements AgentFeature {
   }
 
   reconcile(ctx: AgentContext): Promise<FeatureReport> {
-    return this.serial(() => this.converge(ctx));
+    return this.serial.run(() => this.converge(ctx));
   }
 
   async stop(): Promise<void> {
     this.unwatch?.();
     this.unwatch = undefined;
-    await this.queue;
+    await this.serial.idle();
   }
 
   routes(ctx: AgentContext): Route[] {
-    const apply = () => this.serial(async () => {
+    const apply = () => this.serial.run(async () => {
       const r = await this.converge(ctx);
       for (const c of r.changed) ctx.log(`prefilter: ${c}`);
       return true;

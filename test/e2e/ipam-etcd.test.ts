@@ -60,14 +60,16 @@ if (!HAVE_ETCD) {
   t.test('two nodes allocating concurrently: distinct addresses, one owner per block, no spare blocks', async (t) => {
     const prefix = `/${uniquePrefix('ipam')}/`;
     // /28 blocks: 14 hosts each, so 150 allocations per node need exactly 11 blocks and
-    // the nodes race each other for blocks all along.
+    // the nodes race each other for blocks all along. node-a runs two processes (two
+    // Pool objects with their own etcd clients), which race each other for addresses too.
     const cfg: PoolConfig = { clusterCIDR: '10.96.0.0/20', blockSize: 28 };
     const a = new Pool(newStore(t, prefix), cfg, 'node-a');
+    const a2 = new Pool(newStore(t, prefix), cfg, 'node-a');
     const b = new Pool(newStore(t, prefix), cfg, 'node-b');
     const check = newStore(t, prefix);
     const N = 150;
     const jobs: Promise<Allocation>[] = [];
-    for (let i = 0; i < N; i++) jobs.push(a.allocate(`a-${i}/eth0`), b.allocate(`b-${i}/eth0`));
+    for (let i = 0; i < N; i++) jobs.push((i % 2 ? a2 : a).allocate(`a-${i}/eth0`), b.allocate(`b-${i}/eth0`));
     const got = await Promise.all(jobs);
     const ofA = got.filter((_, i) => i % 2 === 0);
     const ofB = got.filter((_, i) => i % 2 === 1);
@@ -126,23 +128,25 @@ if (!HAVE_ETCD) {
     await etcd.stop();
     t.teardown(() => etcd.start()); // the rest of the file needs it, also if this test fails
     const who = `^etcd://127\\.0\\.0\\.1:${etcd.clientPort}${prefix.slice(0, -1)}: \\w+ failed: etcd unavailable: `;
-    const calls: [string, () => Promise<unknown>][] = [
-      ['allocate', () => a.allocate('during/eth0')],
-      ['allocate (requested)', () => a.allocate('during2/eth0', '10.97.0.9')],
-      ['release', () => a.release('before/eth0')],
-      ['ensureBlock', () => a.ensureBlock()],
-      ['lookup', () => a.lookup('before/eth0')],
-      ['allocations', () => a.allocations()],
+    // [name, call, store timeouts it may take]: a Pool runs its allocations one at a
+    // time, so the second allocation waits for the first to fail before it tries.
+    const calls: [string, () => Promise<unknown>, number][] = [
+      ['allocate', () => a.allocate('during/eth0'), 1],
+      ['allocate (requested), queued behind it', () => a.allocate('during2/eth0', '10.97.0.9'), 2],
+      ['release', () => a.release('before/eth0'), 1],
+      ['ensureBlock', () => a.ensureBlock(), 1],
+      ['lookup', () => a.lookup('before/eth0'), 1],
+      ['allocations', () => a.allocations(), 1],
     ];
-    const results = await Promise.all(calls.map(async ([name, call]) => {
+    const results = await Promise.all(calls.map(async ([name, call, timeouts]) => {
       const t0 = Date.now();
       const err = await call().then(() => undefined, (e: unknown) => e);
-      return { name, err, ms: Date.now() - t0 };
+      return { name, err, ms: Date.now() - t0, timeouts };
     }));
-    for (const { name, err, ms } of results) {
+    for (const { name, err, ms, timeouts } of results) {
       t.type(err, StoreError, `${name}: a StoreError`);
       t.match((err as Error | undefined)?.message, new RegExp(who), `${name}: ${(err as Error | undefined)?.message}`);
-      t.ok(ms < 3000 + 2000, `${name}: failed after ${ms} ms (store timeout 3000 ms)`);
+      t.ok(ms < timeouts * 3000 + 2000, `${name}: failed after ${ms} ms (store timeout 3000 ms, ${timeouts} of them)`);
     }
 
     await etcd.start();
@@ -159,15 +163,17 @@ if (!HAVE_ETCD) {
     const etcd = etcdOf();
     const prefix = `/${uniquePrefix('ipkill')}/`;
     const cfg: PoolConfig = { clusterCIDR: '10.98.0.0/20', blockSize: 28 };
-    const pools = [0, 1, 2].map((i) => new Pool(newStore(t, prefix, 3000), cfg, `node-${i}`));
+    // Three nodes with two processes each: a Pool runs its allocations one at a time, so
+    // six are in flight when etcd dies, the rest queued behind them.
+    const pools = [0, 1, 2, 0, 1, 2].map((i) => new Pool(newStore(t, prefix, 3000), cfg, `node-${i}`));
     const check = newStore(t, prefix);
-    const N = 60;
+    const N = 36;
     const handles = Array.from({ length: N }, (_, i) => `k-${i}/eth0`);
     // Kill etcd once a third of them are done: the rest are in every stage of their rounds.
     let done = 0;
     let third: () => void = () => undefined;
     const aThird = new Promise<void>((r) => (third = r));
-    const running = Promise.all(handles.map((h, i) => pools[i % 3]!.allocate(h).then((g) => {
+    const running = Promise.all(handles.map((h, i) => pools[i % 6]!.allocate(h).then((g) => {
       if (++done === N / 3) third();
       return g;
     }, (e: unknown) => e as Error)));
@@ -183,7 +189,7 @@ if (!HAVE_ETCD) {
     t.same(await halfWritten(check), [], 'no half-written allocation');
 
     // The callers retry (as the CNI runtime does); an allocation whose reply was lost is found again.
-    const retried = await Promise.all(handles.map((h, i) => pools[i % 3]!.allocate(h)));
+    const retried = await Promise.all(handles.map((h, i) => pools[i % 6]!.allocate(h)));
     t.equal(new Set(retried.map((g) => g.ip)).size, N, 'all distinct');
     for (const [i, o] of outcome.entries()) {
       if (!(o instanceof Error)) t.same(retried[i], o, `${handles[i]}: the same address as before the outage`);
@@ -191,7 +197,7 @@ if (!HAVE_ETCD) {
     const owner = new Map((await pools[0]!.blocks()).map((x) => [x.block, x.node]));
     t.same(retried.filter((g, i) => owner.get(g.block) !== `node-${i % 3}`).map((g) => g.handle), [], 'each in a block of its node');
     t.same(await halfWritten(check), []);
-    const released = await Promise.all(handles.map((h, i) => pools[(i + 1) % 3]!.release(h)));
+    const released = await Promise.all(handles.map((h, i) => pools[(i + 1) % 6]!.release(h)));
     t.ok(released.every((r) => r), 'all released');
     t.same(await keys(check, 'ipam/addrs/'), []);
     t.same(await keys(check, 'ipam/handles/'), []);

@@ -239,6 +239,26 @@ t.test('200 concurrent allocations from several Pool objects of one node', async
   t.same(await keys(shared, 'ipam/handles/'), []);
 });
 
+t.test('concurrent allocations on one Pool object queue: call order, no lost race, a failure fails only its own call', async (t) => {
+  const store = fileStore(t);
+  let lostTxns = 0;
+  const txn = store.txn.bind(store);
+  store.txn = async (...args: Parameters<Store['txn']>) => {
+    const r = await txn(...args);
+    if (!r.succeeded) lostTxns++;
+    return r;
+  };
+  const pool = new Pool(store, CFG, 'node-a');
+  const calls = Array.from({ length: 60 }, (_, i) => i === 30
+    ? pool.allocate('bad/eth0', '10.244.9.9').then(() => undefined, (e: Error) => e.message)
+    : pool.allocate(`q-${i}/eth0`));
+  const got = await Promise.all(calls);
+  t.match(got[30], /10\.244\.9\.9 is outside this node's pod block 10\.244\.0\.0\/24/, 'the bad request fails alone');
+  const ok = got.filter((g, i) => i !== 30) as { ip: string }[];
+  t.same(ok.map((g) => g.ip), hosts('10.244.0.0', 24).slice(0, 59), 'the lowest free address each, in call order');
+  t.equal(lostTxns, 0, 'no transaction lost a race: one object never races itself');
+});
+
 t.test('concurrent calls for one handle agree on one address', async (t) => {
   const dir = tempDir(t, 'sluice-ipam');
   const pools = [0, 1, 2, 3].map(() => new Pool(fileStore(t, dir), CFG, 'node-a'));
