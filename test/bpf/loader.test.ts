@@ -123,7 +123,7 @@ if (!IS_ROOT) {
     t.equal(m.encodeKey({ a: 9, b: 9 }).toString('hex'), '0900000009000000', 'padding encoded as zero');
     t.ok(m.delete({ a: 9, b: 9 }));
     t.notOk(m.delete({ a: 9, b: 9 }), 'second delete reports absence');
-    const entries = Array.from({ length: 10000 }, (_, i) => [{ a: i, b: i & 0xffff }, { count: BigInt(i), tag: [i & 255, 0, 0, 0, 0, 0] }] as const);
+    const entries = Array.from({ length: 10000 }, (_, i) => [{ a: i, b: i & 0xffff }, { count: BigInt(i), tag: [i & 255, 0, 0, 0, 0, 0] }] as [Key, Val]);
     t.equal(m.updateBatch(entries), 10000);
     const seen = new Map<number, bigint>();
     for (const [k, v] of m.entries()) seen.set(k.a, v.count);

@@ -9,7 +9,7 @@
  * no tunnel metadata, so bpf_skb_get_tunnel_key fails; the skb is "received" on loopback,
  * whose MAC is 00:00:00:00:00:00, so only frames to that MAC are PACKET_HOST.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import type { LoadedObject } from '../../src/bpf/object.js';
 import { IS_ROOT, uniquePrefix } from '../helpers/env.js';
 import { bpfHarness, type Counters } from '../helpers/bpf-harness.js';
@@ -68,7 +68,6 @@ if (!IS_ROOT) {
     count: [string, 'egress' | 'ingress'] | null;
     out?: 'unchanged' | ((tt: Test, out: Buffer, input: Buffer) => void);
   }
-  type Test = Parameters<Parameters<typeof t.test>[1]>[0];
 
   const fromA = (dst: string, ttl = 64) => P.tcpFrame({ srcMac: A.mac, dstMac: A.host_mac, src: A.ip, dst, ttl }, 40000, 80, Buffer.from('remote'));
   /** As a peer node's redirect_neigh sends it: to this host's MAC (loopback's in a test run), source a remote pod. */

@@ -37,7 +37,7 @@ function packets(n: Node, reason: string): number {
 }
 
 function ping(from: Pod, to: Pod, count = 3): boolean {
-  return inNs(from.netns, 'ping', ['-n', '-c', String(count), '-i', '0.2', '-W', '2', to.ip]).status === 0;
+  return inNs(from.netns, 'ping', ['-n', '-c', String(count), '-i', '0.2', '-W', '2', to.ip!]).status === 0;
 }
 
 function mtu(p: Pod): number {
@@ -88,9 +88,9 @@ t.test('vxlan across two nodes, then switched to direct without recreating pods'
 
   // A large TCP transfer: not one fragment on either node.
   const [fa, fb] = [ipStats(s.nodes[0]!.netns), ipStats(s.nodes[1]!.netns)];
-  const server = inNs(b.netns, 'iperf3', ['-s', '-D', '-1', '-B', b.ip, '-p', '5301']);
+  const server = inNs(b.netns, 'iperf3', ['-s', '-D', '-1', '-B', b.ip!, '-p', '5301']);
   tt.equal(server.status, 0, 'iperf3 server started');
-  const c = inNs(a.netns, 'iperf3', ['-c', b.ip, '-p', '5301', '-n', '64M', '-J']);
+  const c = inNs(a.netns, 'iperf3', ['-c', b.ip!, '-p', '5301', '-n', '64M', '-J']);
   tt.equal(c.status, 0, `iperf3 transfer: ${c.stderr}`);
   const j = JSON.parse(c.stdout || '{}') as { end?: { sum_sent?: { bytes: number }; sum_received?: { bytes: number } } };
   tt.ok((j.end?.sum_sent?.bytes ?? 0) >= 64 << 20, `${j.end?.sum_sent?.bytes} bytes sent (${j.end?.sum_received?.bytes} counted by the receiver)`);

@@ -96,7 +96,7 @@ export function runChild(body: string, timeoutMs = 30_000): Promise<ChildResult>
     increment.toString(),
     body,
   ].join('\n');
-  const env = { ...process.env, TS_NODE_TRANSPILE_ONLY: '1' };
+  const env: NodeJS.ProcessEnv = { ...process.env, TS_NODE_TRANSPILE_ONLY: '1' };
   delete env.NODE_OPTIONS; // tap's process-info hook: not wanted in our children
   return new Promise((resolve, reject) => {
     const t0 = Date.now();

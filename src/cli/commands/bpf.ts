@@ -5,6 +5,7 @@ import { readMetrics } from '../../datapath/metrics.js';
 import { readCtRows, readPolicyRows } from '../../datapath/listings.js';
 import { MapNames } from '../../datapath/names.js';
 import { readEndpointEntries } from '../../endpoint/datapath.js';
+import { readCounters, readRules } from '../../prefilter/datapath.js';
 import { openStore } from '../../store/open.js';
 import type { Config } from '../../config/config.js';
 import { configOf } from '../context.js';
@@ -62,6 +63,14 @@ export function register(program: Command): void {
     print(format, rows, {
       PREFIX: (r) => r.prefix, IDENTITY: (r) => r.identity, 'TUNNEL ENDPOINT': (r) => r.tunnel_endpoint, PATH: (r) => r.path,
     });
+  });
+
+  listCommand(bpf, 'prefilter', 'the sl_prefilter map: denied source CIDRs as the XDP prefilter holds them, with what each dropped', (cmd, format) => {
+    const cfg = configOf(cmd);
+    const counters = readCounters(cfg);
+    const rows = [...readRules(cfg)].map(([cidr, r]) => ({ cidr, rule: r.id, packets: counters.get(r.id)?.packets ?? 0, bytes: counters.get(r.id)?.bytes ?? 0 }))
+      .sort((a, b) => a.cidr.localeCompare(b.cidr, 'en', { numeric: true }));
+    print(format, rows, { CIDR: (r) => r.cidr, RULE: (r) => r.rule, PACKETS: (r) => r.packets, BYTES: (r) => r.bytes });
   });
 
   listCommand(bpf, 'policy', 'the sl_policy map: what each local endpoint may exchange, with identities and policies named', async (cmd, format) => {
