@@ -114,6 +114,14 @@ spec:
         st.notMatch(out, /DETACHED/, 'nothing detached');
       },
     },
+    'bpf-endpoints': {
+      check: (st, out) => {
+        for (const p of [web, other]) {
+          st.match(out, new RegExp(`^${p.ip!.replaceAll('.', '\\.')} +${p.name} +\\d+ +${hostIfname(p).hostIfname} .* \\d+ app=${p.name.slice(5)},io\\.kubernetes\\.pod\\.namespace=shop +0$`, 'm'),
+            `${p.name}: address, pod, host veth and identity by its labels`);
+        }
+      },
+    },
     'monitor-drop': {
       during: () => sendDenied(),
       check: (st, out) => {

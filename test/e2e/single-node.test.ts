@@ -18,7 +18,7 @@ import { firewall } from '../helpers/firewall.js';
 
 type EndpointJson = Endpoint;
 interface MetricRow { reason: string; direction: string; drop: boolean; packets: number; bytes: number }
-interface BpfEndpointRow { ip: string; id: number; ifindex: number; mac: string; host_mac: string }
+interface BpfEndpointRow { ip: string; pod: string; id: number; ifindex: number; device: string | null; mac: string; host_mac: string; labels: string | null }
 
 const UPLINK_ADDR = '198.18.0.1';
 const UPLINK_GW = '198.18.0.254';
@@ -229,6 +229,7 @@ if (canRunCliE2e(t)) {
     const entries = node.json<BpfEndpointRow[]>(['bpf', 'endpoints']);
     t.notOk(entries.some((e) => e.ip === gone.ip), 'sl_endpoints entry gone');
     t.ok(entries.some((e) => e.ip === a.ip), 'the other endpoint is still in sl_endpoints');
+    t.match(entries.find((e) => e.ip === a.ip), { pod: a.name, device: a.hostIfname, labels: null }, 'sl_endpoints decoded: the pod and its host veth by name (no identity without an agent)');
     t.same(node.json<EndpointJson[]>(['endpoint', 'list']).map((e) => e.name), [a.name], 'only pod a is listed');
     t.ok(existsSync(join(node.pinRoot, 'links', `${gone.hostIfname}-ingress`)) === false
       && existsSync(join(node.pinRoot, 'links', `${gone.hostIfname}-egress`)) === false, 'no tcx link pin left for it');

@@ -4,6 +4,7 @@ import { IPCACHE_FLAGS, readIpcache } from '../../datapath/ipcache.js';
 import { readMetrics } from '../../datapath/metrics.js';
 import { readCtRows, readPolicyRows } from '../../datapath/listings.js';
 import { MapNames } from '../../datapath/names.js';
+import { listLinks } from '../../net/ip.js';
 import { readEndpointEntries } from '../../endpoint/datapath.js';
 import { readCounters, readRules } from '../../prefilter/datapath.js';
 import { openStore } from '../../store/open.js';
@@ -48,20 +49,27 @@ export function register(program: Command): void {
     });
   });
 
-  listCommand(bpf, 'endpoints', 'the sl_endpoints map: local pods as the datapath sees them', (cmd, format) => {
-    const rows = [...readEndpointEntries(configOf(cmd))].map(([ip, v]) => ({ ip, ...v }));
+  listCommand(bpf, 'endpoints', 'the sl_endpoints map: local pods as the datapath sees them, with pods, devices and identities named', async (cmd, format) => {
+    const cfg = configOf(cmd);
+    const names = await mapNames(cfg);
+    const devices = new Map(listLinks().map((l) => [l.ifindex, l.name]));
+    const rows = [...readEndpointEntries(cfg)].map(([ip, v]) => ({
+      ip, pod: names.endpoint(v.id), ...v, device: devices.get(v.ifindex) ?? null, labels: v.identity === 0 ? null : names.identity(v.identity),
+    }));
     print(format, rows, {
-      IP: (r) => r.ip, ID: (r) => r.id, IFINDEX: (r) => r.ifindex, MAC: (r) => r.mac, 'GATEWAY MAC': (r) => r.host_mac,
-      IDENTITY: (r) => r.identity, FLAGS: (r) => r.flags,
+      IP: (r) => r.ip, POD: (r) => r.pod, ID: (r) => r.id, DEVICE: (r) => r.device ?? `ifindex ${r.ifindex} (gone)`, MAC: (r) => r.mac,
+      'GATEWAY MAC': (r) => r.host_mac, IDENTITY: (r) => (r.labels === null ? '0 (none yet)' : `${r.identity} ${r.labels}`), FLAGS: (r) => r.flags,
     });
   });
 
-  listCommand(bpf, 'ipcache', 'the sl_ipcache map: where addresses outside this node live and how they are reached', (cmd, format) => {
+  listCommand(bpf, 'ipcache', 'the sl_ipcache map: where addresses outside this node live and how they are reached', async (cmd, format) => {
+    const cfg = configOf(cmd);
+    const names = await mapNames(cfg);
     const flagWords = (f: number) => [f & IPCACHE_FLAGS.tunnel ? 'tunnel' : '', f & IPCACHE_FLAGS.direct ? 'direct' : ''].filter(Boolean).join(',') || '-';
-    const rows = [...readIpcache(configOf(cmd))].map(([prefix, v]) => ({ prefix, ...v, path: flagWords(v.flags) }))
+    const rows = [...readIpcache(cfg)].map(([prefix, v]) => ({ prefix, ...v, labels: names.identity(v.identity), path: flagWords(v.flags) }))
       .sort((a, b) => a.prefix.localeCompare(b.prefix, 'en', { numeric: true }));
     print(format, rows, {
-      PREFIX: (r) => r.prefix, IDENTITY: (r) => r.identity, 'TUNNEL ENDPOINT': (r) => r.tunnel_endpoint, PATH: (r) => r.path,
+      PREFIX: (r) => r.prefix, IDENTITY: (r) => `${r.identity} ${r.labels}`, 'TUNNEL ENDPOINT': (r) => r.tunnel_endpoint, PATH: (r) => r.path,
     });
   });
 
