@@ -63,7 +63,9 @@ function netnsExists(ns: string): boolean {
 
 function ourNamespaces(): string[] {
   try {
-    return readdirSync('/run/netns').filter((n) => n.startsWith(`${PREFIX}-`));
+    // Only this suite's: the other suites (slbench-ep-*, slbench-dp-*) may be running.
+    const mine = new Set([NODE_NS, POD_A_NS, POD_B_NS, VETH_A_NS, VETH_B_NS]);
+    return readdirSync('/run/netns').filter((n) => mine.has(n));
   } catch {
     return [];
   }

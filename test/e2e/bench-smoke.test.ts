@@ -1,0 +1,79 @@
+/**
+ * The benchmarks are not part of the suite's pass/fail; their harness is. Each suite of
+ * scripts/bench runs here with --smoke (seconds): it must finish, report ok with real
+ * samples in its JSON, print its table, and leave nothing behind (namespaces, pins,
+ * labs). The numbers of a smoke run mean nothing and are not checked.
+ */
+import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { IS_ROOT, REPO, tempDir } from '../helpers/env.js';
+
+if (!IS_ROOT) {
+  t.plan(0, 'needs root');
+  process.exit(0);
+}
+t.setTimeout(600_000);
+
+const BENCH = join(REPO, 'scripts', 'bench');
+const leftovers = () => [
+  ...(existsSync('/run/netns') ? readdirSync('/run/netns') : []).filter((n) => n.startsWith('slbench')),
+  ...readdirSync('/sys/fs/bpf').filter((n) => n.startsWith('slbench')).map((n) => `/sys/fs/bpf/${n}`),
+  ...(existsSync('/var/lib/sluice-lab') ? readdirSync('/var/lib/sluice-lab') : []).filter((n) => n.startsWith('slbench')).map((n) => `lab ${n}`),
+];
+
+function bench(args: readonly string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(BENCH, args, { encoding: 'utf8', timeout: 300_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+t.test('nothing of an earlier benchmark is around', async (tt) => {
+  tt.same(leftovers(), []);
+});
+
+t.test('scripts/bench --smoke: same node, veth pair against sluice', async (tt) => {
+  const json = join(tempDir(tt, 'slt-bench'), 'same-node.json');
+  const r = bench(['--smoke', '--json', json]);
+  tt.equal(r.status, 0, `exit 0: ${r.stderr.slice(-2000)}`);
+  const rep = JSON.parse(readFileSync(json, 'utf8')) as { ok: boolean; samples: { iperf3: { target: string; gbps: number }[]; sockperf: { target: string }[] } };
+  tt.equal(rep.ok, true);
+  tt.same([...new Set(rep.samples.iperf3.map((s) => s.target))].sort(), ['baseline', 'sluice'], 'iperf3 ran on both');
+  tt.ok(rep.samples.iperf3.every((s) => s.gbps > 0), 'and moved data');
+  tt.same([...new Set(rep.samples.sockperf.map((s) => s.target))].sort(), ['baseline', 'sluice'], 'sockperf ran on both');
+  tt.match(r.stdout, /\| *TCP throughput/i, 'the markdown table');
+  tt.same(leftovers(), [], 'nothing left behind');
+});
+
+t.test('scripts/bench policy --smoke: program time at N rules', async (tt) => {
+  const json = join(tempDir(tt, 'slt-bench'), 'policy.json');
+  const r = bench(['policy', '--smoke', '--json', json]);
+  tt.equal(r.status, 0, `exit 0: ${r.stderr.slice(-2000)}`);
+  const rep = JSON.parse(readFileSync(json, 'utf8')) as { ok: boolean; samples: unknown[]; figures: { rules: number }[] };
+  tt.equal(rep.ok, true);
+  tt.ok(rep.samples.length > 0, `${rep.samples.length} samples`);
+  tt.ok(rep.figures.length >= 2, 'figures for at least two rule counts');
+  tt.same(leftovers(), [], 'nothing left behind');
+});
+
+t.test('scripts/bench endpoints --smoke: CNI ADD of sluice against the bridge plugin', async (tt) => {
+  const json = join(tempDir(tt, 'slt-bench'), 'endpoints.json');
+  const r = bench(['endpoints', '--smoke', '--json', json]);
+  tt.equal(r.status, 0, `exit 0: ${r.stderr.slice(-2000)}`);
+  const rep = JSON.parse(readFileSync(json, 'utf8')) as { ok: boolean; samples: { plugin: string; mode: string; ms: number }[] };
+  tt.equal(rep.ok, true);
+  for (const plugin of ['sluice', 'bridge']) {
+    for (const mode of ['sequential', 'parallel']) {
+      tt.equal(rep.samples.filter((s) => s.plugin === plugin && s.mode === mode && s.ms > 0).length, 4, `${plugin}, ${mode}: 4 ADDs timed`);
+    }
+  }
+  tt.match(r.stdout, /\| one at a time \| 4 \|/, 'the markdown table');
+  tt.same(leftovers(), [], 'nothing left behind');
+});
+
+t.test('bad options: usage error, exit 2, nothing started', async (tt) => {
+  const r = bench(['endpoints', '--parallel', '9', '--count', '4']);
+  tt.equal(r.status, 2);
+  tt.match(r.stderr, /--parallel 9 is more than --count 4/);
+  tt.same(leftovers(), []);
+});
