@@ -131,6 +131,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   process.stdout.on('error', () => {});
   process.stderr.on('error', () => {});
   if (argv[0] === 'policy') return (await import('./policy-run.js')).policyMain(argv.slice(1));
+  if (argv[0] === 'dataplanes') return (await import('./dataplanes/run.js')).dataplanesMain(argv.slice(1));
   if (argv[0] === 'endpoints') return (await import('./endpoints-run.js')).endpointsMain(argv.slice(1));
   let o: BenchOptions;
   try {

@@ -21,6 +21,7 @@ export const DEFAULT_DURATION_S = 5;
 
 export const USAGE = `usage: scripts/bench [--repeats N] [--duration S] [--json FILE] [--smoke]
        scripts/bench policy [options]   (policy cost at N rules: scripts/bench policy --help)
+       scripts/bench dataplanes [options]   (sluice against veth, bridge, iptables, flannel, host-gw: --help)
 
 Same-node pod-to-pod benchmark: TCP throughput (iperf3, one stream) and TCP
 request/response round trip p50/p99 (sockperf ping-pong) between two sluice pods,

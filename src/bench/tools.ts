@@ -113,7 +113,8 @@ export function parseSockperf(text: string): SockperfFigures {
 
 /** Who talks to whom: the client in one namespace, the server (at serverIp) in the other. */
 export interface Pair {
-  target: Target;
+  /** A name for messages: the same-node suite's Target, or a dataplanes target. */
+  target: Target | (string & {});
   clientNs: string;
   serverNs: string;
   serverIp: string;
@@ -144,14 +145,18 @@ export async function waitListening(procs: Processes, server: Job, ns: string, p
   throw new ProcessError(`${server.name} is not listening on port ${port} after 10 s`);
 }
 
-/** One iperf3 run: a one-off server in the server namespace, a client for `durationS` seconds. */
-export async function runIperf3(procs: Processes, p: Pair, durationS: number, cpus: Cpus): Promise<IperfFigures> {
+/**
+ * One iperf3 run: a one-off server in the server namespace, a client for `durationS` seconds;
+ * `streams` parallel TCP streams (-P, default 1).
+ */
+export async function runIperf3(procs: Processes, p: Pair, durationS: number, cpus: Cpus, streams = 1): Promise<IperfFigures> {
   const [scmd, sargs] = nsArgs(p.serverNs, cpus.iperfServer, 'iperf3', ['-s', '-1', '-B', p.serverIp, '-p', String(IPERF_PORT)]);
   const server = procs.start(`iperf3 server (${p.target})`, scmd, sargs, 256 << 10);
   try {
     await waitListening(procs, server, p.serverNs, IPERF_PORT);
     const [ccmd, cargs] = nsArgs(p.clientNs, cpus.iperfClient, 'iperf3', [
       '-c', p.serverIp, '-p', String(IPERF_PORT), '-t', String(durationS), '-J', '--connect-timeout', '3000',
+      ...(streams > 1 ? ['-P', String(streams)] : []),
     ]);
     const r = await procs.run(`iperf3 client (${p.target})`, ccmd, cargs, (durationS + 30) * 1000, true);
     if (r.code !== 0 || r.signal) {

@@ -1,0 +1,229 @@
+/**
+ * `scripts/bench dataplanes`: building the targets, running them, removing them.
+ * Namespaces slbench-dp-* (targets.ts), sluice labs slbenchdp{v,d,h}, a temp dir
+ * /tmp/slbench-dp-XXXXXX (iptables rule files) and /run/slbench-dp.json (this run's PID,
+ * temp dir and children, so that a later run cleans up after a killed one). Teardown is
+ * synchronous so that a signal handler can run it to the end.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { cmdlineOf, commOf, isAlive, Processes } from '../proc.js';
+import { SLUICE_BIN, type Log } from '../same-node.js';
+import type { Pair } from '../tools.js';
+import { ADDRESS_RANGE, cidrsOverlap, iptablesRules, NS_PREFIX, parseRuleCounters, planFor, type NetnsPlan, type TargetInfo } from './targets.js';
+
+export const STATE_FILE = '/run/slbench-dp.json';
+const TEMP_DIR_NAME = /^slbench-dp-[A-Za-z0-9]{6}$/;
+export const LABS: Record<'vxlan' | 'direct' | 'hybrid', string> = { vxlan: 'slbenchdpv', direct: 'slbenchdpd', hybrid: 'slbenchdph' };
+
+interface StateFile { pid: number; tempDir?: string; children: number[] }
+
+interface LabPod { name: string; node: string; netns: string; ip: string | null }
+interface LabStatusJson { name: string; mode: string; nodes: { name: string; netns: string; underlayIP: string }[]; pods: LabPod[] }
+
+export interface Built {
+  target: string;
+  pair: Pair;
+  clientIp: string;
+  mtu: number | null;
+  namespaces: string[];
+  lab?: string;
+  iptables?: NetnsPlan['iptables'];
+}
+
+function readState(): StateFile | undefined {
+  try {
+    const s = JSON.parse(readFileSync(STATE_FILE, 'utf8')) as StateFile;
+    return typeof s.pid === 'number' ? { ...s, children: Array.isArray(s.children) ? s.children : [] } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function ourNamespaces(): string[] {
+  try {
+    return readdirSync('/run/netns').filter((n) => n.startsWith(NS_PREFIX));
+  } catch {
+    return [];
+  }
+}
+
+function labDownSync(lab: string): string | undefined {
+  const r = spawnSync(process.execPath, [SLUICE_BIN, 'lab', 'down', '--name', lab], { encoding: 'utf8', timeout: 120_000 });
+  return r.status === 0 ? undefined : `sluice lab down --name ${lab}: ${`${r.stderr ?? ''}${r.stdout ?? ''}`.trim() || `exit ${r.status}`}`;
+}
+
+const nsName = (path: string) => basename(path);
+
+export class DataplanesRig {
+  readonly procs: Processes;
+  private tempDir: string | undefined;
+  private closed = false;
+  private stateWritten = false;
+  private readonly labsStarted = new Set<string>();
+  private readonly built: Built[] = [];
+
+  constructor(private readonly log: Log) {
+    this.procs = new Processes((pids) => this.writeState(pids));
+  }
+
+  /** Refuses to run beside another run; removes what a killed run left. */
+  begin(): void {
+    const st = readState();
+    if (st && st.pid !== process.pid && isAlive(st.pid) && (cmdlineOf(st.pid) ?? '').includes('bench/main')) {
+      throw new Error(`another dataplanes benchmark is running (pid ${st.pid}, see ${STATE_FILE})`);
+    }
+    const found: string[] = [];
+    for (const pid of st?.children ?? []) {
+      const comm = commOf(pid);
+      if ((comm === 'iperf3' || comm === 'sockperf') && isAlive(pid)) {
+        try {
+          process.kill(pid, 'SIGKILL');
+          found.push(`${comm} (pid ${pid})`);
+        } catch {
+          // gone
+        }
+      }
+    }
+    for (const lab of Object.values(LABS)) {
+      if (existsSync(`/run/netns/${lab}-underlay`) || existsSync(`/var/lib/sluice-lab/${lab}`)) {
+        found.push(labDownSync(lab) ?? `lab ${lab}`);
+      }
+    }
+    for (const n of ourNamespaces()) {
+      const r = spawnSync('ip', ['netns', 'del', n], { encoding: 'utf8' });
+      found.push(r.status === 0 ? `netns ${n}` : `ip netns del ${n}: ${r.stderr.trim()}`);
+    }
+    for (const d of readdirSync(tmpdir())) {
+      if (TEMP_DIR_NAME.test(d)) {
+        rmSync(join(tmpdir(), d), { recursive: true, force: true });
+        found.push(join(tmpdir(), d));
+      }
+    }
+    if (found.length) this.log(`bench dataplanes: removed what an interrupted earlier run left: ${found.join(', ')}`);
+    this.checkRootNamespace();
+    this.tempDir = mkdtempSync(join(tmpdir(), 'slbench-dp-'));
+    this.writeState([]);
+  }
+
+  /** Our range must overlap no address or route of the root namespace (this one). */
+  private checkRootNamespace(): void {
+    const conflicts: string[] = [];
+    for (const what of ['addr', 'route']) {
+      const r = spawnSync('ip', ['-4', '-j', what, 'show'], { encoding: 'utf8' });
+      let rows: { addr_info?: { local: string; prefixlen: number }[]; ifname?: string; dst?: string }[] = [];
+      try {
+        rows = JSON.parse(r.stdout || '[]');
+      } catch {
+        continue;
+      }
+      for (const row of rows) {
+        const cidrs = what === 'addr' ? (row.addr_info ?? []).map((a) => `${a.local}/${a.prefixlen}`) : row.dst && row.dst !== 'default' ? [row.dst] : [];
+        for (const c of cidrs) if (cidrsOverlap(c, ADDRESS_RANGE)) conflicts.push(`${what} ${c}${row.ifname ? ` on ${row.ifname}` : ''}`);
+      }
+    }
+    if (conflicts.length) throw new Error(`${ADDRESS_RANGE} overlaps the root namespace: ${conflicts.join(', ')}`);
+  }
+
+  private writeState(children: number[]): void {
+    if (this.closed) return;
+    try {
+      writeFileSync(STATE_FILE, `${JSON.stringify({ pid: process.pid, tempDir: this.tempDir, children } satisfies StateFile)}\n`);
+      this.stateWritten = true;
+    } catch {
+      // only for cleaning up after a killed run
+    }
+  }
+
+  private async sh(cmd: readonly string[], timeoutMs = 60_000): Promise<string> {
+    return (await this.procs.run(cmd.join(' ').slice(0, 120), cmd[0]!, cmd.slice(1), timeoutMs)).stdout;
+  }
+
+  private async ping(ns: string, ip: string, what: string): Promise<void> {
+    let last = '';
+    for (let i = 0; i < 5; i++) {
+      const r = await this.procs.run(`ping ${ip} from ${ns}`, 'nsenter', [`--net=/run/netns/${ns}`, 'ping', '-c', '1', '-W', '1', ip], 5000, true);
+      if (r.code === 0) return;
+      last = `${r.stdout}${r.stderr}`.trim().split('\n').slice(-2).join(' ');
+    }
+    throw new Error(`${what}: ${ns} cannot reach ${ip} (${last})`);
+  }
+
+  private ruleFile(n: number): string {
+    return join(this.tempDir!, `iptables-${n}.rules`);
+  }
+
+  /** Builds a namespace target and checks that its client reaches its server. */
+  async buildNetns(t: TargetInfo, rules: readonly number[]): Promise<Built> {
+    const plan = planFor(t, rules, (n) => this.ruleFile(n));
+    if (plan.iptables) writeFileSync(plan.iptables.file, iptablesRules(plan.iptables.rules, plan.iptables.accept));
+    const t0 = Date.now();
+    const b: Built = {
+      target: t.name, pair: { target: t.name, clientNs: plan.client.ns, serverNs: plan.server.ns, serverIp: plan.server.ip },
+      clientIp: plan.client.ip, mtu: plan.mtu, namespaces: plan.namespaces, ...(plan.iptables ? { iptables: plan.iptables } : {}),
+    };
+    this.built.push(b); // before creating anything: teardown removes what exists of it
+    for (const cmd of plan.commands) await this.sh(cmd);
+    await this.ping(plan.client.ns, plan.server.ip, t.name);
+    this.log(`bench dataplanes: ${t.name} ready (${plan.commands.length} commands, ${Date.now() - t0} ms)`);
+    return b;
+  }
+
+  /** `sluice lab up` for a mode; the lab's status JSON. */
+  async labUp(mode: 'vxlan' | 'direct' | 'hybrid'): Promise<LabStatusJson> {
+    const lab = LABS[mode];
+    this.labsStarted.add(lab);
+    const t0 = Date.now();
+    const args = [SLUICE_BIN, 'lab', 'up', '--name', lab, '--mode', mode, '--nodes', '2', '--pods-per-node', mode === 'direct' ? '2' : '1', '-o', 'json'];
+    const out = (await this.procs.run(`sluice lab up --name ${lab}`, process.execPath, args, 300_000)).stdout;
+    this.log(`bench dataplanes: lab ${lab} (${mode}) up in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    return JSON.parse(out) as LabStatusJson;
+  }
+
+  /** A sluice target from a lab: client pod on n1, server pod on n1 (same-node) or n2. */
+  async sluiceTarget(t: TargetInfo, lab: LabStatusJson): Promise<Built> {
+    const client = lab.pods.find((p) => p.node === 'n1');
+    const server = t.name === 'sluice-same-node' ? lab.pods.find((p) => p.node === 'n1' && p !== client) : lab.pods.find((p) => p.node === 'n2');
+    if (!client?.ip || !server?.ip) throw new Error(`lab ${lab.name}: no pods for ${t.name} (${lab.pods.map((p) => `${p.name}@${p.node}`).join(', ')})`);
+    const b: Built = {
+      target: t.name, lab: lab.name, clientIp: client.ip, mtu: null, namespaces: [nsName(client.netns), nsName(server.netns)],
+      pair: { target: t.name, clientNs: nsName(client.netns), serverNs: nsName(server.netns), serverIp: server.ip },
+    };
+    await this.ping(b.pair.clientNs, server.ip, t.name);
+    const out = await this.sh(['ip', '-n', b.pair.clientNs, '-j', 'link', 'show', 'dev', 'eth0']);
+    b.mtu = (JSON.parse(out) as { mtu?: number }[])[0]?.mtu ?? null;
+    this.built.push(b);
+    return b;
+  }
+
+  /** The last FORWARD rule's counters of a bridge-iptables target (the ACCEPT every packet must reach). */
+  async iptablesCounters(b: Built): Promise<{ rule: number; packets: number; bytes: number; target: string } | null> {
+    if (!b.iptables || b.iptables.rules === 0) return null;
+    const out = await this.sh(['nsenter', `--net=/run/netns/${b.iptables.ns}`, 'iptables', '-w', '-L', 'FORWARD', String(b.iptables.rules), '-v', '-x', '-n']);
+    return { rule: b.iptables.rules, ...parseRuleCounters(out) };
+  }
+
+  /** Synchronous, idempotent; returns what could not be removed. */
+  teardownSync(): string[] {
+    const problems: string[] = [];
+    this.closed = true;
+    this.procs.killAllSync();
+    for (const lab of this.labsStarted) {
+      const err = labDownSync(lab);
+      if (err) problems.push(err);
+    }
+    this.labsStarted.clear();
+    for (const n of ourNamespaces()) {
+      const r = spawnSync('ip', ['netns', 'del', n], { encoding: 'utf8' });
+      if (r.status !== 0) problems.push(`ip netns del ${n}: ${(r.stderr ?? '').trim()}`);
+    }
+    if (this.tempDir) rmSync(this.tempDir, { recursive: true, force: true });
+    this.tempDir = undefined;
+    const left = this.procs.pids().filter(isAlive);
+    if (left.length) problems.push(`processes still running: ${left.join(', ')}`);
+    if (this.stateWritten && readState()?.pid === process.pid && !left.length) rmSync(STATE_FILE, { force: true });
+    return problems;
+  }
+}
