@@ -27,7 +27,7 @@ t.test('vagrant validate accepts the Vagrantfile', async (t) => {
     return;
   }
   const home = tempDir(t, 'slt-vagrant-home');
-  const r = spawnSync('vagrant', ['validate', '--ignore-provider'], { cwd: REPO, encoding: 'utf8', env: { ...process.env, VAGRANT_HOME: home }, timeout: 120_000 });
+  const r = spawnSync('vagrant', ['validate', '--ignore-provider'], { cwd: REPO, encoding: 'utf8', env: { ...process.env, VAGRANT_HOME: home, VAGRANT_DOTFILE_PATH: join(home, 'dot') }, timeout: 120_000 });
   t.equal(r.status, 0, 'validates', { stdout: r.stdout, stderr: r.stderr });
   t.match(r.stdout, /Vagrantfile validated successfully/);
   for (const n of ['node1', 'node2', 'node3']) t.match(r.stdout, new RegExp(`${n}: Ignoring provider config`), `defines ${n}`);
