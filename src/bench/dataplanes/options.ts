@@ -57,8 +57,8 @@ function whole(flag: string, v: string, min: number, max: number): number {
 }
 
 function list(flag: string, v: string): string[] {
-  const xs = v.split(',').map((s) => s.trim()).filter(Boolean);
-  if (!xs.length) throw new UsageError(`${flag}: expected a comma-separated list`);
+  const xs = v.split(',').map((s) => s.trim());
+  if (xs.some((x) => !x)) throw new UsageError(`${flag} ${v}: expected a comma-separated list without empty items`);
   return xs;
 }
 

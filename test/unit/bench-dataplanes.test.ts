@@ -1,0 +1,196 @@
+/**
+ * `scripts/bench dataplanes`, the pure parts: the command line, the targets and their
+ * build commands, the iptables rule file, medians and ratios, the comparisons, the
+ * markdown and the SVG. Runs nothing.
+ */
+import t from 'tap';
+import { UsageError } from '../../src/bench/options.js';
+import { DEFAULT_RULES, parseDataplanesArgs, SMOKE_RULES } from '../../src/bench/dataplanes/options.js';
+import { comparisons, renderMarkdown, renderSvg, summarize, type Header, type Samples } from '../../src/bench/dataplanes/report.js';
+import {
+  allTargets, cidrsOverlap, flannelMac, iptablesRules, limitOf, NS_PREFIX, parseRuleCounters, planFor, selectTargets, unusedAddress,
+} from '../../src/bench/dataplanes/targets.js';
+import type { MachineInfo } from '../../src/bench/stats.js';
+
+const machine: MachineInfo = { kernel: '6.18.0', cpuModel: 'Test CPU', nproc: 2, node: 'v20.0.0', iperf3: 'iperf 3.12', sockperf: 'sockperf 3.7' };
+
+t.test('options: defaults, smoke, flags, errors', async (t) => {
+  const d = parseDataplanesArgs([]);
+  t.equal(d.repeats, 3);
+  t.equal(d.durationS, 5);
+  t.same(d.rules, DEFAULT_RULES);
+  t.same(d.streams, [1, 4]);
+  t.same(d.targets.map((x) => x.name), ['veth', 'bridge', 'bridge-iptables-1000', 'bridge-iptables-10000', 'sluice-same-node', 'routed', 'flannel-vxlan', 'host-gw', 'sluice-vxlan', 'sluice-direct']);
+  const s = parseDataplanesArgs(['--smoke', '--json', 'a.json', '--svg', 'b.svg']);
+  t.match(s, { repeats: 1, durationS: 1, rules: SMOKE_RULES, streams: [1], json: 'a.json', svg: 'b.svg', smoke: true });
+  t.equal(parseDataplanesArgs(['--smoke', '--repeats', '2']).repeats, 2, 'explicit flags win over --smoke');
+  t.same(parseDataplanesArgs(['--rules', '50000,0,1000,1000']).rules, [0, 1000, 50000], 'sorted, deduplicated, 0 allowed');
+  t.same(parseDataplanesArgs(['--streams', '4']).streams, [4]);
+  t.same(parseDataplanesArgs(['--targets', 'sluice-vxlan,flannel-vxlan']).targets.map((x) => x.name), ['routed', 'flannel-vxlan', 'sluice-vxlan'], 'the limit is added');
+  t.same(parseDataplanesArgs(['--targets', 'sluice-hybrid']).targets.map((x) => x.name), ['routed', 'sluice-hybrid']);
+  t.same(parseDataplanesArgs(['--rules', '5', '--targets', 'bridge-iptables-5']).targets.map((x) => x.name), ['veth', 'bridge-iptables-5']);
+  t.equal(parseDataplanesArgs(['-h']).help, true);
+  for (const bad of [['--repeats', '0'], ['--duration', 'x'], ['--rules', '1,,'], ['--rules', '200000'], ['--rules', '1,2,3,4,5,6,7,8,9,10,11'],
+    ['--streams', '2'], ['--targets', 'nope'], ['--targets', 'bridge-iptables-7'], ['--json', ''], ['--what'], ['positional']]) {
+    t.throws(() => parseDataplanesArgs(bad), UsageError, bad.join(' '));
+  }
+});
+
+t.test('targets: kinds, limits, selection', async (t) => {
+  t.equal(limitOf('same-node'), 'veth');
+  t.equal(limitOf('two-node'), 'routed');
+  const all = allTargets([10]);
+  t.ok(all.find((x) => x.name === 'bridge-iptables-10' && x.rules === 10 && x.kind === 'same-node'));
+  t.equal(all.find((x) => x.name === 'sluice-vxlan')?.mode, 'vxlan');
+  t.notOk(selectTargets([10], undefined).some((x) => x.name === 'sluice-hybrid'), 'hybrid only on request');
+  t.throws(() => selectTargets([10], ['bogus']), /unknown target bogus/);
+});
+
+t.test('build plans: namespaces, addresses, nothing in the root namespace', async (t) => {
+  const rules = [0, 1000];
+  for (const target of allTargets(rules).filter((x) => x.builder === 'netns')) {
+    const p = planFor(target, rules, (n) => `/tmp/r${n}`);
+    t.ok(p.namespaces.every((n) => n.startsWith(NS_PREFIX)), `${target.name}: namespaces ${NS_PREFIX}*`);
+    t.ok(cidrsOverlap(p.client.ip, '10.251.0.0/16') && cidrsOverlap(p.server.ip, '10.251.0.0/16'), `${target.name}: addresses in 10.251/16`);
+    for (const cmd of p.commands) {
+      const ok = (cmd[0] === 'ip' && (cmd[1] === '-n' || (cmd[1] === 'netns' && cmd[2] === 'add' && cmd[3]!.startsWith(NS_PREFIX))))
+        || (cmd[0] === 'nsenter' && cmd[1]!.startsWith(`--net=/run/netns/${NS_PREFIX}`));
+      if (!ok) t.fail(`${target.name}: command outside our namespaces: ${cmd.join(' ')}`);
+      if (cmd[0] === 'ip' && cmd[1] === '-n' && !cmd[2]!.startsWith(NS_PREFIX)) t.fail(`${target.name}: ${cmd.join(' ')}`);
+    }
+  }
+  const ipt = planFor(allTargets(rules).find((x) => x.name === 'bridge-iptables-1000')!, rules, (n) => `/tmp/r${n}`);
+  t.match(ipt.iptables, { rules: 1000, file: '/tmp/r1000', accept: '10.251.21.0/24' });
+  t.ok(ipt.commands.some((c) => c.join(' ').endsWith('sysctl -qw net.bridge.bridge-nf-call-iptables=1')), 'br_netfilter on in its node');
+  t.ok(ipt.commands.some((c) => c.includes('iptables-restore') && c.includes('/tmp/r1000')));
+  const br = planFor(allTargets(rules).find((x) => x.name === 'bridge')!, rules, () => '');
+  t.ok(br.commands.some((c) => c.join(' ').endsWith('net.bridge.bridge-nf-call-iptables=0')), 'plain bridge: br_netfilter off');
+  const fl = planFor(allTargets(rules).find((x) => x.name === 'flannel-vxlan')!, rules, () => '');
+  const text = fl.commands.map((c) => c.join(' ')).join('\n');
+  t.match(text, /link add flannel\.1 address 02:00:0a:fb:04:01 type vxlan id 1 local 10\.251\.4\.1 dev ul0 dstport 8473 nolearning/);
+  t.match(text, /route add 10\.251\.6\.0\/24 via 10\.251\.6\.0 dev flannel\.1 onlink/);
+  t.match(text, /bridge fdb append 02:00:0a:fb:04:02 dev flannel\.1 dst 10\.251\.4\.2/);
+  t.equal(flannelMac(10), '02:00:0a:fb:04:0a');
+  const hg = planFor(allTargets(rules).find((x) => x.name === 'host-gw')!, rules, () => '').commands.map((c) => c.join(' ')).join('\n');
+  t.match(hg, /route add 10\.251\.9\.0\/24 via 10\.251\.7\.2 dev ul0/);
+  t.throws(() => planFor(allTargets(rules).find((x) => x.name === 'sluice-vxlan')!, rules, () => ''));
+});
+
+t.test('iptables rule file and counters', async (t) => {
+  t.equal(unusedAddress(0), '100.64.0.0');
+  t.equal(unusedAddress(65536 + 258), '100.65.1.2');
+  t.throws(() => unusedAddress(1 << 22), RangeError);
+  const f = iptablesRules(3, '10.251.20.0/24').split('\n');
+  t.same(f, ['*filter', ':INPUT ACCEPT [0:0]', ':FORWARD DROP [0:0]', ':OUTPUT ACCEPT [0:0]',
+    '-A FORWARD -s 100.64.0.0/32 -p tcp -j DROP', '-A FORWARD -s 100.64.0.1/32 -p tcp -j DROP',
+    '-A FORWARD -s 10.251.20.0/24 -d 10.251.20.0/24 -j ACCEPT', 'COMMIT', '']);
+  t.equal(iptablesRules(1, 'x/24').split('\n').filter((l) => l.startsWith('-A')).length, 1);
+  t.match(iptablesRules(0, 'x/24'), /:FORWARD ACCEPT/);
+  t.notMatch(iptablesRules(0, 'x/24'), /-A FORWARD/);
+  const big = iptablesRules(50000, '10.251.20.0/24').split('\n').filter((l) => l.startsWith('-A'));
+  t.equal(big.length, 50000);
+  t.equal(new Set(big).size, 50000, 'distinct rules');
+  t.match(big.at(-1), /ACCEPT$/, 'the matching rule is last');
+  t.same(parseRuleCounters('   82869 586510023 ACCEPT     0    --  *      *       10.251.20.0/24       10.251.20.0/24\n'), { packets: 82869, bytes: 586510023, target: 'ACCEPT' });
+  t.throws(() => parseRuleCounters('iptables: Index of deletion too big.'), /no rule line/);
+});
+
+t.test('cidrsOverlap', async (t) => {
+  t.ok(cidrsOverlap('10.251.0.0/16', '10.251.3.4/32'));
+  t.ok(cidrsOverlap('10.0.0.0/8', '10.251.0.0/16'));
+  t.notOk(cidrsOverlap('192.0.2.2/24', '10.251.0.0/16'));
+  t.notOk(cidrsOverlap('10.244.0.0/16', '10.251.0.0/16'));
+  t.ok(cidrsOverlap('0.0.0.0/0', '10.251.0.0/16'));
+  t.throws(() => cidrsOverlap('10.1/8', '10.0.0.0/8'));
+});
+
+function iperf(round: number, target: string, gbps: number, streams = 1): Samples['iperf3'][number] {
+  return { round, target, streams, gbps, sentGbps: gbps, retransmits: 0, seconds: 1, cpuHostPct: null, cpuRemotePct: null, intervalsGbps: [] };
+}
+function sock(round: number, target: string, p50Us: number, p99Us = p50Us * 3): Samples['sockperf'][number] {
+  return { round, target, p50Us, p99Us, avgUs: null, minUs: null, maxUs: null, observations: 1, validSeconds: 1, percentiles: {} };
+}
+
+const refs = [
+  { name: 'veth', kind: 'same-node' as const }, { name: 'bridge', kind: 'same-node' as const },
+  { name: 'bridge-iptables-10000', kind: 'same-node' as const }, { name: 'sluice-same-node', kind: 'same-node' as const },
+  { name: 'routed', kind: 'two-node' as const }, { name: 'flannel-vxlan', kind: 'two-node' as const }, { name: 'host-gw', kind: 'two-node' as const },
+  { name: 'sluice-vxlan', kind: 'two-node' as const }, { name: 'sluice-direct', kind: 'two-node' as const },
+];
+const samples: Samples = {
+  iperf3: [
+    ...[1, 2, 3].flatMap((r) => [iperf(r, 'veth', [10, 12, 8][r - 1]!), iperf(r, 'bridge', 9), iperf(r, 'bridge-iptables-10000', 4.5),
+      iperf(r, 'sluice-same-node', [9.5, 11, 100][r - 1]!), iperf(r, 'routed', 8), iperf(r, 'flannel-vxlan', 4), iperf(r, 'host-gw', 6),
+      iperf(r, 'sluice-vxlan', 4.8), iperf(r, 'sluice-direct', 6.3)]),
+    iperf(1, 'veth', 20, 4),
+  ],
+  sockperf: [1, 2].flatMap((r) => [sock(r, 'veth', 20), sock(r, 'bridge', 22), sock(r, 'bridge-iptables-10000', 30), sock(r, 'sluice-same-node', 21),
+    sock(r, 'routed', 18), sock(r, 'flannel-vxlan', 40), sock(r, 'host-gw', 24), sock(r, 'sluice-vxlan', 30), sock(r, 'sluice-direct', 25)]),
+};
+
+t.test('summarize: medians, ratios to the limit, paired ratios', async (t) => {
+  const s = summarize(refs, samples);
+  t.equal(s.medians.veth!.throughput, 10);
+  t.equal(s.medians['sluice-same-node']!.throughput, 11, 'the median ignores the outlier');
+  t.equal(s.ratios['sluice-same-node']!.throughput, 1.1);
+  t.equal(s.pairedRatios['sluice-same-node']!.throughput, 0.95, 'median of 0.95, 0.9167, 12.5');
+  t.equal(s.ratios.veth!.throughput, 1);
+  t.equal(s.ratios['sluice-vxlan']!.throughput, 0.6, 'two-node targets divided by routed');
+  t.equal(s.ratios['host-gw']!.rttP50, 24 / 18);
+  t.equal(s.medians.veth!.throughput4, 20);
+  t.equal(s.medians.bridge!.throughput4, null, 'asked for but not measured');
+  t.same(s.values.veth!.throughput, [10, 12, 8]);
+  const noP4 = summarize(refs, { iperf3: samples.iperf3.filter((x) => x.streams === 1), sockperf: [] });
+  t.notOk('throughput4' in noP4.medians.veth!, 'no 4-stream figure when none was run');
+  t.equal(noP4.medians.veth!.rttP50, null);
+});
+
+t.test('comparisons against the goals', async (t) => {
+  const c = comparisons(summarize(refs, samples), [1000, 10000]);
+  const by = (name: string) => c.find((x) => x.name.startsWith(name))!;
+  t.match(by('sluice-same-node / veth'), { ratio: 1.1, reached: true, goal: 0.95 });
+  t.match(by('sluice-vxlan / flannel-vxlan, throughput'), { reached: true });
+  t.equal(by('sluice-vxlan / flannel-vxlan, throughput').ratio!.toFixed(2), '1.20');
+  t.match(by('sluice-vxlan / flannel-vxlan, RTT p50'), { ratio: 0.75, reached: true, op: 'max' });
+  t.match(by('sluice-direct / host-gw'), { ratio: 1.05, reached: false });
+  t.match(by('bridge-iptables-10000 / bridge, throughput'), { ratio: 0.5, reached: null, goal: null });
+  const missing = comparisons(summarize(refs.slice(0, 1), samples), [5]);
+  t.match(missing.find((x) => x.name.startsWith('sluice-direct')), { ratio: null, reached: null });
+  t.ok(missing.some((x) => x.name.startsWith('bridge-iptables-5 /')), 'the largest rule count when 10000 is not run');
+});
+
+const header: Header = { machine, load: '3.1, 3.5, 4.0', repeats: 3, durationS: 5, smoke: false, streams: [1, 4] };
+
+t.test('markdown', async (t) => {
+  const sum = summarize(refs, samples);
+  const md = renderMarkdown(header, refs, sum, comparisons(sum, [10000]), ['a note']);
+  t.match(md, /^## Dataplanes\n/);
+  t.match(md, /load average 3\.1, 3\.5, 4\.0/);
+  t.match(md, /\| target \| kind \| TCP throughput, 1 stream \(Gbit\/s\) \| TCP throughput, 4 streams \(Gbit\/s\) \| TCP RTT p50 \(µs\) \| TCP RTT p99 \(µs\) \|/);
+  t.match(md, /\| sluice-same-node \| same-node \| 11\.0 \(1\.10×\) \| – \(–\) \| 21\.0 \(1\.05×\) \| 63\.0 \(1\.05×\) \|/);
+  t.match(md, /\| sluice-direct \/ host-gw, throughput \| 1\.050 \| ≥ 1\.1 \| \*\*no\*\* \|/);
+  t.match(md, /\| bridge-iptables-10000 \/ bridge, throughput \| 0\.500 \| \(reported\) \| – \|/);
+  t.match(md, /- a note\n$/);
+  const smoke = renderMarkdown({ ...header, smoke: true, streams: [1], load: null }, refs.slice(0, 1), summarize(refs.slice(0, 1), samples), []);
+  t.match(smoke, /smoke run/);
+  t.notMatch(smoke, /4 streams/);
+});
+
+t.test('svg', async (t) => {
+  const refsIpt = [...refs, { name: 'bridge-iptables-1000', kind: 'same-node' as const }];
+  const sv = renderSvg(header, refsIpt, summarize(refsIpt, { ...samples, iperf3: [...samples.iperf3, iperf(1, 'bridge-iptables-1000', 7)] }));
+  t.match(sv, /^<\?xml version="1\.0" encoding="UTF-8"\?>\n<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
+  t.match(sv, /<\/svg>\n$/);
+  t.match(sv, /TCP throughput, 1 stream/);
+  t.match(sv, /RTT p50/);
+  t.match(sv, /against iptables FORWARD rules/);
+  t.match(sv, /<polyline [^>]*points="[\d., ]+"/, 'the rule-count line: bridge (0), 1000, 10000');
+  t.equal((sv.match(/<circle /g) ?? []).length, 3);
+  t.notMatch(sv, /NaN|undefined|Infinity/);
+  t.notMatch(sv, /<script|href=/, 'self-contained');
+  const opens = (sv.match(/<g[ >]/g) ?? []).length;
+  t.equal(opens, (sv.match(/<\/g>/g) ?? []).length, 'balanced groups');
+  const few = renderSvg({ ...header, streams: [1] }, refs.slice(0, 1), summarize(refs.slice(0, 1), samples));
+  t.notMatch(few, /polyline/, 'no rule-count chart without two points');
+  t.match(renderSvg({ ...header, machine: { ...machine, kernel: '<&>' } }, [], summarize([], samples)), /&lt;&amp;&gt;/);
+});
