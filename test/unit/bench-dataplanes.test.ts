@@ -71,8 +71,12 @@ t.test('build plans: namespaces, addresses, nothing in the root namespace', asyn
   t.match(text, /route add 10\.251\.6\.0\/24 via 10\.251\.6\.0 dev flannel\.1 onlink/);
   t.match(text, /bridge fdb append 02:00:0a:fb:04:02 dev flannel\.1 dst 10\.251\.4\.2/);
   t.equal(flannelMac(10), '02:00:0a:fb:04:0a');
+  t.equal(fl.mtu, 1450, 'flannel pods: VXLAN overhead, as sluice-vxlan pods');
+  t.match(text, /link add veth0 mtu 1450 type veth peer name eth0 mtu 1450/);
   const hg = planFor(allTargets(rules).find((x) => x.name === 'host-gw')!, rules, () => '').commands.map((c) => c.join(' ')).join('\n');
   t.match(hg, /route add 10\.251\.9\.0\/24 via 10\.251\.7\.2 dev ul0/);
+  t.equal(planFor(allTargets(rules).find((x) => x.name === 'host-gw')!, rules, () => '').mtu, 1500, 'host-gw pods: 1500, as sluice-direct pods');
+  t.equal(planFor(allTargets(rules).find((x) => x.name === 'veth')!, rules, () => '').mtu, 1500);
   t.throws(() => planFor(allTargets(rules).find((x) => x.name === 'sluice-vxlan')!, rules, () => ''));
 });
 

@@ -123,8 +123,9 @@ async function run(o: DataplanesOptions): Promise<number> {
   const cmp = comparisons(sum, o.rules);
   const loadAfter = loadAverage();
   const header: Header = { machine, load: loadAfter, repeats: o.repeats, durationS: o.durationS, smoke: o.smoke, streams: o.streams };
-  const notes = Object.entries(counters).filter(([, c]) => c).map(([t, c]) =>
-    `${t}: the matching ACCEPT (FORWARD rule ${c!.rule}) counted ${c!.packets} packets: every packet crossed all ${c!.rule} rules.`);
+  const notes = built.length ? [`MTU of the client's interface: ${built.map((b) => `${b.target} ${b.mtu ?? '?'}`).join(', ')}.`] : [];
+  notes.push(...Object.entries(counters).filter(([, c]) => c).map(([t, c]) =>
+    `${t}: the matching ACCEPT (FORWARD rule ${c!.rule}) counted ${c!.packets} packets: every packet crossed all ${c!.rule} rules.`));
   if (o.json) {
     writeFileSync(o.json, `${JSON.stringify({
       benchmark: 'sluice dataplanes', schema: 1, startedAt, finishedAt: new Date().toISOString(),

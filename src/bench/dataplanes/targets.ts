@@ -20,8 +20,14 @@
 export const NS_PREFIX = 'slbench-dp-';
 /** The address range every netns-based target takes its addresses from. */
 export const ADDRESS_RANGE = '10.251.0.0/16';
-/** The pods' MTU: sluice's pods get 1450 in every mode, so every pod here gets it too. */
-export const POD_MTU = 1450;
+/**
+ * Pod MTUs, as each system would set them and as the sluice target compared with it has:
+ * sluice's pods get 1500 in direct mode (the lab's same-node and direct pods) and 1450 in
+ * vxlan mode, so veth, bridge, bridge-iptables-N and host-gw pods get 1500 and
+ * flannel-vxlan's pods 1450 (flannel's VXLAN overhead, as in vxlan mode).
+ */
+export const POD_MTU = 1500;
+export const VXLAN_POD_MTU = 1450;
 /** flannel's default port is 8472, which sluice's collect_md VXLAN device holds in its namespaces. */
 export const FLANNEL_VXLAN_PORT = 8473;
 export const MAX_RULE_COUNTS = 10;
@@ -129,9 +135,9 @@ function addrUp(n: string, dev: string, cidr: string): Cmd[] {
 }
 
 /** A Linux bridge `br` in node `n` with `cidr` (the pods' gateway); br_netfilter on or off there. */
-function bridge(n: string, br: string, cidr: string, nfCallIptables: boolean): Cmd[] {
+function bridge(n: string, br: string, cidr: string, nfCallIptables: boolean, mtu = POD_MTU): Cmd[] {
   return [
-    ipIn(n, 'link', 'add', br, 'mtu', String(POD_MTU), 'type', 'bridge'),
+    ipIn(n, 'link', 'add', br, 'mtu', String(mtu), 'type', 'bridge'),
     ...addrUp(n, br, cidr),
     // Per network namespace on this kernel (br_netfilter is built in; new namespaces start at 1).
     inNs(n, 'sysctl', '-qw', `net.bridge.bridge-nf-call-iptables=${nfCallIptables ? 1 : 0}`),
@@ -139,10 +145,10 @@ function bridge(n: string, br: string, cidr: string, nfCallIptables: boolean): C
 }
 
 /** A pod namespace on bridge `br` of node `n`: host side `hostDev`, eth0 with `ip/24`, default via `gw`. */
-function podOnBridge(n: string, br: string, hostDev: string, pod: string, ipCidr: string, gw: string | undefined): Cmd[] {
+function podOnBridge(n: string, br: string, hostDev: string, pod: string, ipCidr: string, gw: string | undefined, mtu = POD_MTU): Cmd[] {
   return [
     ...addNs(pod),
-    vethBetween(n, hostDev, pod, 'eth0', POD_MTU),
+    vethBetween(n, hostDev, pod, 'eth0', mtu),
     ipIn(n, 'link', 'set', hostDev, 'master', br),
     ipIn(n, 'link', 'set', hostDev, 'up'),
     ...addrUp(pod, 'eth0', ipCidr),
@@ -204,13 +210,14 @@ function planTwoNodes(target: 'flannel-vxlan' | 'host-gw'): NetnsPlan {
   const podNet = (i: number) => (vx ? `10.251.${4 + i}` : `10.251.${7 + i}`);
   const node = (i: number) => ns(`${short}-n${i}`);
   const pod = (i: number) => ns(`${short}-p${i}`);
+  const mtu = vx ? VXLAN_POD_MTU : POD_MTU;
   const commands: Cmd[] = [...addNs(node(1), true), ...addNs(node(2), true), vethBetween(node(1), 'ul0', node(2), 'ul0', 1500)];
   for (const i of [1, 2]) {
     const j = 3 - i;
     const n = node(i);
     commands.push(...addrUp(n, 'ul0', `${under}.${i}/24`));
-    commands.push(...bridge(n, 'cni0', `${podNet(i)}.1/24`, false));
-    commands.push(...podOnBridge(n, 'cni0', 'veth0', pod(i), `${podNet(i)}.2/24`, `${podNet(i)}.1`));
+    commands.push(...bridge(n, 'cni0', `${podNet(i)}.1/24`, false, mtu));
+    commands.push(...podOnBridge(n, 'cni0', 'veth0', pod(i), `${podNet(i)}.2/24`, `${podNet(i)}.1`, mtu));
     if (vx) {
       // flannel's vxlan backend: flannel.1 holds <subnet>.0/32; the peer's subnet is routed via
       // the peer's .0 onlink, whose neighbour entry is the peer's VTEP MAC, whose fdb entry is
@@ -218,7 +225,7 @@ function planTwoNodes(target: 'flannel-vxlan' | 'host-gw'): NetnsPlan {
       commands.push(
         ipIn(n, 'link', 'add', 'flannel.1', 'address', flannelMac(i), 'type', 'vxlan', 'id', '1', 'local', `${under}.${i}`,
           'dev', 'ul0', 'dstport', String(FLANNEL_VXLAN_PORT), 'nolearning'),
-        ipIn(n, 'link', 'set', 'flannel.1', 'mtu', String(POD_MTU)),
+        ipIn(n, 'link', 'set', 'flannel.1', 'mtu', String(VXLAN_POD_MTU)),
         ...addrUp(n, 'flannel.1', `${podNet(i)}.0/32`),
         ipIn(n, 'neigh', 'replace', `${podNet(j)}.0`, 'lladdr', flannelMac(j), 'dev', 'flannel.1', 'nud', 'permanent'),
         inNs(n, 'bridge', 'fdb', 'append', flannelMac(j), 'dev', 'flannel.1', 'dst', `${under}.${j}`),
@@ -229,7 +236,7 @@ function planTwoNodes(target: 'flannel-vxlan' | 'host-gw'): NetnsPlan {
     }
   }
   return {
-    target, namespaces: [pod(1), pod(2), node(1), node(2)], commands, mtu: POD_MTU,
+    target, namespaces: [pod(1), pod(2), node(1), node(2)], commands, mtu,
     client: { ns: pod(1), ip: `${podNet(1)}.2` }, server: { ns: pod(2), ip: `${podNet(2)}.2` },
   };
 }
