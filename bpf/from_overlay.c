@@ -22,7 +22,7 @@ int from_overlay(struct __sk_buff *skb)
 	struct iphdr *ip;
 	int ret;
 
-	if (bpf_skb_get_tunnel_key(skb, &key, sizeof(key), 0) < 0)
+	if (bpf_skb_get_tunnel_key(skb, &key, SL_TUNNEL_KEY_SIZE, 0) < 0)
 		return sl_drop(skb, SL_REASON_DROP_TUNNEL_KEY, SL_DIR_INGRESS);
 	/* the host identity is the local node's alone: policy lets it in unchecked */
 	if (key.tunnel_id == SL_IDENTITY_HOST)

@@ -23,4 +23,11 @@
 /* True when [p, p + len) lies inside the packet. */
 #define SL_IN_PACKET(p, len, end) ((void *)(p) + (len) <= (void *)(end))
 
+/*
+ * The size of struct bpf_tunnel_key as Linux 5.10-5.19 know it (up to tunnel_label). 6.0
+ * appended local_ipv4/local_ipv6; older kernels refuse the larger size with -EINVAL in
+ * bpf_skb_{set,get}_tunnel_key, newer ones accept this one. sluice uses no local address.
+ */
+#define SL_TUNNEL_KEY_SIZE (__builtin_offsetof(struct bpf_tunnel_key, tunnel_label) + sizeof(__u32))
+
 #endif

@@ -57,7 +57,7 @@ static __always_inline int sl_send_remote(struct __sk_buff *skb, const struct sl
 
 		if (!cfg || !cfg->vxlan_ifindex)
 			return sl_drop(skb, SL_REASON_DROP_NO_DEVICE, dir);
-		if (bpf_skb_set_tunnel_key(skb, &key, sizeof(key), 0) < 0)
+		if (bpf_skb_set_tunnel_key(skb, &key, SL_TUNNEL_KEY_SIZE, 0) < 0)
 			return sl_drop(skb, SL_REASON_DROP_TUNNEL_KEY, dir);
 		sl_count(skb, SL_REASON_FORWARD_TUNNEL, dir);
 		return bpf_redirect(cfg->vxlan_ifindex, 0);
