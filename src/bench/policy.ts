@@ -45,24 +45,45 @@ const PODS: BenchPod[] = [
 ];
 const pod = (name: string) => PODS.find((p) => p.name === name)!;
 
-/** N ingress rules on the server pod, the matching one (the client's podSelector) last. */
-export function ruleSet(n: number): NetworkPolicy[] {
+/** Who the rules are for: the pods they select and allow, and the port the last rule opens (any when undefined). */
+export interface RuleSetTarget {
+  namespace: string;
+  server: Record<string, string>;
+  client: Record<string, string>;
+  port?: number;
+  /** Prefix of the policies' names (`<prefix>-0000`, …). */
+  name: string;
+}
+
+const BENCH_TARGET: RuleSetTarget = { namespace: NS, server: { app: 'server' }, client: { app: 'client' }, port: 80, name: 'rules' };
+
+/**
+ * N ingress rules on the server pod, the matching one (the client's podSelector) last;
+ * the N-1 others allow TCP/80 from /32 ipBlocks that are the same for every N (CIDR
+ * identities are shared, so rule sets of several N fit sl_ipcache together).
+ */
+export function ruleSet(n: number, to: RuleSetTarget = BENCH_TARGET): NetworkPolicy[] {
+  return validatePolicies(ruleSetDocs(n, to), `${n} rules`);
+}
+
+/** ruleSet's policies as the documents a user applies (apiVersion, kind, metadata, spec). */
+export function ruleSetDocs(n: number, to: RuleSetTarget = BENCH_TARGET): unknown[] {
   if (n === 0) return [];
   const rules: unknown[] = [];
   for (let i = 0; i < n - 1; i++) {
     const a = 10 + Math.floor(i / 65536), b = Math.floor(i / 256) % 256, c = i % 256;
     rules.push({ from: [{ ipBlock: { cidr: `172.${a}.${b}.${c}/32` } }], ports: [{ protocol: 'TCP', port: 80 }] });
   }
-  rules.push({ from: [{ podSelector: { matchLabels: { app: 'client' } } }], ports: [{ protocol: 'TCP', port: 80 }] });
+  rules.push({ from: [{ podSelector: { matchLabels: to.client } }], ...(to.port === undefined ? {} : { ports: [{ protocol: 'TCP', port: to.port }] }) });
   const policies: unknown[] = [];
   for (let i = 0; i < rules.length; i += RULES_PER_POLICY) {
     policies.push({
       apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy',
-      metadata: { name: `rules-${String(i / RULES_PER_POLICY).padStart(4, '0')}`, namespace: NS },
-      spec: { podSelector: { matchLabels: { app: 'server' } }, ingress: rules.slice(i, i + RULES_PER_POLICY) },
+      metadata: { name: `${to.name}-${String(i / RULES_PER_POLICY).padStart(4, '0')}`, namespace: to.namespace },
+      spec: { podSelector: { matchLabels: to.server }, ingress: rules.slice(i, i + RULES_PER_POLICY) },
     });
   }
-  return validatePolicies(policies, `${n} rules`);
+  return policies;
 }
 
 export interface PolicySample {

@@ -71,6 +71,20 @@ t.test('scripts/bench endpoints --smoke: CNI ADD of sluice against the bridge pl
   tt.same(leftovers(), [], 'nothing left behind');
 });
 
+t.test('scripts/bench dataplanes --smoke: every target, JSON, markdown and SVG', async (tt) => {
+  const dir = tempDir(tt, 'slt-bench');
+  const [json, svg] = [join(dir, 'dataplanes.json'), join(dir, 'dataplanes.svg')];
+  const r = bench(['dataplanes', '--smoke', '--json', json, '--svg', svg]);
+  tt.equal(r.status, 0, `exit 0: ${r.stderr.slice(-2000)}`);
+  const rep = JSON.parse(readFileSync(json, 'utf8')) as { ok: boolean; targets: string[]; medians: Record<string, { throughput: number | null; rttP50: number | null }> };
+  tt.equal(rep.ok, true);
+  tt.same(rep.targets, ['veth', 'bridge', 'bridge-iptables-100', 'sluice-same-node', 'sluice-policy-100', 'routed', 'flannel-vxlan', 'host-gw', 'sluice-vxlan', 'sluice-direct']);
+  for (const t of rep.targets) tt.ok((rep.medians[t]?.throughput ?? 0) > 0 && (rep.medians[t]?.rttP50 ?? 0) > 0, `${t}: throughput and latency measured`);
+  tt.match(r.stdout, /\| sluice-policy-100 \| same-node \|/, 'the markdown table');
+  tt.match(readFileSync(svg, 'utf8'), /<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"[^]*<\/svg>\s*$/, 'the chart');
+  tt.same(leftovers(), [], 'nothing left behind');
+});
+
 t.test('bad options: usage error, exit 2, nothing started', async (tt) => {
   const r = bench(['endpoints', '--parallel', '9', '--count', '4']);
   tt.equal(r.status, 2);

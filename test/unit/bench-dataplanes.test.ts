@@ -20,7 +20,10 @@ t.test('options: defaults, smoke, flags, errors', async (t) => {
   t.equal(d.durationS, 5);
   t.same(d.rules, DEFAULT_RULES);
   t.same(d.streams, [1, 4]);
-  t.same(d.targets.map((x) => x.name), ['veth', 'bridge', 'bridge-iptables-1000', 'bridge-iptables-10000', 'sluice-same-node', 'routed', 'flannel-vxlan', 'host-gw', 'sluice-vxlan', 'sluice-direct']);
+  t.same(d.targets.map((x) => x.name), ['veth', 'bridge', 'bridge-iptables-1000', 'bridge-iptables-10000', 'sluice-same-node', 'sluice-policy-1000', 'sluice-policy-10000', 'routed', 'flannel-vxlan', 'host-gw', 'sluice-vxlan', 'sluice-direct']);
+  t.same(parseDataplanesArgs(['--rules', '0,5']).targets.filter((x) => x.name.startsWith('sluice-policy')).map((x) => [x.name, x.rules, x.mode]),
+    [['sluice-policy-5', 5, 'direct']], 'sluice-policy-N for each N but 0, on the direct lab');
+  t.throws(() => parseDataplanesArgs(['--rules', '60001']), /--rules/, 'no more rules than sl_ipcache holds ipBlocks');
   const s = parseDataplanesArgs(['--smoke', '--json', 'a.json', '--svg', 'b.svg']);
   t.match(s, { repeats: 1, durationS: 1, rules: SMOKE_RULES, streams: [1], json: 'a.json', svg: 'b.svg', smoke: true });
   t.equal(parseDataplanesArgs(['--smoke', '--repeats', '2']).repeats, 2, 'explicit flags win over --smoke');
@@ -158,6 +161,9 @@ t.test('comparisons against the goals', async (t) => {
   t.match(by('sluice-vxlan / flannel-vxlan, RTT p50'), { ratio: 0.75, reached: true, op: 'max' });
   t.match(by('sluice-direct / host-gw'), { ratio: 1.05, reached: false });
   t.match(by('bridge-iptables-10000 / bridge, throughput'), { ratio: 0.5, reached: null, goal: null });
+  t.match(by('sluice-policy-10000 / sluice-same-node, throughput'), { goal: 0.95, op: 'min', reached: null }, 'within 5% of sluice without rules (not measured here)');
+  t.match(by('sluice-policy-10000 / sluice-same-node, RTT p50'), { goal: 1.05, op: 'max' });
+  t.notOk(c.some((x) => x.name.startsWith('sluice-policy-1000 ')), 'asked at 10,000 rules and more only');
   const missing = comparisons(summarize(refs.slice(0, 1), samples), [5]);
   t.match(missing.find((x) => x.name.startsWith('sluice-direct')), { ratio: null, reached: null });
   t.ok(missing.some((x) => x.name.startsWith('bridge-iptables-5 /')), 'the largest rule count when 10000 is not run');

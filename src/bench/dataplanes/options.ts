@@ -18,7 +18,8 @@ export interface DataplanesOptions {
 
 export const DEFAULT_RULES = [1000, 10000];
 export const SMOKE_RULES = [100];
-export const MAX_RULES = 100_000;
+/** sluice-policy-N's /32 ipBlocks each take an sl_ipcache entry (65,536 in all). */
+export const MAX_RULES = 60_000;
 
 export const DATAPLANES_USAGE = `usage: scripts/bench dataplanes [--repeats N] [--duration S] [--rules N,…] [--targets T,…]
                                [--streams 1,4] [--json FILE] [--svg FILE] [--smoke]
@@ -29,13 +30,15 @@ and 4 streams), TCP request/response round trip p50/p99 (sockperf ping-pong). Ev
 figure is a ratio to the limit measured in the same run: same-node targets to
 'veth', two-node targets to 'routed'. Rounds interleave every target; medians.
 
-Targets (same node)  veth, bridge, bridge-iptables-N (for each N of --rules), sluice-same-node
+Targets (same node)  veth, bridge, bridge-iptables-N and sluice-policy-N (for each N of --rules,
+                     sluice-policy-0 excepted), sluice-same-node
          (two nodes) routed, flannel-vxlan, host-gw, sluice-vxlan, sluice-direct,
                      sluice-hybrid (only when named in --targets)
 
   --repeats N    rounds (default 3)
   --duration S   seconds per iperf3 and per sockperf run (default 5)
-  --rules N,…    iptables FORWARD rule counts for bridge-iptables-N (default ${DEFAULT_RULES.join(',')};
+  --rules N,…    iptables FORWARD rules / NetworkPolicy ingress rules for bridge-iptables-N and
+                 sluice-policy-N, the matching rule last (default ${DEFAULT_RULES.join(',')};
                  0 allowed; at most ${MAX_RULE_COUNTS} counts of at most ${MAX_RULES})
   --targets T,…  measure only these (their limit, veth or routed, is always added)
   --streams L    iperf3 stream counts, from 1 and 4 (default 1,4; --smoke: 1)

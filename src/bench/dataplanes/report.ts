@@ -101,6 +101,11 @@ export function comparisons(sum: Summary, rules: readonly number[]): Comparison[
       { name: `bridge-iptables-${iptN} / bridge, throughput`, numerator: `bridge-iptables-${iptN}`, denominator: 'bridge', figure: 'throughput' as const, goal: null, op: null },
       { name: `bridge-iptables-${iptN} / bridge, RTT p50`, numerator: `bridge-iptables-${iptN}`, denominator: 'bridge', figure: 'rttP50' as const, goal: null, op: null },
     ] : []),
+    // sluice with N rules stays within 5% of its own 0-rule figures (the issue asks it at 10,000 and 50,000).
+    ...rules.filter((n) => n >= 10000).flatMap((n) => [
+      { name: `sluice-policy-${n} / sluice-same-node, throughput`, numerator: `sluice-policy-${n}`, denominator: 'sluice-same-node', figure: 'throughput' as const, goal: 0.95, op: 'min' as const },
+      { name: `sluice-policy-${n} / sluice-same-node, RTT p50`, numerator: `sluice-policy-${n}`, denominator: 'sluice-same-node', figure: 'rttP50' as const, goal: 1.05, op: 'max' as const },
+    ]),
   ];
   return defs.map((d) => {
     const r = ratio(sum.medians[d.numerator]?.[d.figure] ?? null, sum.medians[d.denominator]?.[d.figure] ?? null);

@@ -12,6 +12,8 @@ import { basename, join } from 'node:path';
 import { cmdlineOf, commOf, isAlive, Processes } from '../proc.js';
 import { SLUICE_BIN, type Log } from '../same-node.js';
 import type { Pair } from '../tools.js';
+import { stringify } from 'yaml';
+import { ruleSetDocs } from '../policy.js';
 import { ADDRESS_RANGE, cidrsOverlap, iptablesRules, NS_PREFIX, parseRuleCounters, planFor, type NetnsPlan, type TargetInfo } from './targets.js';
 
 export const STATE_FILE = '/run/slbench-dp.json';
@@ -21,7 +23,7 @@ export const LABS: Record<'vxlan' | 'direct' | 'hybrid', string> = { vxlan: 'slb
 interface StateFile { pid: number; tempDir?: string; children: number[] }
 
 interface LabPod { name: string; node: string; netns: string; ip: string | null }
-interface LabStatusJson { name: string; mode: string; nodes: { name: string; netns: string; underlayIP: string }[]; pods: LabPod[] }
+interface LabStatusJson { name: string; mode: string; nodes: { name: string; netns: string; underlayIP: string; config: string }[]; pods: LabPod[] }
 
 export interface Built {
   target: string;
@@ -171,21 +173,54 @@ export class DataplanesRig {
     return b;
   }
 
-  /** `sluice lab up` for a mode; the lab's status JSON. */
-  async labUp(mode: 'vxlan' | 'direct' | 'hybrid'): Promise<LabStatusJson> {
+  /** `sluice lab up` for a mode (`extraPods` more pods per node, for sluice-policy-N); the lab's status JSON. */
+  async labUp(mode: 'vxlan' | 'direct' | 'hybrid', extraPods = 0): Promise<LabStatusJson> {
     const lab = LABS[mode];
     this.labsStarted.add(lab);
     const t0 = Date.now();
-    const args = [SLUICE_BIN, 'lab', 'up', '--name', lab, '--mode', mode, '--nodes', '2', '--pods-per-node', mode === 'direct' ? '2' : '1', '-o', 'json'];
+    const perNode = (mode === 'direct' ? 2 : 1) + extraPods;
+    const args = [SLUICE_BIN, 'lab', 'up', '--name', lab, '--mode', mode, '--nodes', '2', '--pods-per-node', String(perNode), '-o', 'json'];
     const out = (await this.procs.run(`sluice lab up --name ${lab}`, process.execPath, args, 300_000)).stdout;
     this.log(`bench dataplanes: lab ${lab} (${mode}) up in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     return JSON.parse(out) as LabStatusJson;
   }
 
-  /** A sluice target from a lab: client pod on n1, server pod on n1 (same-node) or n2. */
-  async sluiceTarget(t: TargetInfo, lab: LabStatusJson): Promise<Built> {
-    const client = lab.pods.find((p) => p.node === 'n1');
-    const server = t.name === 'sluice-same-node' ? lab.pods.find((p) => p.node === 'n1' && p !== client) : lab.pods.find((p) => p.node === 'n2');
+  /**
+   * The servers of the sluice-policy-N targets, on n1 (n1-p3, n1-p4, … in the order of
+   * `targets`), each behind its N rules, applied through the CLI as a user does. Waits
+   * until the datapath enforces them: n1-p2 (no rule allows it) is denied every server.
+   */
+  async applyRuleSets(targets: readonly TargetInfo[], lab: LabStatusJson): Promise<Map<string, LabPod>> {
+    const servers = new Map<string, LabPod>();
+    const docs: unknown[] = [];
+    for (const [k, t] of targets.entries()) {
+      const server = lab.pods.find((p) => p.name === `default/n1-p${k + 3}`); // lab pods are named <namespace>/<name>
+      if (!server?.ip) throw new Error(`lab ${lab.name}: no pod n1-p${k + 3} for ${t.name}`);
+      servers.set(t.name, server);
+      docs.push(...ruleSetDocs(t.rules!, { namespace: 'default', server: { app: `n1-p${k + 3}` }, client: { app: 'n1-p1' }, name: `bench-${t.rules}` }));
+    }
+    const file = join(this.tempDir!, 'policies.yaml');
+    writeFileSync(file, docs.map((d) => stringify(d)).join('---\n'));
+    const n1 = lab.nodes.find((n) => n.name === 'n1')!;
+    const t0 = Date.now();
+    await this.sh(['nsenter', `--net=${n1.netns}`, process.execPath, SLUICE_BIN, '--config', n1.config, 'policy', 'apply', '-f', file], 300_000);
+    const outsider = lab.pods.find((p) => p.name === 'default/n1-p2')!;
+    for (const [name, server] of servers) {
+      for (let i = 0; ; i++) {
+        const r = await this.procs.run(`ping ${server.ip} from ${outsider.name}`, 'nsenter', [`--net=${outsider.netns}`, 'ping', '-c', '1', '-W', '1', server.ip!], 5000, true);
+        if (r.code !== 0) break;
+        if (i >= 120) throw new Error(`${name}: the policy is not enforced ${i} s after it was applied (n1-p2 still reaches ${server.ip})`);
+        await new Promise((res) => setTimeout(res, 1000));
+      }
+    }
+    this.log(`bench dataplanes: ${targets.map((t) => t.name).join(', ')}: ${docs.length} NetworkPolicies applied and enforced in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    return servers;
+  }
+
+  /** A sluice target from a lab: client pod on n1, server pod on n1 (same-node; `server` for sluice-policy-N) or n2. */
+  async sluiceTarget(t: TargetInfo, lab: LabStatusJson, policyServer?: LabPod): Promise<Built> {
+    const client = lab.pods.find((p) => p.name === 'default/n1-p1');
+    const server = policyServer ?? (t.name === 'sluice-same-node' ? lab.pods.find((p) => p.name === 'default/n1-p2') : lab.pods.find((p) => p.node === 'n2'));
     if (!client?.ip || !server?.ip) throw new Error(`lab ${lab.name}: no pods for ${t.name} (${lab.pods.map((p) => `${p.name}@${p.node}`).join(', ')})`);
     const b: Built = {
       target: t.name, lab: lab.name, clientIp: client.ip, mtu: null, namespaces: [nsName(client.netns), nsName(server.netns)],

@@ -77,12 +77,14 @@ async function run(o: DataplanesOptions): Promise<number> {
     log(`bench dataplanes: ${o.smoke ? 'smoke run: ' : ''}${o.repeats} round(s) × ${o.durationS} s; targets ${o.targets.map((t) => t.name).join(', ')}; ${machine.kernel}, ${machine.nproc} CPUs, load ${loadBefore ?? '?'}`);
     // The labs start in the background while the namespace targets are built.
     const modes = [...new Set(o.targets.filter((t) => t.builder === 'sluice').map((t) => t.mode!))];
-    const labs = Promise.all(modes.map(async (m) => [m, await rig.labUp(m)] as const));
+    const policyTargets = o.targets.filter((t) => t.builder === 'sluice' && t.rules !== undefined);
+    const labs = Promise.all(modes.map(async (m) => [m, await rig.labUp(m, m === 'direct' ? policyTargets.length : 0)] as const));
     labs.catch(() => {}); // awaited below; not unhandled meanwhile
     const byName = new Map<string, Built>();
     for (const t of o.targets.filter((x) => x.builder === 'netns')) byName.set(t.name, await rig.buildNetns(t, o.rules));
     const labByMode = new Map(await labs);
-    for (const t of o.targets.filter((x) => x.builder === 'sluice')) byName.set(t.name, await rig.sluiceTarget(t, labByMode.get(t.mode!)!));
+    const policyServers = policyTargets.length ? await rig.applyRuleSets(policyTargets, labByMode.get('direct')!) : new Map();
+    for (const t of o.targets.filter((x) => x.builder === 'sluice')) byName.set(t.name, await rig.sluiceTarget(t, labByMode.get(t.mode!)!, policyServers.get(t.name)));
     built.push(...o.targets.map((t) => byName.get(t.name)!));
 
     for (let r = 1; r <= o.repeats; r++) {

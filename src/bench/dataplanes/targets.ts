@@ -15,6 +15,8 @@
  *   host-gw           dp-hg-p1 ─ cni0 dp-hg-n1 ── underlay ── dp-hg-n2 ─ cni0 ─ dp-hg-p2
  *                     pods 10.251.8.2 → 10.251.9.2, underlay 10.251.7.1/.2
  *   sluice-*          pods of `sluice lab` labs named slbenchdp* (see rig.ts)
+ *   sluice-policy-N   like sluice-same-node, the server pod behind N NetworkPolicy ingress
+ *                     rules (src/bench/policy.ts's ruleSet: the matching rule last)
  */
 
 export const NS_PREFIX = 'slbench-dp-';
@@ -54,6 +56,11 @@ export function iptablesTarget(n: number): string {
   return `bridge-iptables-${n}`;
 }
 
+/** sluice same-node with the same N rules as NetworkPolicy on the server pod (the matching rule last). */
+export function sluicePolicyTarget(n: number): string {
+  return `sluice-policy-${n}`;
+}
+
 /** Every target a run with these rule counts can measure, in report order. */
 export function allTargets(rules: readonly number[]): TargetInfo[] {
   return [
@@ -61,6 +68,7 @@ export function allTargets(rules: readonly number[]): TargetInfo[] {
     { name: 'bridge', kind: 'same-node', builder: 'netns' },
     ...rules.map((n): TargetInfo => ({ name: iptablesTarget(n), kind: 'same-node', builder: 'netns', rules: n })),
     { name: 'sluice-same-node', kind: 'same-node', builder: 'sluice', mode: 'direct' },
+    ...rules.filter((n) => n > 0).map((n): TargetInfo => ({ name: sluicePolicyTarget(n), kind: 'same-node', builder: 'sluice', mode: 'direct', rules: n })),
     { name: 'routed', kind: 'two-node', builder: 'netns' },
     { name: 'flannel-vxlan', kind: 'two-node', builder: 'netns' },
     { name: 'host-gw', kind: 'two-node', builder: 'netns' },
@@ -83,7 +91,7 @@ export function selectTargets(rules: readonly number[], wanted: readonly string[
   const known = new Set(all.map((t) => t.name));
   const unknown = wanted.filter((w) => !known.has(w));
   if (unknown.length) {
-    throw new Error(`unknown target${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} (known: ${[...known].join(', ')}; bridge-iptables-N takes N from --rules)`);
+    throw new Error(`unknown target${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} (known: ${[...known].join(', ')}; bridge-iptables-N and sluice-policy-N take N from --rules)`);
   }
   const chosen = new Set(wanted);
   for (const t of all) if (chosen.has(t.name)) chosen.add(limitOf(t.kind));
