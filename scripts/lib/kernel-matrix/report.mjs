@@ -43,6 +43,7 @@ const rows = files.map((f) => {
     vxlan: passFail(r.traffic_vxlan),
     direct: passFail(r.traffic_direct),
     policy: policyResult,
+    policyByMode: { vxlan: passFail(r.policy_vxlan), direct: passFail(r.policy_direct) },
     timings: {
       wallSeconds: Number(r.wall_s), bootSeconds: Number(r.vm_up_s), probeSeconds: Number(r.probe_s),
       bpfTestSeconds: Number(r.bpf_s), labSeconds: Number(r.lab_s),
