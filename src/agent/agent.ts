@@ -27,6 +27,7 @@ import { agentFeatures } from './features.js';
 import { emptyReport, reconcile, type ReconcileReport } from './reconcile.js';
 import { ApiServer, type Route } from './server.js';
 import { object, optLabels, optStr, str } from './validate.js';
+import { logList } from './log-list.js';
 
 export interface AgentOptions {
   /** Periodic reconciliation (default 30 s; 0 disables the timer). */
@@ -227,7 +228,7 @@ export class Agent {
             const fr = await f.reconcile(this.ctx);
             r.features[f.name] = fr;
             r.problems.push(...fr.problems.map((p) => `${f.name}: ${p}`));
-            if (fr.changed.length) this.log(`reconcile (${why}): ${f.name}: ${fr.changed.join(', ')}`);
+            if (fr.changed.length) this.log(`reconcile (${why}): ${f.name}: ${logList(fr.changed)}`);
           } catch (e) {
             r.problems.push(`${f.name}: ${(e as Error).message}`);
           }
@@ -243,7 +244,7 @@ export class Agent {
         for (const [kind, list] of repaired) {
           if (list.length) {
             this.m.repairs.inc({ kind }, list.length);
-            this.log(`reconcile (${why}): ${kind.replace('_', ' ')}: ${list.join(', ')}`);
+            this.log(`reconcile (${why}): ${kind.replace('_', ' ')}: ${logList(list)}`);
           }
         }
         const storeTrouble = r.problems.find((p) => /store|etcd/i.test(p));
