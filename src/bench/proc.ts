@@ -165,3 +165,25 @@ export function isAlive(pid: number): boolean {
 }
 
 export { sleep };
+
+/**
+ * Kills, by PID, the measurement tools a killed earlier run left running: only PIDs it
+ * recorded that still run iperf3 or sockperf (a recycled PID is someone else's). Returns
+ * what it killed.
+ */
+export function killStaleTools(pids: readonly number[]): string[] {
+  const killed: string[] = [];
+  for (const pid of pids) {
+    const comm = commOf(pid);
+    if ((comm === 'iperf3' || comm === 'sockperf') && isAlive(pid)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+        killed.push(`${comm} (pid ${pid})`);
+      } catch {
+        // already gone
+      }
+    }
+  }
+  return killed;
+}
+

@@ -16,7 +16,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cmdlineOf, commOf, isAlive, Processes } from './proc.js';
+import { cmdlineOf, isAlive, killStaleTools, Processes } from './proc.js';
 import { TARGETS, fmt, type IperfSample, type SockperfSample, type Target } from './stats.js';
 import { runIperf3, runSockperf, type Cpus, type Pair } from './tools.js';
 
@@ -138,18 +138,7 @@ export class SameNodeBench {
     if (st && st.pid !== process.pid && isAlive(st.pid) && (cmdlineOf(st.pid) ?? '').includes('bench/main')) {
       throw new Error(`another benchmark is running (pid ${st.pid}, see ${STATE_FILE}); wait for it or stop it first`);
     }
-    const found: string[] = [];
-    for (const pid of st?.children ?? []) {
-      const comm = commOf(pid);
-      if ((comm === 'iperf3' || comm === 'sockperf') && isAlive(pid)) {
-        try {
-          process.kill(pid, 'SIGKILL');
-          found.push(`${comm} (pid ${pid})`);
-        } catch {
-          // already gone
-        }
-      }
-    }
+    const found: string[] = killStaleTools(st?.children ?? []);
     const config = st?.tempDir ? join(st.tempDir, 'config.yaml') : undefined;
     if (netnsExists(NODE_NS) && config && existsSync(config)) {
       const r = sluiceSync(config, ['node', 'reset']);

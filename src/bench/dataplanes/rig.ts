@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { cmdlineOf, commOf, isAlive, Processes } from '../proc.js';
+import { cmdlineOf, isAlive, killStaleTools, Processes } from '../proc.js';
 import { SLUICE_BIN, type Log } from '../same-node.js';
 import type { Pair } from '../tools.js';
 import { stringify } from 'yaml';
@@ -77,18 +77,7 @@ export class DataplanesRig {
     if (st && st.pid !== process.pid && isAlive(st.pid) && (cmdlineOf(st.pid) ?? '').includes('bench/main')) {
       throw new Error(`another dataplanes benchmark is running (pid ${st.pid}, see ${STATE_FILE})`);
     }
-    const found: string[] = [];
-    for (const pid of st?.children ?? []) {
-      const comm = commOf(pid);
-      if ((comm === 'iperf3' || comm === 'sockperf') && isAlive(pid)) {
-        try {
-          process.kill(pid, 'SIGKILL');
-          found.push(`${comm} (pid ${pid})`);
-        } catch {
-          // gone
-        }
-      }
-    }
+    const found: string[] = killStaleTools(st?.children ?? []);
     for (const lab of Object.values(LABS)) {
       if (existsSync(`/run/netns/${lab}-underlay`) || existsSync(`/var/lib/sluice-lab/${lab}`)) {
         found.push(labDownSync(lab) ?? `lab ${lab}`);
