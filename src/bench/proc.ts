@@ -187,3 +187,13 @@ export function killStaleTools(pids: readonly number[]): string[] {
   return killed;
 }
 
+/** Throws (naming `what`) unless `ns` reaches `ip` with one of five pings. */
+export async function checkReach(procs: Processes, ns: string, ip: string, what: string): Promise<void> {
+  let last = '';
+  for (let i = 0; i < 5; i++) {
+    const r = await procs.run(`ping ${ip} from ${ns}`, 'nsenter', [`--net=/run/netns/${ns}`, 'ping', '-c', '1', '-W', '1', ip], 5000, true);
+    if (r.code === 0) return;
+    last = `${r.stdout}${r.stderr}`.trim().split('\n').slice(-2).join(' ');
+  }
+  throw new Error(`${what}: ${ns} cannot reach ${ip} (${last})`);
+}

@@ -16,7 +16,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cmdlineOf, isAlive, killStaleTools, Processes } from './proc.js';
+import { checkReach, cmdlineOf, isAlive, killStaleTools, Processes } from './proc.js';
 import { TARGETS, fmt, type IperfSample, type SockperfSample, type Target } from './stats.js';
 import { runIperf3, runSockperf, type Cpus, type Pair } from './tools.js';
 
@@ -199,14 +199,8 @@ export class SameNodeBench {
     return mtu;
   }
 
-  private async ping(ns: string, ip: string, what: string): Promise<void> {
-    let last = '';
-    for (let i = 0; i < 5; i++) {
-      const r = await this.procs.run(`ping ${ip} from ${ns}`, 'nsenter', [`--net=/run/netns/${ns}`, 'ping', '-c', '1', '-W', '1', ip], 5000, true);
-      if (r.code === 0) return;
-      last = `${r.stdout}${r.stderr}`.trim().split('\n').slice(-2).join(' ');
-    }
-    throw new Error(`${what}: ${ns} cannot reach ${ip} (${last})`);
+  private ping(ns: string, ip: string, what: string): Promise<void> {
+    return checkReach(this.procs, ns, ip, what);
   }
 
   private async setupSluice(): Promise<Setup['sluice']> {

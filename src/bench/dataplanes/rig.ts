@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { cmdlineOf, isAlive, killStaleTools, Processes } from '../proc.js';
+import { checkReach, cmdlineOf, isAlive, killStaleTools, Processes } from '../proc.js';
 import { SLUICE_BIN, type Log } from '../same-node.js';
 import type { Pair } from '../tools.js';
 import { stringify } from 'yaml';
@@ -132,14 +132,8 @@ export class DataplanesRig {
     return (await this.procs.run(cmd.join(' ').slice(0, 120), cmd[0]!, cmd.slice(1), timeoutMs)).stdout;
   }
 
-  private async ping(ns: string, ip: string, what: string): Promise<void> {
-    let last = '';
-    for (let i = 0; i < 5; i++) {
-      const r = await this.procs.run(`ping ${ip} from ${ns}`, 'nsenter', [`--net=/run/netns/${ns}`, 'ping', '-c', '1', '-W', '1', ip], 5000, true);
-      if (r.code === 0) return;
-      last = `${r.stdout}${r.stderr}`.trim().split('\n').slice(-2).join(' ');
-    }
-    throw new Error(`${what}: ${ns} cannot reach ${ip} (${last})`);
+  private ping(ns: string, ip: string, what: string): Promise<void> {
+    return checkReach(this.procs, ns, ip, what);
   }
 
   private ruleFile(n: number): string {
