@@ -166,16 +166,19 @@ export function isAlive(pid: number): boolean {
 
 export { sleep };
 
+/** The measurement tools' /proc comm names (slbench-crr: the dataplanes suite's connection-rate tool). */
+const STALE_TOOLS: readonly string[] = ['iperf3', 'sockperf', 'slbench-crr'];
+
 /**
  * Kills, by PID, the measurement tools a killed earlier run left running: only PIDs it
- * recorded that still run iperf3 or sockperf (a recycled PID is someone else's). Returns
- * what it killed.
+ * recorded that still run iperf3, sockperf or slbench-crr (a recycled PID is someone
+ * else's). Returns what it killed.
  */
 export function killStaleTools(pids: readonly number[]): string[] {
   const killed: string[] = [];
   for (const pid of pids) {
     const comm = commOf(pid);
-    if ((comm === 'iperf3' || comm === 'sockperf') && isAlive(pid)) {
+    if (comm !== undefined && STALE_TOOLS.includes(comm) && isAlive(pid)) {
       try {
         process.kill(pid, 'SIGKILL');
         killed.push(`${comm} (pid ${pid})`);

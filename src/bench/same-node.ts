@@ -271,7 +271,7 @@ export class SameNodeBench {
       const tag = `[repeat ${r}/${repeats}]`;
       for (const target of TARGETS) {
         this.log(`bench: ${tag} iperf3 ${target}: ${durationS} s, client on CPU ${cpus.iperfClient}, server on CPU ${cpus.iperfServer}`);
-        const s = await runIperf3(this.procs, this.pair(target), durationS, cpus);
+        const { cpuBusyS: _unsampled, ...s } = await runIperf3(this.procs, this.pair(target), durationS, cpus);
         samples.iperf3.push({ repeat: r, target, ...s });
         this.log(`bench: ${tag}   → ${fmt(s.gbps)} Gbit/s (${s.retransmits ?? '?'} retransmits)`);
       }

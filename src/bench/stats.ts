@@ -15,6 +15,8 @@ export interface IperfSample {
   gbps: number;
   /** Sender-side rate, Gbit/s. */
   sentGbps: number;
+  /** Bytes the receiver got (end.sum_received.bytes); null when iperf3 did not say. */
+  receivedBytes: number | null;
   retransmits: number | null;
   /** Test length iperf3 measured, seconds. */
   seconds: number;

@@ -20,7 +20,7 @@ interface Iperf3Json {
   intervals?: { sum?: { bits_per_second?: number } }[];
   end?: {
     sum_sent?: { bits_per_second?: number; retransmits?: number; seconds?: number };
-    sum_received?: { bits_per_second?: number; seconds?: number };
+    sum_received?: { bits_per_second?: number; seconds?: number; bytes?: number };
     cpu_utilization_percent?: { host_total?: number; remote_total?: number };
   };
 }
@@ -46,6 +46,7 @@ export function parseIperf3Json(text: string): IperfFigures {
   return {
     gbps: received / 1e9,
     sentGbps: (sent ?? received) / 1e9,
+    receivedBytes: num(doc.end?.sum_received?.bytes),
     retransmits: num(doc.end?.sum_sent?.retransmits),
     seconds: num(doc.end?.sum_received?.seconds) ?? num(doc.end?.sum_sent?.seconds) ?? 0,
     cpuHostPct: num(doc.end?.cpu_utilization_percent?.host_total),
@@ -145,11 +146,16 @@ export async function waitListening(procs: Processes, server: Job, ns: string, p
   throw new ProcessError(`${server.name} is not listening on port ${port} after 10 s`);
 }
 
+/** What runIperf3 returns: the figures, and the CPU time `cpuClock` counted over the client's run. */
+export type IperfResult = IperfFigures & { cpuBusyS: number | null };
+
 /**
  * One iperf3 run: a one-off server in the server namespace, a client for `durationS` seconds;
- * `streams` parallel TCP streams (-P, default 1).
+ * `streams` parallel TCP streams (-P, default 1). With `cpuClock` (cumulative busy CPU
+ * seconds, e.g. cpustat's busySeconds), the CPU time between the client's start and its
+ * exit (server start-up and the listening check are outside it).
  */
-export async function runIperf3(procs: Processes, p: Pair, durationS: number, cpus: Cpus, streams = 1): Promise<IperfFigures> {
+export async function runIperf3(procs: Processes, p: Pair, durationS: number, cpus: Cpus, streams = 1, cpuClock?: () => number): Promise<IperfResult> {
   const [scmd, sargs] = nsArgs(p.serverNs, cpus.iperfServer, 'iperf3', ['-s', '-1', '-B', p.serverIp, '-p', String(IPERF_PORT)]);
   const server = procs.start(`iperf3 server (${p.target})`, scmd, sargs, 256 << 10);
   try {
@@ -158,7 +164,9 @@ export async function runIperf3(procs: Processes, p: Pair, durationS: number, cp
       '-c', p.serverIp, '-p', String(IPERF_PORT), '-t', String(durationS), '-J', '--connect-timeout', '3000',
       ...(streams > 1 ? ['-P', String(streams)] : []),
     ]);
+    const cpu0 = cpuClock?.();
     const r = await procs.run(`iperf3 client (${p.target})`, ccmd, cargs, (durationS + 30) * 1000, true);
+    const cpuBusyS = cpu0 === undefined || !cpuClock ? null : cpuClock() - cpu0;
     if (r.code !== 0 || r.signal) {
       // iperf3 -J reports its error inside the JSON; prefer that message.
       try {
@@ -168,7 +176,7 @@ export async function runIperf3(procs: Processes, p: Pair, durationS: number, cp
       }
       throw new ProcessError(`iperf3 client (${p.target}) failed (${describe(r)})`, r);
     }
-    return parseIperf3Json(r.stdout);
+    return { ...parseIperf3Json(r.stdout), cpuBusyS };
   } finally {
     await procs.stop(server, 2000);
   }

@@ -76,11 +76,35 @@ t.test('scripts/bench dataplanes --smoke: every target, JSON, markdown and SVG',
   const [json, svg] = [join(dir, 'dataplanes.json'), join(dir, 'dataplanes.svg')];
   const r = bench(['dataplanes', '--smoke', '--json', json, '--svg', svg]);
   tt.equal(r.status, 0, `exit 0: ${r.stderr.slice(-2000)}`);
-  const rep = JSON.parse(readFileSync(json, 'utf8')) as { ok: boolean; targets: string[]; medians: Record<string, { throughput: number | null; rttP50: number | null }> };
+  const rep = JSON.parse(readFileSync(json, 'utf8')) as {
+    ok: boolean; targets: string[];
+    medians: Record<string, { throughput: number | null; rttP50: number | null; crr: number | null; cpuPerGb: number | null }>;
+    samples: {
+      crr: { target: string; transactions: number; seconds: number; errors: number; connsPerS: number | null }[];
+      iperf3: { target: string; cpuBusyS: number | null; cpuPerGb: number | null; receivedBytes: number | null }[];
+    };
+    crrErrors: Record<string, unknown>;
+    comparisons: { name: string; goal: number | null }[];
+  };
   tt.equal(rep.ok, true);
   tt.same(rep.targets, ['veth', 'bridge', 'bridge-iptables-100', 'sluice-same-node', 'sluice-policy-100', 'routed', 'flannel-vxlan', 'host-gw', 'sluice-vxlan', 'sluice-direct']);
-  for (const t of rep.targets) tt.ok((rep.medians[t]?.throughput ?? 0) > 0 && (rep.medians[t]?.rttP50 ?? 0) > 0, `${t}: throughput and latency measured`);
+  for (const t of rep.targets) {
+    tt.ok((rep.medians[t]?.throughput ?? 0) > 0 && (rep.medians[t]?.rttP50 ?? 0) > 0, `${t}: throughput and latency measured`);
+    const crr = rep.samples.crr.filter((s) => s.target === t);
+    tt.equal(crr.length, 1, `${t}: one connection-rate run`);
+    tt.ok(crr.every((s) => s.transactions > 0 && s.seconds >= 1 && s.seconds < 5 && s.connsPerS === s.transactions / s.seconds),
+      `${t}: new connections completed (${crr.map((s) => `${s.transactions} in ${s.seconds} s, ${s.errors} errors`).join('; ')})`);
+    tt.ok((rep.medians[t]?.crr ?? 0) > 0, `${t}: median connections/s ${rep.medians[t]?.crr}`);
+    const cpu = rep.samples.iperf3.filter((s) => s.target === t);
+    tt.ok(cpu.length > 0 && cpu.every((s) => (s.cpuBusyS ?? 0) > 0 && (s.receivedBytes ?? 0) > 0), `${t}: CPU time and bytes of each iperf3 run`);
+    const perGb = rep.medians[t]?.cpuPerGb ?? 0;
+    // 2 CPUs busy for 1 s cannot move less than 1 MB; nor can a GB take less than a millisecond of CPU.
+    tt.ok(perGb > 0.001 && perGb < 2000, `${t}: ${perGb} CPU-s/GB`);
+  }
+  tt.same(rep.crrErrors, {}, 'no failed connection on a reachable target');
+  tt.ok(rep.comparisons.some((c) => c.name === 'sluice-policy-100 / sluice-same-node, new connections/s' && c.goal === null), 'policy cost per connection reported');
   tt.match(r.stdout, /\| sluice-policy-100 \| same-node \|/, 'the markdown table');
+  tt.match(r.stdout, /new TCP connections \(conn\/s\) \| CPU per GB, 1 stream \(CPU-s\/GB\) \|/, 'with the new columns');
   tt.match(readFileSync(svg, 'utf8'), /<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"[^]*<\/svg>\s*$/, 'the chart');
   tt.same(leftovers(), [], 'nothing left behind');
 });

@@ -6,7 +6,7 @@
 import t from 'tap';
 import { UsageError } from '../../src/bench/options.js';
 import { DEFAULT_RULES, parseDataplanesArgs, SMOKE_RULES } from '../../src/bench/dataplanes/options.js';
-import { comparisons, renderMarkdown, renderSvg, summarize, type Header, type Samples } from '../../src/bench/dataplanes/report.js';
+import { comparisons, crrErrors, renderMarkdown, renderSvg, summarize, type Header, type Samples } from '../../src/bench/dataplanes/report.js';
 import {
   allTargets, cidrsOverlap, flannelMac, iptablesRules, limitOf, NS_PREFIX, parseRuleCounters, planFor, selectTargets, unusedAddress,
 } from '../../src/bench/dataplanes/targets.js';
@@ -111,8 +111,14 @@ t.test('cidrsOverlap', async (t) => {
   t.throws(() => cidrsOverlap('10.1/8', '10.0.0.0/8'));
 });
 
-function iperf(round: number, target: string, gbps: number, streams = 1): Samples['iperf3'][number] {
-  return { round, target, streams, gbps, sentGbps: gbps, retransmits: 0, seconds: 1, cpuHostPct: null, cpuRemotePct: null, intervalsGbps: [] };
+function iperf(round: number, target: string, gbps: number, streams = 1, cpuPerGb: number | null = null): Samples['iperf3'][number] {
+  return {
+    round, target, streams, gbps, sentGbps: gbps, receivedBytes: gbps * 1e9 / 8, retransmits: 0, seconds: 1, cpuHostPct: null, cpuRemotePct: null, intervalsGbps: [],
+    cpuBusyS: cpuPerGb === null ? null : cpuPerGb * gbps / 8, cpuPerGb,
+  };
+}
+function crr(round: number, target: string, transactions: number, errors = 0, firstError: string | null = null): Samples['crr'][number] {
+  return { round, target, transactions, seconds: 1, errors, firstError, connsPerS: transactions > 0 ? transactions : null };
 }
 function sock(round: number, target: string, p50Us: number, p99Us = p50Us * 3): Samples['sockperf'][number] {
   return { round, target, p50Us, p99Us, avgUs: null, minUs: null, maxUs: null, observations: 1, validSeconds: 1, percentiles: {} };
@@ -133,6 +139,7 @@ const samples: Samples = {
   ],
   sockperf: [1, 2].flatMap((r) => [sock(r, 'veth', 20), sock(r, 'bridge', 22), sock(r, 'bridge-iptables-10000', 30), sock(r, 'sluice-same-node', 21),
     sock(r, 'routed', 18), sock(r, 'flannel-vxlan', 40), sock(r, 'host-gw', 24), sock(r, 'sluice-vxlan', 30), sock(r, 'sluice-direct', 25)]),
+  crr: [],
 };
 
 t.test('summarize: medians, ratios to the limit, paired ratios', async (t) => {
@@ -147,8 +154,9 @@ t.test('summarize: medians, ratios to the limit, paired ratios', async (t) => {
   t.equal(s.medians.veth!.throughput4, 20);
   t.equal(s.medians.bridge!.throughput4, null, 'asked for but not measured');
   t.same(s.values.veth!.throughput, [10, 12, 8]);
-  const noP4 = summarize(refs, { iperf3: samples.iperf3.filter((x) => x.streams === 1), sockperf: [] });
+  const noP4 = summarize(refs, { iperf3: samples.iperf3.filter((x) => x.streams === 1), sockperf: [], crr: [] });
   t.notOk('throughput4' in noP4.medians.veth!, 'no 4-stream figure when none was run');
+  t.notOk('cpuPerGb4' in noP4.medians.veth!, 'nor a 4-stream CPU per GB');
   t.equal(noP4.medians.veth!.rttP50, null);
 });
 
@@ -163,10 +171,74 @@ t.test('comparisons against the goals', async (t) => {
   t.match(by('bridge-iptables-10000 / bridge, throughput'), { ratio: 0.5, reached: null, goal: null });
   t.match(by('sluice-policy-10000 / sluice-same-node, throughput'), { goal: 0.95, op: 'min', reached: null }, 'within 5% of sluice without rules (not measured here)');
   t.match(by('sluice-policy-10000 / sluice-same-node, RTT p50'), { goal: 1.05, op: 'max' });
-  t.notOk(c.some((x) => x.name.startsWith('sluice-policy-1000 ')), 'asked at 10,000 rules and more only');
+  t.notOk(c.some((x) => x.name.startsWith('sluice-policy-1000 ') && x.goal !== null), 'goals asked at 10,000 rules and more only');
+  t.ok(c.some((x) => x.name === 'sluice-policy-1000 / sluice-same-node, new connections/s'), 'new connections reported at every N');
   const missing = comparisons(summarize(refs.slice(0, 1), samples), [5]);
   t.match(missing.find((x) => x.name.startsWith('sluice-direct')), { ratio: null, reached: null });
   t.ok(missing.some((x) => x.name.startsWith('bridge-iptables-5 /')), 'the largest rule count when 10000 is not run');
+});
+
+// New connections per second and CPU per GB: same medians, ratios to the limit, paired ratios.
+const policyRefs = [
+  { name: 'veth', kind: 'same-node' as const }, { name: 'bridge', kind: 'same-node' as const },
+  { name: 'bridge-iptables-1000', kind: 'same-node' as const }, { name: 'sluice-same-node', kind: 'same-node' as const },
+  { name: 'sluice-policy-1000', kind: 'same-node' as const },
+];
+const crrSamples: Samples = {
+  iperf3: [1, 2, 3].flatMap((r) => [
+    iperf(r, 'veth', 10, 1, [0.5, 0.6, 0.4][r - 1]!), iperf(r, 'bridge', 9, 1, 0.7), iperf(r, 'bridge-iptables-1000', 5, 1, 1.5),
+    iperf(r, 'sluice-same-node', 10, 1, 0.55), iperf(r, 'sluice-policy-1000', 10, 1, null),
+  ]),
+  sockperf: [],
+  crr: [1, 2, 3].flatMap((r) => [
+    crr(r, 'veth', [20000, 22000, 18000][r - 1]!), crr(r, 'bridge', 15000), crr(r, 'bridge-iptables-1000', 5000),
+    crr(r, 'sluice-same-node', [16000, 17000, 15000][r - 1]!, r === 2 ? 3 : 0, r === 2 ? 'read: Connection reset by peer' : null),
+    crr(r, 'sluice-policy-1000', 0, 700, 'connect: Connection timed out'),
+  ]),
+};
+
+t.test('new connections/s: medians, ratios; a target with no completed connection has no figure, not 0', async (t) => {
+  const s = summarize(policyRefs, crrSamples);
+  t.equal(s.medians.veth!.crr, 20000);
+  t.equal(s.medians['sluice-same-node']!.crr, 16000);
+  t.equal(s.ratios['sluice-same-node']!.crr, 0.8);
+  t.equal(s.pairedRatios['bridge-iptables-1000']!.crr, 5000 / 20000);
+  t.same(s.values['sluice-same-node']!.crr, [16000, 17000, 15000]);
+  t.equal(s.medians['sluice-policy-1000']!.crr, null, 'no completed connection: no median');
+  t.equal(s.ratios['sluice-policy-1000']!.crr, null, 'and no ratio (not 0)');
+  t.same(s.values['sluice-policy-1000']!.crr, []);
+  t.same(s.crrErrors, {
+    'sluice-same-node': { runs: 3, failedRuns: 0, errors: 3, firstError: 'read: Connection reset by peer' },
+    'sluice-policy-1000': { runs: 3, failedRuns: 3, errors: 2100, firstError: 'connect: Connection timed out' },
+  });
+  t.same(crrErrors({ ...crrSamples, crr: [crr(1, 'veth', 10)] }), {}, 'no entry without errors');
+  const noLimit = summarize(policyRefs, { ...crrSamples, crr: crrSamples.crr.map((x) => (x.target === 'veth' ? crr(x.round, 'veth', 0, 5, 'connect: Connection refused') : x)) });
+  t.equal(noLimit.ratios['sluice-same-node']!.crr, null, 'the limit failed: no ratio for anyone');
+  t.equal(noLimit.medians['sluice-same-node']!.crr, 16000);
+  t.equal(summarize(policyRefs, { ...crrSamples, crr: [] }).medians.veth!.crr, null, 'not run: null');
+});
+
+t.test('CPU per GB: medians and ratios to the limit, lower is better', async (t) => {
+  const s = summarize(policyRefs, crrSamples);
+  t.equal(s.medians.veth!.cpuPerGb, 0.5);
+  t.equal(s.ratios['bridge-iptables-1000']!.cpuPerGb, 3, '3× the CPU of the veth pair per GB');
+  t.equal(s.ratios['sluice-same-node']!.cpuPerGb, 1.1);
+  t.same(s.values.veth!.cpuPerGb, [0.5, 0.6, 0.4]);
+  t.equal(s.medians['sluice-policy-1000']!.cpuPerGb, null, 'not measured: null');
+  t.notOk('cpuPerGb4' in s.medians.veth!, 'no 4-stream runs');
+});
+
+t.test('comparisons: new connections and CPU per GB reported, without goals', async (t) => {
+  const c = comparisons(summarize(policyRefs, crrSamples), [1000]);
+  const by = (name: string) => c.find((x) => x.name === name);
+  t.match(by('sluice-same-node / veth, new connections/s'), { figure: 'crr', ratio: 0.8, goal: null, op: null, reached: null });
+  t.match(by('sluice-same-node / veth, CPU per GB'), { figure: 'cpuPerGb', ratio: 1.1, goal: null, reached: null });
+  t.match(by('bridge-iptables-1000 / bridge, new connections/s'), { ratio: 5000 / 15000, goal: null });
+  t.match(by('sluice-policy-1000 / sluice-same-node, new connections/s'), { ratio: null, goal: null, reached: null }, 'failed: no ratio');
+  t.match(by('sluice-policy-1000 / bridge-iptables-1000, new connections/s'), { goal: null });
+  t.ok(by('sluice-vxlan / flannel-vxlan, new connections/s') && by('sluice-direct / host-gw, CPU per GB'));
+  t.notOk(c.some((x) => x.name.startsWith('sluice-policy-0')), 'no sluice-policy-0');
+  t.ok(c.filter((x) => x.figure === 'crr' || x.figure === 'cpuPerGb').every((x) => x.goal === null), 'the issue sets no goal for them');
 });
 
 const header: Header = { machine, load: '3.1, 3.5, 4.0', repeats: 3, durationS: 5, smoke: false, streams: [1, 4] };
@@ -181,6 +253,17 @@ t.test('markdown', async (t) => {
   t.match(md, /\| sluice-direct \/ host-gw, throughput \| 1\.050 \| ≥ 1\.1 \| \*\*no\*\* \|/);
   t.match(md, /\| bridge-iptables-10000 \/ bridge, throughput \| 0\.500 \| \(reported\) \| – \|/);
   t.match(md, /- a note\n$/);
+  t.match(md, /\| new TCP connections \(conn\/s\) \| CPU per GB, 1 stream \(CPU-s\/GB\) \| CPU per GB, 4 streams \(CPU-s\/GB\) \|/);
+  t.match(md, /machine-wide busy CPU time/);
+  const crrMd = renderMarkdown({ ...header, streams: [1] }, policyRefs, summarize(policyRefs, crrSamples), comparisons(summarize(policyRefs, crrSamples), [1000]));
+  t.match(crrMd, /\| veth \| same-node \| 10\.0 \(1\.00×\) \| – \(–\) \| – \(–\) \| 20000 \(1\.00×\) \| 0\.50 \(1\.00×\) \|/);
+  t.match(crrMd, /\| sluice-same-node \| same-node \| [^\n]*\| 16000 \(0\.80×\) ‡ \| 0\.55 \(1\.10×\) \|/, 'errors flagged');
+  t.match(crrMd, /\| sluice-policy-1000 \| same-node \| [^\n]*\| \*\*no connection\*\* \(2100 errors\) \| – \(–\) \|/, 'no connection: said, not a rate of 0');
+  t.match(crrMd, /- ‡ sluice-policy-1000: new connections: 2100 failed in 3 runs \(first: connect: Connection timed out\); 3 runs completed no connection and gave no figure \(not a rate of 0\)\./);
+  t.match(crrMd, /- ‡ sluice-same-node: new connections: 3 failed in 3 runs \(first: read: Connection reset by peer\); the rate counts completed connections only\./);
+  t.match(crrMd, /\| sluice-policy-1000 \/ sluice-same-node, new connections\/s \| – \| \(reported\) \| not measured \|/);
+  t.match(crrMd, /\| sluice-same-node \/ veth, CPU per GB \| 1\.100 \| \(reported\) \| – \|/);
+  t.notMatch(crrMd, /4 streams/);
   const smoke = renderMarkdown({ ...header, smoke: true, streams: [1], load: null }, refs.slice(0, 1), summarize(refs.slice(0, 1), samples), []);
   t.match(smoke, /smoke run/);
   t.notMatch(smoke, /4 streams/);
@@ -194,6 +277,8 @@ t.test('svg', async (t) => {
   t.match(sv, /TCP throughput, 1 stream/);
   t.match(sv, /RTT p50/);
   t.match(sv, /against iptables FORWARD rules/);
+  t.match(sv, /New TCP connections per second/);
+  t.match(sv, /CPU seconds per GB/);
   t.match(sv, /<polyline [^>]*points="[\d., ]+"/, 'the rule-count line: bridge (0), 1000, 10000');
   t.equal((sv.match(/<circle /g) ?? []).length, 3);
   t.notMatch(sv, /NaN|undefined|Infinity/);

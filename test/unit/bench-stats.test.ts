@@ -38,7 +38,7 @@ t.test('ratio and relative', async (t) => {
 });
 
 function iperf(target: Target, repeat: number, gbps: number): IperfSample {
-  return { repeat, target, gbps, sentGbps: gbps, retransmits: 0, seconds: 5, cpuHostPct: null, cpuRemotePct: null, intervalsGbps: [] };
+  return { repeat, target, gbps, sentGbps: gbps, receivedBytes: (gbps * 5e9) / 8, retransmits: 0, seconds: 5, cpuHostPct: null, cpuRemotePct: null, intervalsGbps: [] };
 }
 function sock(target: Target, repeat: number, p50Us: number, p99Us: number): SockperfSample {
   return { repeat, target, p50Us, p99Us, avgUs: null, minUs: null, maxUs: null, observations: 1000, validSeconds: 4.6, percentiles: { 50: p50Us, 99: p99Us } };
@@ -145,6 +145,8 @@ t.test('parseIperf3Json', async (t) => {
   t.equal(r.cpuHostPct, 61.2);
   t.equal(r.cpuRemotePct, 80.5);
   t.same(r.intervalsGbps, [4.6, 4.9]);
+  t.equal(r.receivedBytes, 598000000, 'bytes the receiver got (for CPU per GB)');
+  t.equal(parseIperf3Json(JSON.stringify({ end: { sum_received: { bits_per_second: 1e9 } } })).receivedBytes, null, 'null when iperf3 does not say');
   t.equal(parseIperf3Json(`warning: something\n${IPERF_OK}`).gbps, 4.7863, 'text before the JSON is skipped');
   t.throws(() => parseIperf3Json(JSON.stringify({ start: {}, intervals: [], end: {}, error: 'unable to connect to server: Connection refused' })),
     { name: 'ToolOutputError', message: /iperf3: unable to connect to server: Connection refused/ });

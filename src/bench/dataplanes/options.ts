@@ -26,8 +26,10 @@ export const DATAPLANES_USAGE = `usage: scripts/bench dataplanes [--repeats N] [
 
 sluice against the other ways of joining two pods, built side by side in network
 namespaces and measured in one run on the same traffic: TCP throughput (iperf3, 1
-and 4 streams), TCP request/response round trip p50/p99 (sockperf ping-pong). Every
-figure is a ratio to the limit measured in the same run: same-node targets to
+and 4 streams), TCP request/response round trip p50/p99 (sockperf ping-pong), new
+TCP connections per second (slbench-crr, compiled with clang at start) and CPU time
+per GB (machine-wide, /proc/stat over each iperf3 run: run it on a quiet machine).
+Every figure is a ratio to the limit measured in the same run: same-node targets to
 'veth', two-node targets to 'routed'. Rounds interleave every target; medians.
 
 Targets (same node)  veth, bridge, bridge-iptables-N and sluice-policy-N (for each N of --rules,
@@ -36,7 +38,7 @@ Targets (same node)  veth, bridge, bridge-iptables-N and sluice-policy-N (for ea
                      sluice-hybrid (only when named in --targets)
 
   --repeats N    rounds (default 3)
-  --duration S   seconds per iperf3 and per sockperf run (default 5)
+  --duration S   seconds per iperf3, sockperf and connection-rate run (default 5)
   --rules N,…    iptables FORWARD rules / NetworkPolicy ingress rules for bridge-iptables-N and
                  sluice-policy-N, the matching rule last (default ${DEFAULT_RULES.join(',')};
                  0 allowed; at most ${MAX_RULE_COUNTS} counts of at most ${MAX_RULES})
@@ -47,7 +49,7 @@ Targets (same node)  veth, bridge, bridge-iptables-N and sluice-policy-N (for ea
   --smoke        check the harness: 1 round of 1 s, rules ${SMOKE_RULES.join(',')}, 1 stream
   -h, --help     this text
 
-Needs root, iproute2, iptables, iperf3, sockperf and a built dist/. Namespaces
+Needs root, iproute2, iptables, iperf3, sockperf, clang and a built dist/. Namespaces
 slbench-dp-*, labs slbenchdp*; all removed at the end, also on failure or Ctrl-C,
 and by the next run if this one was killed.
 `;

@@ -3,24 +3,47 @@
  * markdown report and the SVG chart. Pure (no processes, no files).
  */
 import { fmt, fmtRatio, median, ratio, type MachineInfo } from '../stats.js';
+import type { CrrFigures } from '../crr.js';
 import type { IperfFigures, SockperfFigures } from '../tools.js';
 import { limitOf, type Kind } from './targets.js';
 
-export type FigureKey = 'throughput' | 'throughput4' | 'rttP50' | 'rttP99';
+export type FigureKey = 'throughput' | 'throughput4' | 'rttP50' | 'rttP99' | 'crr' | 'cpuPerGb' | 'cpuPerGb4';
 
 export const FIGURES: readonly { key: FigureKey; label: string; unit: string; better: 'higher' | 'lower' }[] = [
   { key: 'throughput', label: 'TCP throughput, 1 stream', unit: 'Gbit/s', better: 'higher' },
   { key: 'throughput4', label: 'TCP throughput, 4 streams', unit: 'Gbit/s', better: 'higher' },
   { key: 'rttP50', label: 'TCP RTT p50', unit: 'µs', better: 'lower' },
   { key: 'rttP99', label: 'TCP RTT p99', unit: 'µs', better: 'lower' },
+  { key: 'crr', label: 'new TCP connections', unit: 'conn/s', better: 'higher' },
+  { key: 'cpuPerGb', label: 'CPU per GB, 1 stream', unit: 'CPU-s/GB', better: 'lower' },
+  { key: 'cpuPerGb4', label: 'CPU per GB, 4 streams', unit: 'CPU-s/GB', better: 'lower' },
 ];
 
-export type IperfRun = { round: number; target: string; streams: number } & IperfFigures;
+/** The figures of iperf3's 4-stream runs: left out when no 4-stream run was asked for. */
+const FOUR_STREAMS: readonly FigureKey[] = ['throughput4', 'cpuPerGb4'];
+
+/**
+ * One iperf3 run; `cpuBusyS`: machine-wide busy CPU seconds over the client's run
+ * (/proc/stat), `cpuPerGb`: that per 10⁹ bytes received (null when not measured).
+ */
+export type IperfRun = { round: number; target: string; streams: number } & IperfFigures & { cpuBusyS: number | null; cpuPerGb: number | null };
 export type SockperfRun = { round: number; target: string } & SockperfFigures;
+/** One connection-rate run (slbench-crr); connsPerS null when no connection completed. */
+export type CrrRun = { round: number; target: string } & CrrFigures;
 
 export interface Samples {
   iperf3: IperfRun[];
   sockperf: SockperfRun[];
+  crr: CrrRun[];
+}
+
+/** A target's failed connections over its connection-rate runs. */
+export interface CrrTrouble {
+  runs: number;
+  /** Runs in which not one connection completed (no figure from them). */
+  failedRuns: number;
+  errors: number;
+  firstError: string | null;
 }
 
 export interface TargetRef {
@@ -39,20 +62,49 @@ export interface Summary {
   pairedRatios: Medians;
   /** target → figure → the raw values in round order. */
   values: Record<string, Partial<Record<FigureKey, number[]>>>;
+  /** target → its failed connections, for targets that had any. */
+  crrErrors: Record<string, CrrTrouble>;
 }
 
+type Value = { round: number; value: number | null };
+const present = (xs: readonly Value[]) => xs.filter((x): x is { round: number; value: number } => x.value !== null);
+
 export function valuesOf(s: Samples, target: string, key: FigureKey): { round: number; value: number }[] {
-  if (key === 'throughput' || key === 'throughput4') {
-    const streams = key === 'throughput' ? 1 : 4;
-    return s.iperf3.filter((x) => x.target === target && x.streams === streams).map((x) => ({ round: x.round, value: x.gbps }));
+  switch (key) {
+    case 'throughput':
+    case 'throughput4':
+    case 'cpuPerGb':
+    case 'cpuPerGb4': {
+      const streams = key === 'throughput' || key === 'cpuPerGb' ? 1 : 4;
+      const runs = s.iperf3.filter((x) => x.target === target && x.streams === streams);
+      return present(runs.map((x) => ({ round: x.round, value: key.startsWith('throughput') ? x.gbps : x.cpuPerGb })));
+    }
+    case 'crr':
+      return present(s.crr.filter((x) => x.target === target).map((x) => ({ round: x.round, value: x.connsPerS })));
+    case 'rttP50':
+    case 'rttP99':
+      return s.sockperf.filter((x) => x.target === target).map((x) => ({ round: x.round, value: key === 'rttP50' ? x.p50Us : x.p99Us }));
   }
-  return s.sockperf.filter((x) => x.target === target).map((x) => ({ round: x.round, value: key === 'rttP50' ? x.p50Us : x.p99Us }));
+}
+
+/** Targets whose connection-rate runs had errors: how many runs, how many without any connection. */
+export function crrErrors(s: Samples): Record<string, CrrTrouble> {
+  const out: Record<string, CrrTrouble> = {};
+  for (const x of s.crr) {
+    const t = (out[x.target] ??= { runs: 0, failedRuns: 0, errors: 0, firstError: null });
+    t.runs++;
+    t.errors += x.errors;
+    if (x.connsPerS === null) t.failedRuns++;
+    t.firstError ??= x.firstError;
+  }
+  for (const [k, v] of Object.entries(out)) if (v.errors === 0 && v.failedRuns === 0) delete out[k];
+  return out;
 }
 
 const med = (xs: readonly number[]): number | null => (xs.length ? median(xs) : null);
 
 export function summarize(targets: readonly TargetRef[], s: Samples): Summary {
-  const out: Summary = { medians: {}, ratios: {}, pairedRatios: {}, values: {} };
+  const out: Summary = { medians: {}, ratios: {}, pairedRatios: {}, values: {}, crrErrors: crrErrors(s) };
   for (const t of targets) {
     out.medians[t.name] = {};
     out.ratios[t.name] = {};
@@ -62,7 +114,7 @@ export function summarize(targets: readonly TargetRef[], s: Samples): Summary {
     for (const f of FIGURES) {
       const mine = valuesOf(s, t.name, f.key);
       const theirs = valuesOf(s, limit, f.key);
-      if (!mine.length && !theirs.length && f.key === 'throughput4' && !s.iperf3.some((x) => x.streams === 4)) continue;
+      if (!mine.length && !theirs.length && FOUR_STREAMS.includes(f.key) && !s.iperf3.some((x) => x.streams === 4)) continue;
       out.values[t.name]![f.key] = mine.map((x) => x.value);
       const m = med(mine.map((x) => x.value));
       out.medians[t.name]![f.key] = m;
@@ -90,6 +142,13 @@ export interface Comparison {
   reached: boolean | null;
 }
 
+const SHORT: Partial<Record<FigureKey, string>> = { crr: 'new connections/s', cpuPerGb: 'CPU per GB' };
+
+/** A comparison without a goal (reported only). */
+function reported(numerator: string, denominator: string, figure: FigureKey): Omit<Comparison, 'ratio' | 'reached'> {
+  return { name: `${numerator} / ${denominator}, ${SHORT[figure] ?? figure}`, numerator, denominator, figure, goal: null, op: null };
+}
+
 export function comparisons(sum: Summary, rules: readonly number[]): Comparison[] {
   const iptN = rules.includes(10000) ? 10000 : rules.at(-1);
   const defs: Omit<Comparison, 'ratio' | 'reached'>[] = [
@@ -105,6 +164,16 @@ export function comparisons(sum: Summary, rules: readonly number[]): Comparison[
     ...rules.filter((n) => n >= 10000).flatMap((n) => [
       { name: `sluice-policy-${n} / sluice-same-node, throughput`, numerator: `sluice-policy-${n}`, denominator: 'sluice-same-node', figure: 'throughput' as const, goal: 0.95, op: 'min' as const },
       { name: `sluice-policy-${n} / sluice-same-node, RTT p50`, numerator: `sluice-policy-${n}`, denominator: 'sluice-same-node', figure: 'rttP50' as const, goal: 1.05, op: 'max' as const },
+    ]),
+    // New connections and CPU per GB: the issue sets no goal; reported.
+    ...[['sluice-same-node', 'veth'], ['sluice-vxlan', 'flannel-vxlan'], ['sluice-direct', 'host-gw']].flatMap(([a, b]) => [
+      reported(a!, b!, 'crr'), reported(a!, b!, 'cpuPerGb'),
+    ]),
+    ...(iptN !== undefined ? [reported(`bridge-iptables-${iptN}`, 'bridge', 'crr')] : []),
+    // A new connection is where policy costs: a conntrack miss, the policy lookups, a new entry.
+    ...rules.filter((n) => n > 0).flatMap((n) => [
+      reported(`sluice-policy-${n}`, 'sluice-same-node', 'crr'),
+      reported(`sluice-policy-${n}`, `bridge-iptables-${n}`, 'crr'),
     ]),
   ];
   return defs.map((d) => {
@@ -129,18 +198,29 @@ export interface Header {
 function cell(sum: Summary, target: string, key: FigureKey): string {
   const m = sum.medians[target]?.[key];
   if (m === undefined) return 'n/a';
+  const trouble = key === 'crr' ? sum.crrErrors[target] : undefined;
+  if (m === null && trouble?.failedRuns) return `**no connection** (${trouble.errors} errors)`;
   const r = sum.ratios[target]?.[key] ?? null;
-  return `${fmt(m ?? null)} (${r === null ? '–' : `${r.toFixed(2)}×`})`;
+  return `${fmt(m ?? null)} (${r === null ? '–' : `${r.toFixed(2)}×`})${trouble ? ' ‡' : ''}`;
+}
+
+/** Notes on failed connections: which target, how many, the first error; a run without one gives no figure. */
+export function crrNotes(sum: Summary): string[] {
+  return Object.entries(sum.crrErrors).map(([t, e]) =>
+    `‡ ${t}: new connections: ${e.errors} failed in ${e.runs} run${e.runs === 1 ? '' : 's'}${e.firstError ? ` (first: ${e.firstError})` : ''}` +
+    (e.failedRuns ? `; ${e.failedRuns} run${e.failedRuns === 1 ? '' : 's'} completed no connection and gave no figure (not a rate of 0)` : '; the rate counts completed connections only') + '.');
 }
 
 export function renderMarkdown(h: Header, targets: readonly TargetRef[], sum: Summary, cmp: readonly Comparison[], notes: readonly string[] = []): string {
   const m = h.machine;
-  const figs = FIGURES.filter((f) => f.key !== 'throughput4' || h.streams.includes(4));
+  const figs = FIGURES.filter((f) => !FOUR_STREAMS.includes(f.key) || h.streams.includes(4));
   const L: string[] = [];
   L.push(`## Dataplanes${h.smoke ? ' (smoke run: numbers are not meaningful)' : ''}`, '');
   L.push(`Machine: Linux ${m.kernel}, ${m.cpuModel}, ${m.nproc} CPU${m.nproc === 1 ? '' : 's'}; node ${m.node}, ${m.iperf3}, ${m.sockperf}${h.load ? `; load average ${h.load}` : ''}.`);
   L.push(`Method: ${h.repeats} round${h.repeats === 1 ? '' : 's'} of ${h.durationS} s per run, every target once per round; medians.` +
     ' iperf3 client and server on different CPUs; sockperf TCP ping-pong, both ends on one CPU.' +
+    ' New connections: slbench-crr (connect, 1-byte request, 1-byte response, close; one at a time), client and server on different CPUs.' +
+    ' CPU per GB: machine-wide busy CPU time (/proc/stat, every CPU, both ends and softirq) over each iperf3 run per 10⁹ bytes received; lower is better, meaningful on an otherwise quiet machine only.' +
     ' In brackets: the ratio to the limit measured in the same run (same-node targets: veth; two-node targets: routed).', '');
   L.push(`| target | kind | ${figs.map((f) => `${f.label} (${f.unit})`).join(' | ')} |`);
   L.push(`| --- | --- | ${figs.map(() => '---:').join(' | ')} |`);
@@ -151,7 +231,8 @@ export function renderMarkdown(h: Header, targets: readonly TargetRef[], sum: Su
     const reached = c.ratio === null ? 'not measured' : c.reached === null ? '–' : c.reached ? 'yes' : '**no**';
     L.push(`| ${c.name} | ${fmtRatio(c.ratio)} | ${goal} | ${reached} |`);
   }
-  if (notes.length) L.push('', ...notes.map((n) => `- ${n}`));
+  const all = [...crrNotes(sum), ...notes];
+  if (all.length) L.push('', ...all.map((n) => `- ${n}`));
   return `${L.join('\n')}\n`;
 }
 
@@ -213,6 +294,8 @@ export function renderSvg(h: Header, targets: readonly TargetRef[], sum: Summary
   blocks.push(barChart(10, 0, W - 20, 'TCP throughput, 1 stream (median, higher is better)', rows('throughput'), 'Gbit/s'));
   if (h.streams.includes(4)) blocks.push(barChart(10, 0, W - 20, 'TCP throughput, 4 streams (median)', rows('throughput4'), 'Gbit/s'));
   blocks.push(barChart(10, 0, W - 20, 'TCP request/response RTT p50 (median, lower is better)', rows('rttP50'), 'µs'));
+  if (targets.some((t) => sum.medians[t.name]?.crr !== undefined)) blocks.push(barChart(10, 0, W - 20, 'New TCP connections per second (median, higher is better)', rows('crr'), 'conn/s'));
+  if (targets.some((t) => sum.medians[t.name]?.cpuPerGb !== undefined)) blocks.push(barChart(10, 0, W - 20, 'Machine-wide CPU seconds per GB, 1 stream (median, lower is better)', rows('cpuPerGb'), 'CPU-s/GB'));
   const pts: { n: number; value: number }[] = [];
   const b = sum.medians.bridge?.throughput;
   if (typeof b === 'number') pts.push({ n: 0, value: b });

@@ -1,7 +1,7 @@
 /**
  * `scripts/bench dataplanes`: building the targets, running them, removing them.
  * Namespaces slbench-dp-* (targets.ts), sluice labs slbenchdp{v,d,h}, a temp dir
- * /tmp/slbench-dp-XXXXXX (iptables rule files) and /run/slbench-dp.json (this run's PID,
+ * /tmp/slbench-dp-XXXXXX (iptables rule files, the compiled slbench-crr) and /run/slbench-dp.json (this run's PID,
  * temp dir and children, so that a later run cleans up after a killed one). Teardown is
  * synchronous so that a signal handler can run it to the end.
  */
@@ -134,6 +134,12 @@ export class DataplanesRig {
 
   private ping(ns: string, ip: string, what: string): Promise<void> {
     return checkReach(this.procs, ns, ip, what);
+  }
+
+  /** This run's temp dir (rule files, the compiled connection-rate tool); removed by teardown. */
+  workDir(): string {
+    if (!this.tempDir) throw new Error('the rig has no temp dir: begin() first');
+    return this.tempDir;
   }
 
   private ruleFile(n: number): string {

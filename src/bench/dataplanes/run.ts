@@ -5,6 +5,8 @@
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { busySeconds, cpuSecondsPerGb } from '../cpustat.js';
+import { buildCrr, CRR_PORT, CRR_REQUEST, CRR_RESPONSE, CRR_TIMEOUT_MS, runCrr } from '../crr.js';
 import { allowedCpus, machineInfo } from '../machine.js';
 import { UsageError } from '../options.js';
 import { chooseCpus, SLUICE_BIN } from '../same-node.js';
@@ -15,7 +17,7 @@ import { comparisons, renderMarkdown, renderSvg, summarize, type Header, type Sa
 import { DataplanesRig, type Built } from './rig.js';
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
-const NEEDED = ['ip', 'nsenter', 'setpriv', 'taskset', 'iperf3', 'sockperf', 'ss', 'ping', 'sysctl', 'iptables', 'iptables-restore', 'bridge'];
+const NEEDED = ['ip', 'nsenter', 'setpriv', 'taskset', 'iperf3', 'sockperf', 'ss', 'ping', 'sysctl', 'iptables', 'iptables-restore', 'bridge', 'clang'];
 
 function loadAverage(): string | null {
   try {
@@ -44,7 +46,7 @@ async function run(o: DataplanesOptions): Promise<number> {
   const machine = machineInfo();
   const startedAt = new Date().toISOString();
   const loadBefore = loadAverage();
-  const samples: Samples = { iperf3: [], sockperf: [] };
+  const samples: Samples = { iperf3: [], sockperf: [], crr: [] };
   const rig = new DataplanesRig(log);
   try {
     rig.begin();
@@ -76,6 +78,8 @@ async function run(o: DataplanesOptions): Promise<number> {
   try {
     log(`bench dataplanes: ${o.smoke ? 'smoke run: ' : ''}${o.repeats} round(s) × ${o.durationS} s; targets ${o.targets.map((t) => t.name).join(', ')}; ${machine.kernel}, ${machine.nproc} CPUs, load ${loadBefore ?? '?'}`);
     // The labs start in the background while the namespace targets are built.
+    // The connection-rate tool first: a compile error ends the run before anything is built.
+    const crrBin = await buildCrr(rig.procs, rig.workDir());
     const modes = [...new Set(o.targets.filter((t) => t.builder === 'sluice').map((t) => t.mode!))];
     const policyTargets = o.targets.filter((t) => t.builder === 'sluice' && t.rules !== undefined);
     const labs = Promise.all(modes.map(async (m) => [m, await rig.labUp(m, m === 'direct' ? policyTargets.length : 0)] as const));
@@ -91,15 +95,22 @@ async function run(o: DataplanesOptions): Promise<number> {
       const tag = `[round ${r}/${o.repeats}]`;
       for (const streams of o.streams) {
         for (const b of built) {
-          const s = await runIperf3(rig.procs, b.pair, o.durationS, cpus, streams);
-          samples.iperf3.push({ round: r, target: b.target, streams, ...s });
-          log(`bench dataplanes: ${tag} iperf3 -P ${streams} ${b.target}: ${fmt(s.gbps)} Gbit/s (${s.retransmits ?? '?'} retransmits)`);
+          const s = await runIperf3(rig.procs, b.pair, o.durationS, cpus, streams, busySeconds);
+          const cpuPerGb = cpuSecondsPerGb(s.cpuBusyS, s.receivedBytes);
+          samples.iperf3.push({ round: r, target: b.target, streams, ...s, cpuPerGb });
+          log(`bench dataplanes: ${tag} iperf3 -P ${streams} ${b.target}: ${fmt(s.gbps)} Gbit/s (${s.retransmits ?? '?'} retransmits), ${fmt(cpuPerGb)} CPU-s/GB`);
         }
       }
       for (const b of built) {
         const s = await runSockperf(rig.procs, b.pair, o.durationS, cpus);
         samples.sockperf.push({ round: r, target: b.target, ...s });
         log(`bench dataplanes: ${tag} sockperf ${b.target}: p50 ${fmt(s.p50Us)} µs, p99 ${fmt(s.p99Us)} µs`);
+      }
+      for (const b of built) {
+        const s = await runCrr(rig.procs, crrBin, b.pair, o.durationS, cpus);
+        samples.crr.push({ round: r, target: b.target, ...s });
+        const errs = s.errors ? `; ${s.errors} failed (first: ${s.firstError ?? '?'})` : '';
+        log(`bench dataplanes: ${tag} new connections ${b.target}: ${s.connsPerS === null ? 'NONE completed' : `${fmt(s.connsPerS)}/s`} (${s.transactions} in ${s.seconds.toFixed(2)} s${errs})`);
       }
     }
     for (const b of built) {
@@ -133,16 +144,23 @@ async function run(o: DataplanesOptions): Promise<number> {
       benchmark: 'sluice dataplanes', schema: 1, startedAt, finishedAt: new Date().toISOString(),
       ok: !error, ...(error ? { error: error.message } : {}),
       options: { repeats: o.repeats, durationS: o.durationS, rules: o.rules, streams: o.streams, smoke: o.smoke },
+      methods: {
+        crr: { tool: 'slbench-crr (src/bench/crr/crr.c)', port: CRR_PORT, requestBytes: CRR_REQUEST, responseBytes: CRR_RESPONSE, timeoutMs: CRR_TIMEOUT_MS, close: 'client RST (SO_LINGER 0)', cpus: [cpus.iperfClient, cpus.iperfServer] },
+        cpuPerGb: 'machine-wide busy CPU seconds (/proc/stat: user+nice+system+irq+softirq+steal, all CPUs) over each iperf3 client run, per 10^9 bytes received',
+      },
       machine, load: { before: loadBefore, after: loadAfter }, cpus,
       targets: targets.map((t) => t.name),
       setup: built.map((b) => ({ target: b.target, clientNs: b.pair.clientNs, serverNs: b.pair.serverNs, clientIp: b.clientIp, serverIp: b.pair.serverIp, mtu: b.mtu, lab: b.lab ?? null, iptables: b.iptables ? { rules: b.iptables.rules, counters: counters[b.target] ?? null } : null })),
-      samples, medians: sum.medians, ratios: sum.ratios, pairedRatios: sum.pairedRatios, comparisons: cmp,
+      samples, medians: sum.medians, ratios: sum.ratios, pairedRatios: sum.pairedRatios, crrErrors: sum.crrErrors, comparisons: cmp,
     }, null, 2)}\n`);
     log(`bench dataplanes: wrote ${o.json}`);
   }
   if (o.svg && !error) {
     writeFileSync(o.svg, renderSvg(header, targets, sum));
     log(`bench dataplanes: wrote ${o.svg}`);
+  }
+  for (const [t, e] of Object.entries(sum.crrErrors)) {
+    log(`bench dataplanes: warning: ${t}: ${e.errors} new connections failed (first: ${e.firstError ?? '?'})${e.failedRuns ? `; ${e.failedRuns} of ${e.runs} runs completed none: no figure` : ''}`);
   }
   if (error) {
     log(`bench dataplanes: failed: ${error.message}`);
