@@ -22,16 +22,22 @@ import { StoreError, type Lease, type Unwatch } from '../store/types.js';
 import { cniAdd, cniCheck, cniDel, cniGc, endpointProblems } from './cni.js';
 import { ApiError, apiError } from './errors.js';
 import { Registry, serveMetrics } from './metrics.js';
-import type { AgentContext, AgentFeature } from './feature.js';
+import type { AgentContext, AgentFeature, FeatureReport } from './feature.js';
+import type { SyncAction } from './map-sync.js';
 import { agentFeatures } from './features.js';
 import { emptyReport, reconcile, type ReconcileReport } from './reconcile.js';
 import { ApiServer, type Route } from './server.js';
-import { object, optLabels, optStr, str } from './validate.js';
+import { invalid, object, optLabels, optStr, str } from './validate.js';
 import { logList } from './log-list.js';
 
 export interface AgentOptions {
   /** Periodic reconciliation (default 30 s; 0 disables the timer). */
   reconcileIntervalMs?: number;
+  /**
+   * How often a pass whose inputs did not change still reads sl_policy and sl_ipcache back
+   * to repair drift (default 5 minutes; 0: every pass). See map-sync.ts.
+   */
+  driftCheckIntervalMs?: number;
   /** TTL of the node's record in the store (default 15 s). */
   nodeTtlSeconds?: number;
   /** Where log lines go (default stderr). */
@@ -46,6 +52,12 @@ export function agentPaths(cfg: Pick<Config, 'runDir'>): { socket: string; lock:
 
 export const MAPS_TO_WATCH = ['sl_endpoints', 'sl_metrics', 'sl_ipcache', 'sl_prefilter', 'sl_policy', 'sl_ct'];
 
+/** Default of AgentOptions.driftCheckIntervalMs. */
+export const DEFAULT_DRIFT_CHECK_MS = 5 * 60_000;
+
+/** Metric label of each sync action. */
+const SYNC_LABEL: Record<SyncAction, string> = { skip: 'skipped', apply: 'applied', verify: 'verified' };
+
 export class Agent {
   private node: NodeHandle | undefined;
   private lock: FileLock | undefined;
@@ -56,7 +68,7 @@ export class Agent {
   private timer: NodeJS.Timeout | undefined;
   private pending: NodeJS.Timeout | undefined;
   private running: Promise<ReconcileReport> | undefined;
-  private queued: { full: boolean; promise: Promise<ReconcileReport> } | undefined;
+  private queued: { full: boolean; driftCheck: boolean; promise: Promise<ReconcileReport> } | undefined;
   private stopping = false;
   private pendingFull = false;
   private readonly startedAt = new Date().toISOString();
@@ -69,6 +81,9 @@ export class Agent {
     repairs: this.registry.counter('sluice_agent_reconcile_repairs_total', 'Things a reconciliation repaired, by kind'),
     storeErrors: this.registry.counter('sluice_agent_store_errors_total', 'Store operations that failed'),
     requests: this.registry.counter('sluice_agent_api_requests_total', 'API requests answered with an error, by route and code'),
+    mapSyncs: this.registry.counter('sluice_agent_map_syncs_total',
+      'What reconciliations did with each map kept in sync: skipped (inputs unchanged), applied (inputs changed: computed, read back, written) or verified (read back for drift)'),
+    driftRepairs: this.registry.counter('sluice_agent_map_drift_repairs_total', 'Entries a drift check found wrong, missing or extra in a map, and repaired'),
   };
   initResult: InitResult | undefined;
   storeProblem: string | undefined;
@@ -101,8 +116,9 @@ export class Agent {
         // A feature's trigger (a store change) concerns the features, not the endpoints.
         scheduleReconcile: (why) => this.scheduleReconcile(why, 500, true),
         ipcache: new Map(),
+        driftCheckMs: this.o.driftCheckIntervalMs ?? DEFAULT_DRIFT_CHECK_MS,
       };
-      await this.reconcileNow('start');
+      await this.reconcileNow('start', { driftCheck: true });
       for (const f of this.features) await f.start?.(this.ctx);
       // An address record of a ready endpoint deleted by someone else means it lost its
       // address (our own deletes mark the endpoint 'deleting' before releasing it).
@@ -192,19 +208,24 @@ export class Agent {
 
   /**
    * Runs a reconciliation as soon as the one running (if any) ends, and returns its report.
-   * Requests made while one is waiting join it (a full one wins over features-only), so a
-   * change seen during a run is never lost and runs never overlap.
+   * Requests made while one is waiting join it (a full one wins over features-only, a drift
+   * check over none), so a change seen during a run is never lost and runs never overlap.
+   * `featuresOnly`: the endpoints are in order, only the features run; `driftCheck`: the
+   * features read their maps back whether or not a check is due.
    */
-  reconcileNow(why: string, featuresOnly = false): Promise<ReconcileReport> {
+  reconcileNow(why: string, o: { featuresOnly?: boolean; driftCheck?: boolean } = {}): Promise<ReconcileReport> {
+    const featuresOnly = o.featuresOnly ?? false;
+    const driftCheck = o.driftCheck ?? false;
     if (this.queued) {
       if (!featuresOnly) this.queued.full = true;
+      if (driftCheck) this.queued.driftCheck = true;
       return this.queued.promise;
     }
-    const q = { full: !featuresOnly, promise: Promise.resolve(undefined as unknown as ReconcileReport) };
+    const q = { full: !featuresOnly, driftCheck, promise: Promise.resolve(undefined as unknown as ReconcileReport) };
     const before = this.running ?? Promise.resolve(undefined);
     q.promise = before.catch(() => undefined).then(() => {
       this.queued = undefined;
-      const run = this.runOnce(why, !q.full);
+      const run = this.runOnce(why, !q.full, q.driftCheck);
       this.running = run;
       return run.finally(() => {
         if (this.running === run) this.running = undefined;
@@ -214,7 +235,7 @@ export class Agent {
     return q.promise;
   }
 
-  private runOnce(why: string, featuresOnly: boolean): Promise<ReconcileReport> {
+  private runOnce(why: string, featuresOnly: boolean, driftCheck: boolean): Promise<ReconcileReport> {
     return (async () => {
       if (this.stopping || !this.node) return emptyReport();
       const started = performance.now();
@@ -225,9 +246,10 @@ export class Agent {
         for (const f of this.features) {
           if (!f.reconcile || !this.ctx) continue;
           try {
-            const fr = await f.reconcile(this.ctx);
+            const fr = await f.reconcile(this.ctx, { driftCheck });
             r.features[f.name] = fr;
             r.problems.push(...fr.problems.map((p) => `${f.name}: ${p}`));
+            this.countSyncs(fr);
             if (fr.changed.length) this.log(`reconcile (${why}): ${f.name}: ${logList(fr.changed)}`);
           } catch (e) {
             r.problems.push(`${f.name}: ${(e as Error).message}`);
@@ -264,6 +286,15 @@ export class Agent {
     })();
   }
 
+  /** Counts what a feature's pass did with each map it keeps in sync (no log line: a skipped pass is silent). */
+  private countSyncs(fr: FeatureReport): void {
+    for (const [map, s] of Object.entries(fr.sync ?? {})) {
+      this.m.mapSyncs.inc({ map, action: SYNC_LABEL[s.action] });
+      const repaired = (s.written ?? 0) + (s.removed ?? 0);
+      if (s.action === 'verify' && repaired) this.m.driftRepairs.inc({ map }, repaired);
+    }
+  }
+
   private scheduleReconcile(why: string, delayMs = 500, featuresOnly = false): void {
     if (this.stopping) return;
     if (!featuresOnly) this.pendingFull = true;
@@ -272,7 +303,7 @@ export class Agent {
       this.pending = undefined;
       const full = this.pendingFull;
       this.pendingFull = false;
-      this.reconcileNow(why, !full).catch(() => {});
+      this.reconcileNow(why, { featuresOnly: !full }).catch(() => {});
     }, delayMs);
   }
 
@@ -355,7 +386,14 @@ export class Agent {
           return { ok: problems.length === 0, problems, endpoint: ep };
         }),
       },
-      { method: 'POST', path: '/v1/reconcile', handler: guarded(async () => this.reconcileNow('request')) },
+      {
+        // A drift check unless {"driftCheck": false} asks for a pass like the periodic one.
+        method: 'POST', path: '/v1/reconcile', handler: guarded(async (raw) => {
+          const b = raw === undefined ? {} : object(raw);
+          if (b.driftCheck !== undefined && typeof b.driftCheck !== 'boolean') throw invalid('"driftCheck" must be true or false');
+          return this.reconcileNow('request', { driftCheck: b.driftCheck !== false });
+        }),
+      },
       ...this.features.flatMap((f) => (this.ctx && f.routes ? f.routes(this.ctx) : [])),
     ];
   }

@@ -85,7 +85,7 @@ export class EventNames {
     if (id === 0) return undefined;
     if (RESERVED_NAMES[id]) return RESERVED_NAMES[id];
     if (id >= FIRST_CIDR_IDENTITY) {
-      for (const entries of this.ctx.ipcache.values()) for (const [cidr, e] of entries) if (e.identity === id) return `cidr:${cidr}`;
+      for (const { entries } of this.ctx.ipcache.values()) for (const [cidr, e] of entries) if (e.identity === id) return `cidr:${cidr}`;
       return 'cidr';
     }
     const labels = await this.identities.get(id);

@@ -7,8 +7,19 @@ import type { Config } from '../config/config.js';
 import type { IpcacheEntry } from '../datapath/ipcache.js';
 import type { NodeHandle } from '../node/context.js';
 import type { InitResult } from '../node/node.js';
+import type { SyncDecision } from './map-sync.js';
 import type { Registry } from './metrics.js';
 import type { Route } from './server.js';
+
+/**
+ * A feature's share of sl_ipcache, with the fingerprint of what it was computed from: equal
+ * fingerprints mean equal entries, so the routing feature need not hash 50,000 entries to
+ * know nothing changed.
+ */
+export interface IpcacheContribution {
+  entries: ReadonlyMap<string, IpcacheEntry>;
+  fingerprint: string;
+}
 
 export interface AgentContext {
   cfg: Config;
@@ -23,7 +34,30 @@ export interface AgentContext {
    * with their identities, CIDR identities, the node's own addresses). The routing feature
    * writes the union; an entry inside a remote pod block takes that block's path.
    */
-  ipcache: Map<string, Map<string, IpcacheEntry>>;
+  ipcache: Map<string, IpcacheContribution>;
+  /**
+   * How old the last read-back of a map a feature keeps in sync (sl_policy, sl_ipcache) may
+   * get before a pass whose inputs did not change reads it back to repair drift (0: every
+   * pass). See map-sync.ts.
+   */
+  driftCheckMs: number;
+}
+
+/** What started a reconciliation, as far as features care. */
+export interface ReconcilePass {
+  /**
+   * Read the maps back and repair drift even though no check is due (the pass at start,
+   * `sluice agent reconcile`). Otherwise a feature reads a map back only when its inputs
+   * changed, the map changed size or was replaced, or the drift-check interval has passed.
+   */
+  driftCheck: boolean;
+}
+
+/** What a pass did with a map it keeps in sync. */
+export interface MapSyncReport extends SyncDecision {
+  /** Entries written (new or different) and deleted (stale) after the read-back; a verify's are drift repaired. */
+  written?: number;
+  removed?: number;
 }
 
 export interface FeatureReport {
@@ -31,6 +65,8 @@ export interface FeatureReport {
   changed: string[];
   /** What could not be done (tried again next time). */
   problems: string[];
+  /** By map: whether the pass skipped it, applied new inputs or read it back for drift. */
+  sync?: Record<string, MapSyncReport>;
 }
 
 export interface AgentFeature {
@@ -38,7 +74,7 @@ export interface AgentFeature {
   /** After the datapath is loaded and endpoints reconciled, before the API is served. */
   start?(ctx: AgentContext): Promise<void>;
   /** Part of every reconciliation (after the endpoints'). */
-  reconcile?(ctx: AgentContext): Promise<FeatureReport>;
+  reconcile?(ctx: AgentContext, pass: ReconcilePass): Promise<FeatureReport>;
   routes?(ctx: AgentContext): Route[];
   /** At SIGTERM: must leave the datapath as it is. */
   stop?(): Promise<void>;

@@ -11,30 +11,53 @@
  *   4. ipcache contributions: every remote pod's /32 with its identity, the CIDR identities
  *      of ipBlocks, and this node's own addresses as "host";
  *   5. dead conntrack entries are deleted.
+ * Steps 3 and 4 run only when the fingerprint of their inputs (policy-inputs.ts) differs from
+ * the one of the last pass that succeeded; sl_policy is read back for drift only when a check
+ * is due, asked for, or the map was replaced or changed size behind the agent's back
+ * (map-sync.ts). At 50,000 rules a compile and a read-back cost seconds of CPU; a skip, the
+ * store reads and a fingerprint (~10 ms).
  */
 import { readEndpointEntries, writeEndpointEntry } from '../endpoint/datapath.js';
-import type { PodPort } from '../endpoint/ports.js';
 import { parseEndpointName } from '../endpoint/types.js';
 import { openMap } from '../datapath/loader.js';
-import type { IpcacheEntry } from '../datapath/ipcache.js';
-import { IDENTITY, IdentityAllocator } from '../identity/identity.js';
+import { pinnedMapState } from '../datapath/map-state.js';
+import { syncPolicyMap, type PolicyEntry } from '../datapath/policy-map.js';
+import { IdentityAllocator } from '../identity/identity.js';
 import { allAddresses } from '../net/ip.js';
-import { compilePolicies, type PolicyKey, type PolicyValue } from '../policy/compile.js';
-import { ENDPOINTS, listPolicies, namespaceLabels, NAMESPACES, POLICIES, type PublishedEndpoint } from '../policy/store.js';
-import type { Unwatch } from '../store/types.js';
-import type { AgentContext, AgentFeature, FeatureReport } from './feature.js';
-
+import { compilePolicies } from '../policy/compile.js';
+import { ENDPOINTS, NAMESPACES, POLICIES, type PublishedEndpoint } from '../policy/store.js';
+import type { Store, Unwatch } from '../store/types.js';
+import type { AgentContext, AgentFeature, FeatureReport, MapSyncReport, ReconcilePass } from './feature.js';
+import { MapSync } from './map-sync.js';
+import { compileInputOf, policyInputsFingerprint, policyIpcache, type PolicyInputs } from './policy-inputs.js';
 
 interface CtKey { saddr: string; daddr: string; sport: number; dport: number; protocol: number }
 interface CtEntry { expires: bigint }
 
-const NONE: IpcacheEntry['flags'] = 0;
+/** The values under `prefix`, by key. */
+async function storedValues(store: Store, prefix: string): Promise<Map<string, string>> {
+  return new Map((await store.list(prefix)).map((kv) => [kv.key, kv.value]));
+}
+
+/** This node's IPv4 addresses but loopback's. */
+function ownAddresses(): Set<string> {
+  const out = new Set<string>();
+  for (const [dev, addrs] of allAddresses()) {
+    if (dev === 'lo') continue;
+    for (const a of addrs) out.add(a.split('/')[0]!);
+  }
+  return out;
+}
 
 export class PolicyFeature implements AgentFeature {
   readonly name = 'policy';
   private unwatch: Unwatch[] = [];
   lastPolicyIds = new Map<string, number>();
   private knownIdentities = new Set<number>();
+  /** When sl_policy needs compiling, reading back or nothing (created at the first pass). */
+  private sync: MapSync | undefined;
+  /** The entries of the last compile: what sl_policy must hold while the inputs stay the same. */
+  private compiled: ReadonlyMap<string, PolicyEntry> | undefined;
 
   async start(ctx: AgentContext): Promise<void> {
     for (const prefix of [POLICIES, NAMESPACES, ENDPOINTS, 'identities/ids/']) {
@@ -55,7 +78,7 @@ export class PolicyFeature implements AgentFeature {
     this.unwatch = [];
   }
 
-  async reconcile(ctx: AgentContext): Promise<FeatureReport> {
+  async reconcile(ctx: AgentContext, pass: ReconcilePass = { driftCheck: false }): Promise<FeatureReport> {
     const { cfg, node } = ctx;
     const changed: string[] = [];
     const problems: string[] = [];
@@ -84,69 +107,67 @@ export class PolicyFeature implements AgentFeature {
 
     // 2. Publish this node's endpoints.
     const mine = `${ENDPOINTS}${cfg.nodeName}/`;
-    const published = new Map((await node.store.list(mine)).map((kv) => [kv.key, kv.value]));
+    let endpoints = await storedValues(node.store, ENDPOINTS);
+    const published = new Map([...endpoints].filter(([key]) => key.startsWith(mine)));
+    let wrote = false;
     for (const ep of local) {
       const { namespace } = parseEndpointName(ep.name);
       const rec: PublishedEndpoint = { node: cfg.nodeName, id: ep.id, name: ep.name, namespace, ip: ep.ip, identity: ep.identity!, labels: ep.labels, ports: ep.ports ?? [] };
       const key = `${mine}${ep.id}`;
       const value = JSON.stringify(rec);
-      if (published.get(key) !== value) await node.store.put(key, value);
+      if (published.get(key) !== value) {
+        await node.store.put(key, value);
+        wrote = true;
+      }
       published.delete(key);
     }
-    for (const key of published.keys()) await node.store.delete(key);
-
-    // 3. Compile and apply.
-    const all = (await node.store.list(ENDPOINTS)).map((kv) => JSON.parse(kv.value) as PublishedEndpoint);
-    const identityPorts = new Map<number, PodPort[]>();
-    for (const e of all) identityPorts.set(e.identity, [...(identityPorts.get(e.identity) ?? []), ...e.ports]);
-    const identities = await ids.list();
-    this.knownIdentities = new Set(identities.keys());
-    const compiled = compilePolicies({
-      policies: await listPolicies(node.store),
-      namespaces: await namespaceLabels(node.store),
-      identities,
-      identityPorts,
-      endpoints: local.map((e) => ({ id: e.id, namespace: parseEndpointName(e.name).namespace, labels: e.labels, ports: e.ports ?? [] })),
-    });
-    this.lastPolicyIds = compiled.policyIds;
-    const m = openMap<PolicyKey, PolicyValue>(cfg, 'sl_policy');
-    try {
-      const have = new Map<string, { key: PolicyKey; value: PolicyValue }>();
-      for (const [k, v] of m.entries()) have.set(`${k.endpoint}/${k.identity}/${k.dir}/${k.protocol}/${k.dport}/${k.prefixlen}`, { key: k, value: v });
-      let added = 0;
-      let removed = 0;
-      for (const [s, { key, value }] of compiled.entries) {
-        const h = have.get(s);
-        if (h && h.value.policy === value.policy && h.value.flags === value.flags) continue;
-        m.update(key, value);
-        added++;
-      }
-      for (const [s, { key }] of have) {
-        if (compiled.entries.has(s)) continue;
-        m.delete(key);
-        removed++;
-      }
-      if (added || removed) changed.push(`sl_policy: ${added} written, ${removed} removed (${compiled.entries.size} entries)`);
-    } catch (e) {
-      problems.push(`sl_policy: ${(e as Error).message}`);
-    } finally {
-      m.close();
+    for (const key of published.keys()) {
+      await node.store.delete(key);
+      wrote = true;
     }
+    if (wrote) endpoints = await storedValues(node.store, ENDPOINTS);
 
-    // 4. ipcache contributions.
-    const contrib = new Map<string, IpcacheEntry>();
-    for (const e of all) if (e.node !== cfg.nodeName) contrib.set(`${e.ip}/32`, { identity: e.identity, tunnel_endpoint: '0.0.0.0', flags: NONE });
-    for (const [cidr, id] of compiled.cidrIdentities) contrib.set(cidr, { identity: id, tunnel_endpoint: '0.0.0.0', flags: NONE });
-    for (const [dev, addrs] of allAddresses()) {
-      if (dev === 'lo') continue;
-      for (const a of addrs) contrib.set(`${a.split('/')[0]}/32`, { identity: IDENTITY.host, tunnel_endpoint: '0.0.0.0', flags: NONE });
+    // 3. Compile and apply, when the inputs changed; read sl_policy back when drift is suspected or due.
+    const inputs: PolicyInputs = {
+      policies: await storedValues(node.store, POLICIES),
+      namespaces: new Map([...await storedValues(node.store, NAMESPACES)].map(([k, v]) => [k.slice(NAMESPACES.length), v])),
+      endpoints,
+      identities: await ids.list(),
+      local: new Map(local.map((e) => [e.id, { id: e.id, namespace: parseEndpointName(e.name).namespace, identity: e.identity!, labels: e.labels, ports: e.ports ?? [] }])),
+      addresses: ownAddresses(),
+    };
+    this.knownIdentities = new Set(inputs.identities.keys());
+    const fp = policyInputsFingerprint(inputs);
+    this.sync ??= new MapSync('sl_policy', ctx.driftCheckMs);
+    let decision = this.sync.decide(fp, pinnedMapState(cfg, 'sl_policy'), pass.driftCheck);
+    if (decision.action === 'verify' && !this.compiled) decision = { action: 'apply', reason: 'nothing compiled yet' };
+    const report: MapSyncReport = { ...decision };
+    if (decision.action === 'apply') {
+      const compiled = compilePolicies(compileInputOf(inputs));
+      this.compiled = compiled.entries;
+      this.lastPolicyIds = compiled.policyIds;
+      // 4. ipcache contributions: they follow from the same inputs, so the same fingerprint.
+      ctx.ipcache.set('policy', { entries: policyIpcache(cfg.nodeName, inputs, compiled.cidrIdentities), fingerprint: fp });
     }
-    ctx.ipcache.set('policy', contrib);
+    if (decision.action !== 'skip') {
+      try {
+        const c = syncPolicyMap(cfg, this.compiled!);
+        Object.assign(report, c);
+        if (c.written || c.removed) {
+          const what = `sl_policy: ${c.written} written, ${c.removed} removed (${this.compiled!.size} entries)`;
+          changed.push(decision.action === 'verify' ? `${what}: drift repaired (${decision.reason})` : what);
+        }
+        this.sync.done(fp, pinnedMapState(cfg, 'sl_policy'));
+      } catch (e) {
+        this.sync.failed();
+        problems.push(`sl_policy: ${(e as Error).message}`);
+      }
+    }
 
     // 5. Conntrack garbage.
     const gc = this.liveCt(ctx, true);
     if (gc.deleted) changed.push(`conntrack: ${gc.deleted} dead entries removed`);
-    return { changed, problems };
+    return { changed, problems, sync: { sl_policy: report } };
   }
 
   /** Counts live conntrack entries; with `collect`, deletes the dead ones. */

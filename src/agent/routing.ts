@@ -5,11 +5,14 @@
  * node records, the mode and the kernel's routes, applied to sl_ipcache and to the
  * kernel's routes for remote pod blocks (marked `proto 210`), and pod MTUs brought in
  * line with the mode. Entries and routes are written before stale ones are removed, so
- * a change never leaves a prefix unreachable in between.
+ * a change never leaves a prefix unreachable in between. sl_ipcache is merged and written
+ * only when the plan or a contribution changed, and read back for drift only when a check is
+ * due (see syncIpcache below).
  */
 import { existsSync } from 'node:fs';
 import { attachTc } from '../bpf/tc.js';
-import { readIpcache, readNodeConfig, syncIpcache, writeNodeConfig, type IpcacheEntry } from '../datapath/ipcache.js';
+import { readIpcache, readNodeConfig, syncIpcache, writeNodeConfig, type IpcacheChange, type IpcacheEntry } from '../datapath/ipcache.js';
+import { pinnedMapState } from '../datapath/map-state.js';
 import { cidrWithin, parseCidr } from '../util/ipv4.js';
 import { openProgram } from '../datapath/loader.js';
 import { nodePins } from '../datapath/pins.js';
@@ -22,7 +25,9 @@ import type { Config } from '../config/config.js';
 import { underlayOf, type NodeRecord } from '../node/underlay.js';
 import { planRoutes, SLUICE_RT_PROTO, type PlannedRoute, type RoutePlan } from '../routing/plan.js';
 import type { Unwatch } from '../store/types.js';
-import type { AgentContext, AgentFeature, FeatureReport } from './feature.js';
+import type { AgentContext, AgentFeature, FeatureReport, MapSyncReport, ReconcilePass } from './feature.js';
+import { fingerprint } from './fingerprint.js';
+import { MapSync } from './map-sync.js';
 
 /** The `ip route` line that keeps `r` in the kernel. */
 function routeLine(r: PlannedRoute, uplink: string, selfIp: string): string {
@@ -77,6 +82,10 @@ export class RoutingFeature implements AgentFeature {
   readonly name = 'routing';
   private unwatch: Unwatch | undefined;
   lastPlan: RoutePlan | undefined;
+  /** When sl_ipcache needs merging and writing, reading back or nothing (created at the first pass). */
+  private ipcacheSync: MapSync | undefined;
+  /** What sl_ipcache must hold while the plan and the contributions stay the same. */
+  private ipcacheWant: ReadonlyMap<string, IpcacheEntry> | undefined;
 
   /** The devices and programs of this node's cross-node paths; returns what it changed. */
   private ensureDevices(cfg: Config): string[] {
@@ -111,10 +120,11 @@ export class RoutingFeature implements AgentFeature {
   async start(ctx: AgentContext): Promise<void> {
     for (const c of this.ensureDevices(ctx.cfg)) ctx.log(`routing: ${c}`);
     this.unwatch = await ctx.node.store.watch('nodes/', () => ctx.scheduleReconcile('a node record changed'));
-    await this.reconcile(ctx);
+    // The start pass read sl_ipcache back already: this one writes only what changed since.
+    await this.reconcile(ctx, { driftCheck: false });
   }
 
-  async reconcile(ctx: AgentContext): Promise<FeatureReport> {
+  async reconcile(ctx: AgentContext, pass: ReconcilePass = { driftCheck: false }): Promise<FeatureReport> {
     const { cfg, node } = ctx;
     const report: FeatureReport = { changed: this.ensureDevices(cfg), problems: [] };
     const u = underlayOf(cfg);
@@ -145,8 +155,9 @@ export class RoutingFeature implements AgentFeature {
     } catch (e) {
       report.problems.push(`installing routes: ${(e as Error).message}`);
     }
-    const ipc = syncIpcache(cfg, mergeIpcache(plan.ipcache, ctx.ipcache));
-    report.changed.push(...ipc.added.map((c) => `ipcache +${c}`), ...ipc.changed.map((c) => `ipcache ~${c}`), ...ipc.removed.map((c) => `ipcache -${c}`));
+    const ipc = this.syncIpcache(ctx, plan, pass);
+    report.changed.push(...ipc.changed);
+    report.sync = { sl_ipcache: ipc.report };
     const stale = [...have.keys()].filter((dst) => !wanted.has(dst));
     try {
       ipBatch(stale.map((dst) => `route del ${dst} proto ${SLUICE_RT_PROTO}`));
@@ -156,6 +167,32 @@ export class RoutingFeature implements AgentFeature {
     }
     report.changed.push(...(await this.alignMtus(ctx)));
     return report;
+  }
+
+  /**
+   * sl_ipcache: the plan's entries and every feature's contribution, merged and written when
+   * their fingerprint changed; read back and repaired when drift is suspected or a check is
+   * due (map-sync.ts); otherwise left alone (at 50,000 CIDR identities a read-back costs
+   * about half a second of CPU).
+   */
+  private syncIpcache(ctx: AgentContext, plan: RoutePlan, pass: ReconcilePass): { changed: string[]; report: MapSyncReport } {
+    const fp = fingerprint({ format: 1, plan: plan.ipcache, contributions: new Map([...ctx.ipcache].map(([k, c]) => [k, c.fingerprint])) });
+    this.ipcacheSync ??= new MapSync('sl_ipcache', ctx.driftCheckMs);
+    let d = this.ipcacheSync.decide(fp, pinnedMapState(ctx.cfg, 'sl_ipcache'), pass.driftCheck);
+    if (d.action === 'verify' && !this.ipcacheWant) d = { action: 'apply', reason: 'nothing merged yet' };
+    if (d.action === 'skip') return { changed: [], report: d };
+    if (d.action === 'apply') this.ipcacheWant = mergeIpcache(plan.ipcache, new Map([...ctx.ipcache].map(([k, c]) => [k, c.entries])));
+    let ipc: IpcacheChange;
+    try {
+      ipc = syncIpcache(ctx.cfg, this.ipcacheWant!);
+    } catch (e) {
+      this.ipcacheSync.failed();
+      throw e;
+    }
+    this.ipcacheSync.done(fp, pinnedMapState(ctx.cfg, 'sl_ipcache'));
+    const changed = [...ipc.added.map((c) => `ipcache +${c}`), ...ipc.changed.map((c) => `ipcache ~${c}`), ...ipc.removed.map((c) => `ipcache -${c}`)];
+    if (d.action === 'verify' && changed.length) changed.unshift(`sl_ipcache: drift repaired (${d.reason})`);
+    return { changed, report: { ...d, written: ipc.added.length + ipc.changed.length, removed: ipc.removed.length } };
   }
 
   /** Pods made under another mode get this mode's MTU (both ends of the veth and the pod's routes). */

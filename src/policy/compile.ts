@@ -80,7 +80,8 @@ export function portPrefixes(lo: number, hi: number): [number, number][] {
   return out;
 }
 
-const keyString = (k: PolicyKey) => `${k.endpoint}/${k.identity}/${k.dir}/${k.protocol}/${k.dport}/${k.prefixlen}`;
+/** The canonical string of a policy key (the keys of `Compiled.entries`). */
+export const keyString = (k: PolicyKey): string => `${k.endpoint}/${k.identity}/${k.dir}/${k.protocol}/${k.dport}/${k.prefixlen}`;
 
 function nsLabels(input: CompileInput, ns: string): Labels {
   return { ...(input.namespaces.get(ns) ?? {}), [NAMESPACE_NAME_LABEL]: ns };

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { Agent } from '../../agent/agent.js';
+import { Agent, DEFAULT_DRIFT_CHECK_MS } from '../../agent/agent.js';
 import { callAgent, requireAgent } from '../agent-access.js';
 import { configOf } from '../context.js';
 import { parseOutput, printJson } from '../output.js';
@@ -16,10 +16,17 @@ export function register(program: Command): void {
   const agent = program.command('agent')
     .description("run the node agent: owns the node's datapath and endpoints, serves the CLI and the CNI plugin on <runDir>/agent.sock")
     .option('--reconcile-interval <seconds>', 'periodic reconciliation (0: only at start and on changes)', seconds('--reconcile-interval'), 30)
+    .option('--drift-check-interval <seconds>',
+      'how often a reconciliation whose inputs did not change still reads sl_policy and sl_ipcache back to repair '
+      + 'entries edited behind the agent\'s back (0: every pass). Passes in between skip the policy compile and the map '
+      + 'reads; a map whose entry count changed is read back at the next pass whatever this says',
+      seconds('--drift-check-interval'), DEFAULT_DRIFT_CHECK_MS / 1000)
     .option('--node-ttl <seconds>', "TTL of the node's record in the store", seconds('--node-ttl'), 15)
     .action(async function (this: Command) {
-      const o = this.opts<{ reconcileInterval: number; nodeTtl: number }>();
-      const a = new Agent(configOf(this), { reconcileIntervalMs: o.reconcileInterval * 1000, nodeTtlSeconds: Math.max(2, Math.round(o.nodeTtl)) });
+      const o = this.opts<{ reconcileInterval: number; driftCheckInterval: number; nodeTtl: number }>();
+      const a = new Agent(configOf(this), {
+        reconcileIntervalMs: o.reconcileInterval * 1000, driftCheckIntervalMs: o.driftCheckInterval * 1000, nodeTtlSeconds: Math.max(2, Math.round(o.nodeTtl)),
+      });
       await a.start();
       await new Promise<void>((resolve) => {
         const stop = (sig: string) => {
@@ -48,14 +55,23 @@ export function register(program: Command): void {
 
   agent.command('reconcile')
     .description('ask the running agent to reconcile now and print what it repaired')
+    .option('--no-drift-check', 'a pass like the periodic one: sl_policy and sl_ipcache are read back only if their inputs '
+      + 'changed, their entry count changed or a drift check is due (default: read them back and repair them)')
     .option('-o, --output <format>', 'table or json', parseOutput, 'table')
     .action(async function (this: Command) {
       const cfg = configOf(this);
       const a = await requireAgent(cfg);
-      const r = await callAgent<Record<string, unknown>>(a, 'POST', '/v1/reconcile');
+      const r = await callAgent<Record<string, unknown>>(a, 'POST', '/v1/reconcile', { driftCheck: this.opts<{ driftCheck: boolean }>().driftCheck });
       if (this.opts().output === 'json') return printJson(r);
       for (const [k, v] of Object.entries(r)) {
         if (Array.isArray(v) && v.length) process.stdout.write(`${k}: ${v.join(', ')}\n`);
+      }
+      // What the features did with the maps they keep in sync (skipped, applied, verified).
+      const features = (r.features ?? {}) as Record<string, { sync?: Record<string, { action: string; reason: string; written?: number; removed?: number }> }>;
+      for (const f of Object.values(features)) {
+        for (const [map, x] of Object.entries(f.sync ?? {})) {
+          process.stdout.write(`${map}: ${x.action} (${x.reason})${x.written !== undefined ? `: ${x.written} written, ${x.removed ?? 0} removed` : ''}\n`);
+        }
       }
       process.stdout.write(`${String(r.endpoints)} endpoint(s), ${Number(r.durationMs).toFixed(1)} ms\n`);
     });

@@ -1,0 +1,79 @@
+/**
+ * When a feature that keeps a pinned map equal to what it computes (sl_policy, sl_ipcache)
+ * does the expensive part of a pass. Pure: the clock is injected.
+ *
+ *   apply   the fingerprint of the inputs differs from the one of the last pass that
+ *           succeeded (or there was none): compute the wanted entries, read the map back,
+ *           write the difference
+ *   verify  same inputs, but the map may have drifted (edited behind the agent's back, e.g.
+ *           with bpftool): read it back and repair it against the entries computed last
+ *           time. When asked for (an explicit reconcile), when the map was replaced (another
+ *           id) or its kernel memory use changed since the agent's last write (entries added
+ *           or deleted; on kernels before 6.4 that memory does not follow the entries and
+ *           only the next rule notices them), and when the last read-back is older than the
+ *           drift-check interval
+ *   skip    nothing: no compile, no map read, no write
+ */
+import type { MapState } from '../datapath/map-state.js';
+
+export type { MapState };
+
+export type SyncAction = 'skip' | 'apply' | 'verify';
+
+export interface SyncDecision {
+  action: SyncAction;
+  /** Why, for the report and the log. */
+  reason: string;
+}
+
+interface Done {
+  fingerprint: string;
+  map: MapState | undefined;
+  /** When the map was last read back (apply or verify). */
+  checkedAt: number;
+}
+
+export class MapSync {
+  private last: Done | undefined;
+
+  /**
+   * @param map the map's name, for reasons
+   * @param driftCheckMs how old the last read-back may get before a pass reads the map back
+   *        although nothing changed (0: every pass reads it back)
+   */
+  constructor(private readonly map: string, private readonly driftCheckMs: number, private readonly now: () => number = Date.now) {
+    if (!(driftCheckMs >= 0)) throw new RangeError(`drift-check interval must be 0 or more milliseconds, not ${driftCheckMs}`);
+  }
+
+  /**
+   * What this pass must do, given the fingerprint of its inputs, the map's state now
+   * (undefined: could not be read) and whether a read-back was asked for.
+   */
+  decide(fingerprint: string, map: MapState | undefined, driftCheck: boolean): SyncDecision {
+    const last = this.last;
+    if (!last) return { action: 'apply', reason: 'no earlier pass succeeded' };
+    if (fingerprint !== last.fingerprint) return { action: 'apply', reason: 'inputs changed' };
+    if (driftCheck) return { action: 'verify', reason: 'drift check requested' };
+    if (!map || !last.map) return { action: 'verify', reason: `the state of ${this.map} is unknown` };
+    if (map.id !== last.map.id) return { action: 'verify', reason: `${this.map} was replaced (map id ${last.map.id}, now ${map.id})` };
+    if (map.memlock !== last.map.memlock) {
+      return { action: 'verify', reason: `${this.map} changed behind the agent's back (kernel memory ${last.map.memlock} bytes after the agent's last write, now ${map.memlock})` };
+    }
+    const age = this.now() - last.checkedAt;
+    if (age >= this.driftCheckMs) return { action: 'verify', reason: `drift check (last read back ${Math.round(age / 1000)} s ago)` };
+    return { action: 'skip', reason: 'inputs unchanged' };
+  }
+
+  /**
+   * After a pass that read the map back and made it equal to the entries computed from the
+   * inputs of `fingerprint`; `map` is its state after the writes.
+   */
+  done(fingerprint: string, map: MapState | undefined): void {
+    this.last = { fingerprint, map, checkedAt: this.now() };
+  }
+
+  /** After a pass that failed or left the map incomplete: the next one applies again. */
+  failed(): void {
+    this.last = undefined;
+  }
+}

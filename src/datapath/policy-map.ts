@@ -1,0 +1,44 @@
+/**
+ * sl_policy as the agent writes it: made equal to the compiled entries (src/policy/compile.ts)
+ * by reading it back and writing the difference. New and changed entries go in before stale
+ * ones go, so a flow both the old and the new policies allow is never dropped in between.
+ */
+import type { Config } from '../config/config.js';
+import { keyString, type PolicyKey, type PolicyValue } from '../policy/compile.js';
+import { openMap } from './loader.js';
+
+export interface PolicyEntry {
+  key: PolicyKey;
+  value: PolicyValue;
+}
+
+export interface PolicyMapChange {
+  /** Entries added or rewritten. */
+  written: number;
+  /** Stale entries deleted. */
+  removed: number;
+}
+
+/** Makes sl_policy hold exactly `want` (keyed by `keyString`); returns what it changed. */
+export function syncPolicyMap(cfg: Pick<Config, 'pinRoot'>, want: ReadonlyMap<string, PolicyEntry>): PolicyMapChange {
+  const m = openMap<PolicyKey, PolicyValue>(cfg, 'sl_policy');
+  try {
+    const have = new Map<string, PolicyEntry>();
+    for (const [key, value] of m.entries()) have.set(keyString(key), { key, value });
+    const out: PolicyMapChange = { written: 0, removed: 0 };
+    for (const [s, { key, value }] of want) {
+      const h = have.get(s);
+      if (h && h.value.policy === value.policy && h.value.flags === value.flags) continue;
+      m.update(key, value);
+      out.written++;
+    }
+    for (const [s, { key }] of have) {
+      if (want.has(s)) continue;
+      m.delete(key);
+      out.removed++;
+    }
+    return out;
+  } finally {
+    m.close();
+  }
+}
