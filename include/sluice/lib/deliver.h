@@ -62,6 +62,15 @@ static __always_inline int sl_deliver_local(struct __sk_buff *skb, struct ethhdr
 	if (verdict)
 		return verdict;
 	sl_eth_rewrite(eth, dst->mac, dst->host_mac);
+	/*
+	 * The device the packet came in on classed it by the MAC it then had: from the overlay
+	 * that is the sending node's gateway MAC, so PACKET_OTHERHOST. bpf_redirect_peer does
+	 * not classify again, and kernels without "bpf: Scrub packet on bpf_redirect_peer"
+	 * (6.8, backported to 6.1 but not to 5.10) keep the old class, which the pod's IP layer
+	 * drops without a counter in sight.
+	 */
+	if (skb->pkt_type != PACKET_HOST)
+		bpf_skb_change_type(skb, PACKET_HOST);
 	sl_count(skb, reason, SL_DIR_INGRESS);
 	return bpf_redirect_peer(dst->ifindex, 0);
 }
