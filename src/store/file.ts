@@ -2,7 +2,7 @@
  * The embedded file store: the whole store of one node in one JSON file, shared by every
  * sluice process of the node (the agent, CLI commands).
  *
- *   <dir>/store.json   {format, revision, compacted, nextLease, keys, leases, events}
+ *   <dir>/store.json   {format, stamp, revision, compacted, nextLease, keys, leases, events}
  *   <dir>/store.lock   flock(2) target; never replaced, so the lock survives the renames
  *
  * Every change is a read-modify-write of store.json under an exclusive flock on
@@ -12,10 +12,25 @@
  * critical section is synchronous (no await inside), so two store instances of one
  * process never interleave either. Reads take no lock (the file is only ever replaced
  * whole); only when they find an expired lease do they take the lock to remove it.
+ * File format, parsing and the per-write stamp: src/store/file-doc.ts.
+ *
+ * Parse cache (src/store/file-cache.ts): an instance keeps the document it last parsed
+ * or wrote, with the file's identity (fstat dev, ino, size, mtimeNs, and the write's
+ * random stamp in the first bytes), and reuses it while store.json is that same file:
+ * a read of an unchanged 11 MB store costs an open, an fstat and a 128-byte pread instead
+ * of a ~45-200 ms JSON.parse. Reads under the lock (read-modify-write) use it too; the
+ * identity is checked on the file opened after the lock was taken, so a compare-and-swap
+ * stays exact. The cached document is shared and read-only (DocView); a change works on
+ * a copy (Changes: the key map copied on the first put/delete only, leases and the
+ * bounded history copied whole, entries replaced and never changed in place), and the
+ * written document becomes the cached one.
  *
  * Leases carry an absolute expiry (wall clock, ms). A lease's keep-alive timer (TTL/3)
  * extends it; expired leases and their keys are removed, as one revision with delete
- * events, by the next access from any process.
+ * events, by the next access from any process. A keep-alive is a read-modify-write of
+ * the whole file: with the cache it no longer parses, but it still serializes and writes
+ * the whole store (leases live in store.json so that an expiry and the deletion of its
+ * keys are one atomic rename).
  *
  * Watches: changes made through this instance are delivered at once (in a microtask);
  * changes made by other processes (or other instances) are found by a poll (default
@@ -24,10 +39,12 @@
  * behind than the history, it gets the difference between the last state it saw and the
  * current one instead (intermediate values are lost, the final state is exact).
  */
-import { readdirSync, readFileSync, statSync, unlinkSync, mkdirSync } from 'node:fs';
+import { readdirSync, statSync, unlinkSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { writeJsonAtomic } from '../util/fsatomic.js';
+import { writeFileAtomic } from '../util/fsatomic.js';
 import { lockFile, type FileLock } from '../util/lock.js';
+import { CorruptFileError, DocCache } from './file-cache.js';
+import { newStamp, serializeDoc, type DocView, type FileEvent, type FileKey, type FileLease } from './file-doc.js';
 import { LeaseHandle } from './lease.js';
 import {
   StoreError, type Compare, type KeyValue, type Lease, type Store, type TxnOp, type TxnResult, type Unwatch, type WatchEvent,
@@ -42,108 +59,62 @@ export interface FileStoreOptions {
   historyLimit?: number;
 }
 
-const FORMAT = 'sluice-store/1';
 const STORE_FILE = 'store.json';
 const LOCK_FILE = 'store.lock';
 const TMP_RE = /^store\.json\.\d+\.tmp$/;
-
-interface FileKey {
-  value: string;
-  modRevision: number;
-  lease: number;
-}
-
-interface FileLease {
-  ttlSeconds: number;
-  /** Wall-clock expiry, ms since the epoch. */
-  expiresAt: number;
-}
-
-interface FileEvent {
-  type: 'put' | 'delete';
-  key: string;
-  value?: string;
-  modRevision: number;
-}
-
-/** store.json, in memory (Maps: keys are arbitrary strings, "__proto__" included). */
-interface Doc {
-  revision: number;
-  /** History holds every event after this revision. */
-  compacted: number;
-  nextLease: number;
-  keys: Map<string, FileKey>;
-  leases: Map<number, FileLease>;
-  events: FileEvent[];
-}
-
-interface DiskDoc {
-  format: string;
-  revision: number;
-  compacted: number;
-  nextLease: number;
-  keys: Record<string, FileKey>;
-  leases: Record<string, FileLease>;
-  events: FileEvent[];
-}
-
-const emptyDoc = (): Doc => ({ revision: 1, compacted: 1, nextLease: 1, keys: new Map(), leases: new Map(), events: [] });
-
-const isInt = (v: unknown, min = 0): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= min;
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** Key order of etcd: bytewise on UTF-8 (differs from JS string order above U+FFFF). */
 export function compareKeys(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 }
 
-function parseDoc(text: string): Doc {
-  const raw = JSON.parse(text) as unknown;
-  if (!isObj(raw)) throw new Error('not a JSON object');
-  if (raw.format !== FORMAT) throw new Error(`unknown format ${JSON.stringify(raw.format)} (expected "${FORMAT}")`);
-  if (!isInt(raw.revision, 1) || !isInt(raw.compacted, 1) || !isInt(raw.nextLease, 1)) {
-    throw new Error('revision, compacted and nextLease must be positive integers');
-  }
-  if (!isObj(raw.keys) || !isObj(raw.leases) || !Array.isArray(raw.events)) throw new Error('keys, leases or events missing');
-  const doc: Doc = { revision: raw.revision, compacted: raw.compacted, nextLease: raw.nextLease, keys: new Map(), leases: new Map(), events: [] };
-  for (const [k, v] of Object.entries(raw.keys)) {
-    if (!isObj(v) || typeof v.value !== 'string' || !isInt(v.modRevision, 1) || !isInt(v.lease)) throw new Error(`bad entry for key ${JSON.stringify(k)}`);
-    doc.keys.set(k, { value: v.value, modRevision: v.modRevision, lease: v.lease });
-  }
-  for (const [id, v] of Object.entries(raw.leases)) {
-    if (!/^[1-9]\d*$/.test(id) || !isObj(v) || !isInt(v.ttlSeconds, 1) || !isInt(v.expiresAt)) throw new Error(`bad entry for lease ${JSON.stringify(id)}`);
-    doc.leases.set(Number(id), { ttlSeconds: v.ttlSeconds, expiresAt: v.expiresAt });
-  }
-  for (const e of raw.events as unknown[]) {
-    if (!isObj(e) || (e.type !== 'put' && e.type !== 'delete') || typeof e.key !== 'string' || !isInt(e.modRevision, 1)
-      || (e.type === 'put' && typeof e.value !== 'string')) {
-      throw new Error('bad event in the history');
-    }
-    doc.events.push(e.type === 'put'
-      ? { type: 'put', key: e.key, value: e.value as string, modRevision: e.modRevision }
-      : { type: 'delete', key: e.key, modRevision: e.modRevision });
-  }
-  return doc;
-}
-
-function toDisk(doc: Doc): DiskDoc {
-  return {
-    format: FORMAT,
-    revision: doc.revision,
-    compacted: doc.compacted,
-    nextLease: doc.nextLease,
-    keys: Object.fromEntries(doc.keys),
-    leases: Object.fromEntries([...doc.leases].map(([id, l]) => [String(id), l])),
-    events: doc.events,
-  };
-}
-
-/** Changes to a Doc, each group of them one revision (like one etcd write). */
-class Changes {
+/**
+ * Changes to a document, each group of them one revision (like one etcd write). The
+ * document read is shared (the parse cache) and never changed: the changes go to a copy,
+ * made copy-on-write for the key map (50,000 entries must not be copied by a keep-alive)
+ * and whole for the small parts (leases, the bounded history). Entries are replaced,
+ * never changed in place, so the copies share the unchanged ones.
+ */
+class Changes implements DocView {
   dirty = false;
   private rev = 0;
+  revision: number;
+  compacted: number;
+  nextLease: number;
+  private keyMap: ReadonlyMap<string, Readonly<FileKey>>;
+  private ownKeys = false;
+  readonly leases: Map<number, Readonly<FileLease>>;
+  private eventList: Readonly<FileEvent>[];
 
-  constructor(readonly doc: Doc) {}
+  constructor(base: DocView) {
+    this.revision = base.revision;
+    this.compacted = base.compacted;
+    this.nextLease = base.nextLease;
+    this.keyMap = base.keys;
+    this.leases = new Map(base.leases);
+    this.eventList = [...base.events];
+  }
+
+  get keys(): ReadonlyMap<string, Readonly<FileKey>> {
+    return this.keyMap;
+  }
+
+  get events(): readonly Readonly<FileEvent>[] {
+    return this.eventList;
+  }
+
+  private writableKeys(): Map<string, Readonly<FileKey>> {
+    if (!this.ownKeys) {
+      this.keyMap = new Map(this.keyMap);
+      this.ownKeys = true;
+    }
+    return this.keyMap as Map<string, Readonly<FileKey>>;
+  }
+
+  /** The changed document (a plain object: no accessors, nothing shared with this). */
+  view(): DocView {
+    return { revision: this.revision, compacted: this.compacted, nextLease: this.nextLease, keys: this.keyMap, leases: this.leases, events: this.eventList };
+  }
 
   /** Starts a new revision: the changes until the next begin() share it. */
   begin(): void {
@@ -151,28 +122,34 @@ class Changes {
   }
 
   private bump(): number {
-    if (this.rev === 0) this.rev = ++this.doc.revision;
+    if (this.rev === 0) this.rev = ++this.revision;
     this.dirty = true;
     return this.rev;
   }
 
   put(key: string, value: string, lease: number): void {
     const modRevision = this.bump();
-    this.doc.keys.set(key, { value, modRevision, lease });
-    this.doc.events.push({ type: 'put', key, value, modRevision });
+    this.writableKeys().set(key, { value, modRevision, lease });
+    this.eventList.push({ type: 'put', key, value, modRevision });
   }
 
   delete(key: string): boolean {
-    if (!this.doc.keys.has(key)) return false;
+    if (!this.keyMap.has(key)) return false;
     const modRevision = this.bump();
-    this.doc.keys.delete(key);
-    this.doc.events.push({ type: 'delete', key, modRevision });
+    this.writableKeys().delete(key);
+    this.eventList.push({ type: 'delete', key, modRevision });
     return true;
+  }
+
+  /** Sets lease `id` (a new object: the old one may be shared). No revision, like etcd. */
+  setLease(id: number, l: FileLease): void {
+    this.leases.set(id, l);
+    this.dirty = true;
   }
 
   /** Removes leases that expired at `now` and their keys (one revision). */
   purgeExpired(now: number): void {
-    const expired = [...this.doc.leases].filter(([, l]) => l.expiresAt <= now).map(([id]) => id);
+    const expired = [...this.leases].filter(([, l]) => l.expiresAt <= now).map(([id]) => id);
     if (expired.length === 0) return;
     this.begin();
     for (const id of expired) this.removeLease(id);
@@ -180,21 +157,21 @@ class Changes {
 
   /** Removes lease `id` and deletes its keys (in the current revision); false if unknown. */
   removeLease(id: number): boolean {
-    if (!this.doc.leases.delete(id)) return false;
+    if (!this.leases.delete(id)) return false;
     this.dirty = true;
-    const keys = [...this.doc.keys].filter(([, v]) => v.lease === id).map(([k]) => k).sort(compareKeys);
+    const keys = [...this.keyMap].filter(([, v]) => v.lease === id).map(([k]) => k).sort(compareKeys);
     for (const k of keys) this.delete(k);
     return true;
   }
 
   trimHistory(limit: number): void {
-    const ev = this.doc.events;
+    const ev = this.eventList;
     if (ev.length <= limit) return;
     let drop = ev.length - limit;
     const last = ev[drop - 1]!.modRevision;
     while (drop < ev.length && ev[drop]!.modRevision === last) drop++; // never keep half a revision
-    this.doc.events = ev.slice(drop);
-    this.doc.compacted = last;
+    this.eventList = ev.slice(drop);
+    this.compacted = last;
   }
 }
 
@@ -208,7 +185,7 @@ interface FileWatcher {
   active: boolean;
 }
 
-const publicEvent = (e: FileEvent): WatchEvent => ({ type: e.type, key: e.key, value: e.type === 'put' ? e.value : undefined, modRevision: e.modRevision });
+const publicEvent = (e: Readonly<FileEvent>): WatchEvent => ({ type: e.type, key: e.key, value: e.type === 'put' ? e.value : undefined, modRevision: e.modRevision });
 
 export class FileStore implements Store {
   readonly description: string;
@@ -229,11 +206,13 @@ export class FileStore implements Store {
   private nextExpiry = Infinity;
   private polling = false;
   private lastWarning = '';
+  private readonly cache: DocCache;
 
   constructor(dir: string, o: FileStoreOptions = {}) {
     this.dir = resolve(dir);
     this.file = join(this.dir, STORE_FILE);
     this.lockPath = join(this.dir, LOCK_FILE);
+    this.cache = new DocCache(this.file);
     this.description = `file:${this.dir}`;
     this.timeoutMs = o.timeoutMs ?? 5000;
     this.pollMs = o.pollMs ?? 150;
@@ -261,20 +240,25 @@ export class FileStore implements Store {
     if (this.closed) throw new StoreError(`${this.description}: ${op} failed: the store is closed`);
   }
 
-  /** store.json as it is now (an empty store if it does not exist yet). */
-  private read(op: string): Doc {
-    let text: string;
+  /**
+   * store.json as it is now (an empty store if it does not exist yet): parsed, or the
+   * cached parse when the file did not change since (src/store/file-cache.ts). Shared:
+   * never change it.
+   */
+  private read(op: string): DocView {
     try {
-      text = readFileSync(this.file, 'utf8');
+      return this.cache.read();
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return emptyDoc();
+      if (e instanceof CorruptFileError) {
+        throw new StoreError(`${this.description}: ${op} failed: the store file ${this.file} is corrupt: ${e.message}`, e.cause);
+      }
       throw this.error(op, e);
     }
-    try {
-      return parseDoc(text);
-    } catch (e) {
-      throw new StoreError(`${this.description}: ${op} failed: the store file ${this.file} is corrupt: ${(e as Error).message}`, e);
-    }
+  }
+
+  /** store.json parses and cache hits of this instance so far. @internal (tests, measurements) */
+  get parseStats(): { parses: number; hits: number } {
+    return { parses: this.cache.parses, hits: this.cache.hits };
   }
 
   private locked<T>(op: string, fn: () => T): T {
@@ -295,29 +279,33 @@ export class FileStore implements Store {
    * The read-modify-write of every change: under the lock, on a fresh read, with expired
    * leases removed first; written (atomically) only when something changed.
    */
-  private mutate<T>(op: string, fn: (c: Changes) => T): { result: T; doc: Doc } {
+  private mutate<T>(op: string, fn: (c: Changes) => T): { result: T; doc: DocView } {
     this.checkOpen(op);
     const out = this.locked(op, () => {
-      const c = new Changes(this.read(op));
+      const base = this.read(op);
+      const c = new Changes(base);
       c.purgeExpired(Date.now());
       c.begin();
       const result = fn(c);
-      if (c.dirty) {
-        c.trimHistory(this.historyLimit);
-        try {
-          writeJsonAtomic(this.file, toDisk(c.doc));
-        } catch (e) {
-          throw this.error(op, e);
-        }
+      if (!c.dirty) return { result, doc: base };
+      c.trimHistory(this.historyLimit);
+      const doc = c.view();
+      const stamp = newStamp();
+      try {
+        writeFileAtomic(this.file, serializeDoc(doc, stamp));
+      } catch (e) {
+        this.cache.forget();
+        throw this.error(op, e);
       }
-      return { result, doc: c.doc };
+      this.cache.wrote(doc, stamp);
+      return { result, doc };
     });
     this.dispatch(out.doc);
     return out;
   }
 
   /** A current view for reads: lock-free unless an expired lease has to be removed. */
-  private snapshot(op: string): Doc {
+  private snapshot(op: string): DocView {
     this.checkOpen(op);
     const doc = this.read(op);
     const now = Date.now();
@@ -352,25 +340,25 @@ export class FileStore implements Store {
     }
     return this.mutate('txn', (c) => {
       for (const cmp of compares) {
-        if ((c.doc.keys.get(cmp.key)?.modRevision ?? 0) !== cmp.modRevision) return { succeeded: false, revision: c.doc.revision };
+        if ((c.keys.get(cmp.key)?.modRevision ?? 0) !== cmp.modRevision) return { succeeded: false, revision: c.revision };
       }
       for (const o of ops) {
-        if (o.op === 'put' && o.lease) this.requireLease(c.doc, o.lease, 'txn');
+        if (o.op === 'put' && o.lease) this.requireLease(c, o.lease, 'txn');
       }
       c.begin();
       for (const o of ops) {
         if (o.op === 'put') c.put(o.key, o.value, o.lease ?? 0);
         else c.delete(o.key);
       }
-      return { succeeded: true, revision: c.doc.revision };
+      return { succeeded: true, revision: c.revision };
     }).result;
   }
 
   async put(key: string, value: string, lease?: number): Promise<number> {
     return this.mutate('put', (c) => {
-      if (lease) this.requireLease(c.doc, lease, 'put');
+      if (lease) this.requireLease(c, lease, 'put');
       c.put(key, value, lease ?? 0);
-      return c.doc.revision;
+      return c.revision;
     }).result;
   }
 
@@ -378,7 +366,7 @@ export class FileStore implements Store {
     return this.mutate('delete', (c) => c.delete(key)).result;
   }
 
-  private requireLease(doc: Doc, id: number, op: string): void {
+  private requireLease(doc: DocView, id: number, op: string): void {
     if (!doc.leases.has(id)) throw new StoreError(`${this.description}: ${op} failed: lease ${id} not found (expired or revoked)`);
   }
 
@@ -387,9 +375,8 @@ export class FileStore implements Store {
       throw new StoreError(`${this.description}: grant lease failed: the TTL must be a whole number of seconds ≥ 1, not ${ttlSeconds}`);
     }
     const id = this.mutate('grant lease', (c) => {
-      const id = c.doc.nextLease++;
-      c.doc.leases.set(id, { ttlSeconds, expiresAt: Date.now() + ttlSeconds * 1000 });
-      c.dirty = true;
+      const id = c.nextLease++;
+      c.setLease(id, { ttlSeconds, expiresAt: Date.now() + ttlSeconds * 1000 });
       return id;
     }).result;
     const h = new FileLeaseHandle(this, id, ttlSeconds);
@@ -400,10 +387,9 @@ export class FileStore implements Store {
   /** Extends lease `id` by its TTL; false when it no longer exists. @internal */
   keepAlive(id: number): boolean {
     return this.mutate('lease keep-alive', (c) => {
-      const l = c.doc.leases.get(id);
+      const l = c.leases.get(id);
       if (!l) return false;
-      l.expiresAt = Date.now() + l.ttlSeconds * 1000;
-      c.dirty = true;
+      c.setLease(id, { ttlSeconds: l.ttlSeconds, expiresAt: Date.now() + l.ttlSeconds * 1000 });
       return true;
     }).result;
   }
@@ -446,7 +432,7 @@ export class FileStore implements Store {
   }
 
   /** Queues the events of `doc` newer than what the watchers have seen. */
-  private dispatch(doc: Doc): void {
+  private dispatch(doc: DocView): void {
     if (this.watchers.size === 0 || doc.revision <= this.seenRev) return;
     let events: WatchEvent[];
     if (doc.compacted <= this.seenRev) {

@@ -4,7 +4,7 @@
  * and store specs (parseStoreSpec / openStore).
  */
 import t from 'tap';
-import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FileStore } from '../../src/store/file.js';
 import { openStore, parseStoreSpec } from '../../src/store/open.js';
@@ -202,6 +202,104 @@ t.test('file: a watcher further behind than the history gets the difference', as
   t.same([...state].sort(), (await a.list('g/')).map((kv) => [kv.key, kv.value]), 'replaying the events gives the store');
   await t.rejects(a.watch('g/', () => undefined, 2), { name: 'StoreError', message: /watch failed: revision 2 is compacted/ },
     'a watch from before the history is refused');
+});
+
+t.test('file: reads of an unchanged store.json reuse the parse; any write elsewhere is seen', async (t) => {
+  const dir = tempDir(t, 'sluice-store');
+  const a = new FileStore(dir);
+  const b = new FileStore(dir);
+  t.teardown(() => Promise.all([a.close(), b.close()]));
+  await a.put('k', 'v1');
+  const p0 = a.parseStats.parses;
+  for (let i = 0; i < 5; i++) t.equal((await a.get('k'))?.value, 'v1');
+  await a.list('');
+  await a.revision();
+  t.equal(a.parseStats.parses, p0, 'no parse for reads of a file this instance wrote and nobody changed');
+  await a.put('k', 'v2');
+  t.equal((await a.get('k'))?.value, 'v2');
+  t.equal(a.parseStats.parses, p0, 'its own write becomes the cached document');
+
+  await b.put('k', 'v3');
+  t.equal((await a.get('k'))?.value, 'v3', 'a write by another instance is seen');
+  t.equal(a.parseStats.parses, p0 + 1, 'parsed once');
+  t.equal((await a.get('k'))?.value, 'v3');
+  t.equal(a.parseStats.parses, p0 + 1, 'then cached again');
+  t.ok(a.parseStats.hits > 0);
+
+  // A compare-and-swap under the lock on the cached document is still exact.
+  const kv = await a.get('k');
+  await b.put('k', 'v4');
+  t.equal((await a.txn([{ key: 'k', modRevision: kv!.modRevision }], [{ op: 'put', key: 'k', value: 'lost' }])).succeeded, false,
+    "a CAS against another instance's newer write fails");
+  t.equal((await b.get('k'))?.value, 'v4');
+
+  // Another file renamed over store.json, of the same size and carrying the same stamp (the
+  // worst case): only the inode tells it apart.
+  const file = join(dir, 'store.json');
+  const before = readFileSync(file, 'utf8');
+  t.match(before, /^\{\n {2}"format": "sluice-store\/1",\n {2}"stamp": "[0-9a-f]{16}",/, 'the stamp is in the first bytes');
+  t.equal((await a.get('k'))?.value, 'v4');
+  const after = before.replace('"value": "v4"', '"value": "v5"');
+  t.equal(after.length, before.length);
+  writeFileSync(`${file}.new`, after);
+  renameSync(`${file}.new`, file);
+  t.equal(statSync(file).size, Buffer.byteLength(before));
+  t.equal((await a.get('k'))?.value, 'v5', 'an external rename of a same-size file is seen');
+  t.equal((await b.get('k'))?.value, 'v5');
+
+  // Hand-made files without a stamp are read, and not cached.
+  writeFileSync(file, JSON.stringify({ format: 'sluice-store/1', revision: 9, compacted: 1, nextLease: 1,
+    keys: { k: { value: 'hand', modRevision: 9, lease: 0 } }, leases: {}, events: [] }));
+  const p1 = a.parseStats.parses;
+  t.equal((await a.get('k'))?.value, 'hand');
+  t.equal((await a.get('k'))?.value, 'hand');
+  t.equal(a.parseStats.parses, p1 + 2, 'a file without a stamp is parsed at every read');
+  await a.put('k', 'again');
+  t.equal((await b.get('k'))?.value, 'again', 'and the next write stamps it');
+});
+
+t.test('file: changing returned values or a failed write does not corrupt the cached document', async (t) => {
+  const dir = tempDir(t, 'sluice-store');
+  const a = opened(t, new FileStore(dir));
+  await a.put('p/a', '1');
+  await a.put('p/b', '2');
+  const got = (await a.get('p/a'))!;
+  got.value = 'changed';
+  got.modRevision = 999;
+  const listed = await a.list('p/');
+  listed[0]!.value = 'changed';
+  listed.pop();
+  t.same(await a.get('p/a'), { key: 'p/a', value: '1', modRevision: 2, lease: 0 }, 'get');
+  t.same((await a.list('p/')).map((kv) => kv.value), ['1', '2'], 'list');
+
+  // A transaction that fails its compare changes nothing, in the file or the cache.
+  const r = await a.txn([{ key: 'p/a', modRevision: 1 }], [{ op: 'put', key: 'p/a', value: 'no' }]);
+  t.equal(r.succeeded, false);
+  t.equal((await a.get('p/a'))?.value, '1');
+
+  // A write that fails after the change was made in memory (the temporary file cannot be
+  // created): neither the cache nor a later write keeps it.
+  const rev = await a.revision();
+  const tmp = join(dir, `store.json.${process.pid}.tmp`);
+  mkdirSync(tmp);
+  t.teardown(() => rmSync(tmp, { recursive: true, force: true }));
+  await t.rejects(a.put('p/c', 'half'), { name: 'StoreError', message: /put failed/ });
+  t.equal(await a.get('p/c'), undefined, 'the failed put is not read back');
+  t.equal(await a.revision(), rev, 'nor its revision');
+  rmdirSync(tmp);
+  await a.put('p/d', '4');
+  t.same((await a.list('p/')).map((kv) => kv.key), ['p/a', 'p/b', 'p/d'], 'the next write does not carry it either');
+  const b = opened(t, new FileStore(dir));
+  t.same((await b.list('p/')).map((kv) => `${kv.key}=${kv.value}`), ['p/a=1', 'p/b=2', 'p/d=4'], 'and the file agrees');
+
+  // Leases: a keep-alive replaces the lease entry; an expiry seen through the cache purges.
+  const l = await a.grantLease(1);
+  await a.put('p/l', 'x', l.id);
+  l.release();
+  t.equal((await a.get('p/l'))?.value, 'x');
+  await sleep(1100);
+  t.equal(await a.get('p/l'), undefined, 'an expired lease in the cached document is purged at the next read');
+  t.equal(await b.get('p/l'), undefined);
 });
 
 t.test('parseStoreSpec', async (t) => {
