@@ -167,6 +167,23 @@ export function isAlive(pid: number): boolean {
 export { sleep };
 
 /** The measurement tools' /proc comm names (slbench-crr: the dataplanes suite's connection-rate tool). */
+/** What a running benchmark records in its /run state file, for a later run to clean up after a killed one. */
+export interface RunState {
+  pid: number;
+  tempDir?: string;
+  children: number[];
+}
+
+/** The state file `file` (undefined when missing or not a benchmark's); children default to none. */
+export function readRunState(file: string): RunState | undefined {
+  try {
+    const s = JSON.parse(readFileSync(file, 'utf8')) as RunState;
+    return typeof s.pid === 'number' ? { ...s, children: Array.isArray(s.children) ? s.children : [] } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 const STALE_TOOLS: readonly string[] = ['iperf3', 'sockperf', 'slbench-crr'];
 
 /**

@@ -12,11 +12,11 @@
  * Teardown is synchronous so that a signal handler can run it to the end.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { checkReach, cmdlineOf, isAlive, killStaleTools, Processes } from './proc.js';
+import { checkReach, cmdlineOf, isAlive, killStaleTools, Processes, readRunState, type RunState } from './proc.js';
 import { TARGETS, fmt, type IperfSample, type SockperfSample, type Target } from './stats.js';
 import { runIperf3, runSockperf, type Cpus, type Pair } from './tools.js';
 
@@ -39,11 +39,6 @@ export const SLUICE_BIN = join(REPO_ROOT, 'bin', 'sluice.js');
 
 export type Log = (line: string) => void;
 
-interface StateFile {
-  pid: number;
-  tempDir?: string;
-  children: number[];
-}
 
 /** Pins: iperf3 client and server on different CPUs, both sockperf ends on one. */
 export function chooseCpus(allowed: readonly number[]): { cpus: Cpus; warning?: string } {
@@ -71,14 +66,7 @@ function ourNamespaces(): string[] {
   }
 }
 
-function readState(): StateFile | undefined {
-  try {
-    const s = JSON.parse(readFileSync(STATE_FILE, 'utf8')) as StateFile;
-    return typeof s.pid === 'number' ? { ...s, children: Array.isArray(s.children) ? s.children : [] } : undefined;
-  } catch {
-    return undefined;
-  }
-}
+const readState = (): RunState | undefined => readRunState(STATE_FILE);
 
 /** Synchronous `sluice --config CFG ARGS` in the node namespace (for teardown). */
 function sluiceSync(config: string, args: readonly string[]): { status: number; out: string } {
@@ -165,7 +153,7 @@ export class SameNodeBench {
 
   private writeState(children: number[]): void {
     if (this.closed) return;
-    const s: StateFile = { pid: process.pid, tempDir: this.tempDir, children };
+    const s: RunState = { pid: process.pid, tempDir: this.tempDir, children };
     try {
       writeFileSync(STATE_FILE, `${JSON.stringify(s)}\n`);
       this.stateWritten = true;

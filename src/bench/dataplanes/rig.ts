@@ -6,10 +6,10 @@
  * synchronous so that a signal handler can run it to the end.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { checkReach, cmdlineOf, isAlive, killStaleTools, Processes } from '../proc.js';
+import { checkReach, cmdlineOf, isAlive, killStaleTools, Processes, readRunState, type RunState } from '../proc.js';
 import { SLUICE_BIN, type Log } from '../same-node.js';
 import type { Pair } from '../tools.js';
 import { stringify } from 'yaml';
@@ -20,7 +20,6 @@ export const STATE_FILE = '/run/slbench-dp.json';
 const TEMP_DIR_NAME = /^slbench-dp-[A-Za-z0-9]{6}$/;
 export const LABS: Record<'vxlan' | 'direct' | 'hybrid', string> = { vxlan: 'slbenchdpv', direct: 'slbenchdpd', hybrid: 'slbenchdph' };
 
-interface StateFile { pid: number; tempDir?: string; children: number[] }
 
 interface LabPod { name: string; node: string; netns: string; ip: string | null }
 interface LabStatusJson { name: string; mode: string; nodes: { name: string; netns: string; underlayIP: string; config: string }[]; pods: LabPod[] }
@@ -35,14 +34,7 @@ export interface Built {
   iptables?: NetnsPlan['iptables'];
 }
 
-function readState(): StateFile | undefined {
-  try {
-    const s = JSON.parse(readFileSync(STATE_FILE, 'utf8')) as StateFile;
-    return typeof s.pid === 'number' ? { ...s, children: Array.isArray(s.children) ? s.children : [] } : undefined;
-  } catch {
-    return undefined;
-  }
-}
+const readState = (): RunState | undefined => readRunState(STATE_FILE);
 
 function ourNamespaces(): string[] {
   try {
@@ -121,7 +113,7 @@ export class DataplanesRig {
   private writeState(children: number[]): void {
     if (this.closed) return;
     try {
-      writeFileSync(STATE_FILE, `${JSON.stringify({ pid: process.pid, tempDir: this.tempDir, children } satisfies StateFile)}\n`);
+      writeFileSync(STATE_FILE, `${JSON.stringify({ pid: process.pid, tempDir: this.tempDir, children } satisfies RunState)}\n`);
       this.stateWritten = true;
     } catch {
       // only for cleaning up after a killed run
