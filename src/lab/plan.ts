@@ -23,6 +23,16 @@ export const DEFAULT_LAB_ROOT = '/var/lib/sluice-lab';
 export const UPLINK = 'uplink0';
 export const ETCD_CLIENT_PORT = 2379;
 export const ETCD_PEER_PORT = 2380;
+/**
+ * Set in the underlay namespace: its bridges are the switch between the nodes, and a switch
+ * does not filter. New namespaces start with br_netfilter's hooks on (when the kernel has
+ * it), which would run every packet between two nodes through netfilter: a cost no real
+ * underlay has, and one the benchmark's baselines do not pay either. Written with
+ * `sysctl -e`: a kernel without br_netfilter has no such keys and no hooks to turn off.
+ */
+export const UNDERLAY_SYSCTLS = [
+  'net.bridge.bridge-nf-call-iptables=0', 'net.bridge.bridge-nf-call-ip6tables=0', 'net.bridge.bridge-nf-call-arptables=0',
+] as const;
 /** sun_path holds 108 bytes, the terminating NUL included. */
 export const MAX_SOCKET_PATH = 107;
 

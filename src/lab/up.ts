@@ -16,7 +16,7 @@ import { run } from '../net/exec.js';
 import { tryLockFile } from '../util/lock.js';
 import { teardown } from './down.js';
 import { preflight } from './host.js';
-import { DEFAULT_LAB, makePlan, nodeUplinkCommands, underlayCommands, type NodePlan, type Plan, type PlanTools, type PodPlan } from './plan.js';
+import { DEFAULT_LAB, makePlan, nodeUplinkCommands, underlayCommands, UNDERLAY_SYSCTLS, type NodePlan, type Plan, type PlanTools, type PodPlan } from './plan.js';
 import { lastLine, logTail, spawnDetached, type Spawned } from './procs.js';
 import { openStore } from '../store/open.js';
 import { labelNamespace } from '../policy/store.js';
@@ -146,6 +146,7 @@ async function build(plan: Plan, state: LabState, log: (line: string) => void, o
   newNetns(plan.underlayNetns);
   if (plan.routerNetns) newNetns(plan.routerNetns);
   for (const c of underlayCommands(plan)) ipBatch(c.lines, `/run/netns/${c.netns}`);
+  run('nsenter', [`--net=/run/netns/${plan.underlayNetns}`, 'sysctl', '-qew', ...UNDERLAY_SYSCTLS]);
   if (plan.routerNetns) run('nsenter', [`--net=/run/netns/${plan.routerNetns}`, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
 
   for (const n of plan.nodes) {

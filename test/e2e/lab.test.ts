@@ -201,6 +201,14 @@ t.test('file store: 2 nodes x 2 pods', async (tt) => {
   checkExec(tt, status);
   tt.equal(status.underlay.etcd, null, 'no etcd');
   tt.equal(status.underlay.router, null, 'one subnet: no router');
+  if (existsSync('/proc/sys/net/bridge/bridge-nf-call-iptables')) {
+    // br_netfilter exists on this kernel: the underlay is a switch, its bridge must not run netfilter.
+    const rootNf = readFileSync('/proc/sys/net/bridge/bridge-nf-call-iptables', 'utf8');
+    for (const key of ['iptables', 'ip6tables', 'arptables']) {
+      tt.equal(inNs(status.underlay.netns, 'sysctl', ['-n', `net.bridge.bridge-nf-call-${key}`]).stdout.trim(), '0', `no bridge-nf-call-${key} in the underlay`);
+    }
+    tt.equal(readFileSync('/proc/sys/net/bridge/bridge-nf-call-iptables', 'utf8'), rootNf, "the root namespace's bridge-nf-call-iptables is untouched");
+  }
   tt.match(status.storeSpec, `file:${join(LAB_ROOT, lab, 'store')}`, 'one shared file store in the lab directory');
   tt.same(labStatus(lab).pods.map((p) => p.ip), status.pods.map((p) => p.ip), 'status again: the same');
   tt.match(must(['lab', 'status', '--name', lab]).stdout, /NODE +SUBNET +UNDERLAY IP +POD CIDR/, 'a table for people');

@@ -11,6 +11,7 @@ import {
   allTargets, cidrsOverlap, flannelMac, iptablesRules, limitOf, NS_PREFIX, parseRuleCounters, planFor, selectTargets, unusedAddress,
 } from '../../src/bench/dataplanes/targets.js';
 import type { MachineInfo } from '../../src/bench/stats.js';
+import { UNDERLAY_SYSCTLS } from '../../src/lab/plan.js';
 
 const machine: MachineInfo = { kernel: '6.18.0', cpuModel: 'Test CPU', nproc: 2, node: 'v20.0.0', iperf3: 'iperf 3.12', sockperf: 'sockperf 3.7' };
 
@@ -81,6 +82,20 @@ t.test('build plans: namespaces, addresses, nothing in the root namespace', asyn
   t.equal(planFor(allTargets(rules).find((x) => x.name === 'host-gw')!, rules, () => '').mtu, 1500, 'host-gw pods: 1500, as sluice-direct pods');
   t.equal(planFor(allTargets(rules).find((x) => x.name === 'veth')!, rules, () => '').mtu, 1500);
   t.throws(() => planFor(allTargets(rules).find((x) => x.name === 'sluice-vxlan')!, rules, () => ''));
+  // Every two-node baseline crosses a switch as the lab's nodes do: ul0 in each node is a
+  // veth to a port of br0 in dp-<x>-sw, br_netfilter off there; no veth joins two nodes.
+  for (const [name, short] of [['routed', 'rt'], ['flannel-vxlan', 'fl'], ['host-gw', 'hg']] as const) {
+    const p = planFor(allTargets(rules).find((x) => x.name === name)!, rules, () => '');
+    const sw = `${NS_PREFIX}${short}-sw`;
+    const lines = p.commands.map((c) => c.join(' '));
+    t.ok(p.namespaces.includes(sw), `${name}: switch namespace ${sw}`);
+    for (const i of [1, 2]) {
+      t.ok(lines.includes(`ip -n ${sw} link add nd${i} mtu 1500 type veth peer name ul0 mtu 1500 netns ${NS_PREFIX}${short}-n${i}`), `${name}: n${i}'s ul0 is a port of the switch`);
+      t.ok(lines.includes(`ip -n ${sw} link set nd${i} master br0`), `${name}: nd${i} in br0`);
+    }
+    t.ok(lines.includes(`nsenter --net=/run/netns/${sw} sysctl -qew ${UNDERLAY_SYSCTLS.join(' ')}`), `${name}: br_netfilter off in the switch, as in the lab's underlay`);
+    t.notOk(lines.some((l) => / type veth peer name ul0 .*netns \S+-n\d$/.test(l) && !l.startsWith(`ip -n ${sw} `)), `${name}: no direct veth between the nodes`);
+  }
 });
 
 t.test('iptables rule file and counters', async (t) => {

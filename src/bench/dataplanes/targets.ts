@@ -6,7 +6,7 @@
  * for pods and 198.18.0.0/15 for its underlay; same-node's baseline uses 10.250.0.0/24).
  *
  *   veth              dp-veth-a ──veth── dp-veth-b                       10.251.1.1 → .2
- *   routed            dp-rt-n1 ──veth underlay── dp-rt-n2                10.251.2.1 → .2 (node to node)
+ *   routed            dp-rt-n1 ── br0 in dp-rt-sw ── dp-rt-n2          10.251.2.1 → .2 (node to node)
  *   bridge            dp-br-a ── br0 in dp-br-node ── dp-br-b            10.251.3.1 → .2
  *   bridge-iptables-N like bridge, N FORWARD rules in the node, br_netfilter on there
  *                                                                        10.251.(20+i).1 → .2
@@ -15,9 +15,15 @@
  *   host-gw           dp-hg-p1 ─ cni0 dp-hg-n1 ── underlay ── dp-hg-n2 ─ cni0 ─ dp-hg-p2
  *                     pods 10.251.8.2 → 10.251.9.2, underlay 10.251.7.1/.2
  *   sluice-*          pods of `sluice lab` labs named slbenchdp* (see rig.ts)
+ *
+ * Every two-node target's nodes are joined as a lab's are: each node's uplink (ul0) is a
+ * veth whose peer is a port of one Linux bridge in a switch namespace (dp-<short>-sw),
+ * br_netfilter off there as in the lab's underlay. Same hops on the underlay for all, so
+ * a ratio compares the dataplanes, not the wiring.
  *   sluice-policy-N   like sluice-same-node, the server pod behind N NetworkPolicy ingress
  *                     rules (src/bench/policy.ts's ruleSet: the matching rule last)
  */
+import { UNDERLAY_SYSCTLS } from '../../lab/plan.js';
 
 export const NS_PREFIX = 'slbench-dp-';
 /** The address range every netns-based target takes its addresses from. */
@@ -164,6 +170,26 @@ function podOnBridge(n: string, br: string, hostDev: string, pod: string, ipCidr
   ];
 }
 
+/**
+ * The underlay of two-node target `short`: switch namespace `dp-<short>-sw` with bridge br0
+ * (br_netfilter off, as the lab's underlay: src/lab/plan.ts), and in each node `ul0`, a
+ * veth whose peer `nd<i>` is a port of br0. MTU 1500, as the lab's.
+ */
+function underlaySwitch(short: string, nodes: readonly string[]): { sw: string; commands: Cmd[] } {
+  const sw = ns(`${short}-sw`);
+  const commands: Cmd[] = [
+    ...addNs(sw),
+    ipIn(sw, 'link', 'add', 'br0', 'type', 'bridge'),
+    ipIn(sw, 'link', 'set', 'br0', 'up'),
+    inNs(sw, 'sysctl', '-qew', ...UNDERLAY_SYSCTLS),
+  ];
+  nodes.forEach((node, k) => {
+    const port = `nd${k + 1}`;
+    commands.push(vethBetween(sw, port, node, 'ul0', 1500), ipIn(sw, 'link', 'set', port, 'master', 'br0'), ipIn(sw, 'link', 'set', port, 'up'));
+  });
+  return { sw, commands };
+}
+
 export function planVeth(): NetnsPlan {
   const a = ns('veth-a');
   const b = ns('veth-b');
@@ -177,9 +203,10 @@ export function planVeth(): NetnsPlan {
 export function planRouted(): NetnsPlan {
   const a = ns('rt-n1');
   const b = ns('rt-n2');
+  const u = underlaySwitch('rt', [a, b]);
   return {
-    target: 'routed', namespaces: [a, b], mtu: 1500,
-    commands: [...addNs(a, true), ...addNs(b, true), vethBetween(a, 'ul0', b, 'ul0', 1500), ...addrUp(a, 'ul0', '10.251.2.1/24'), ...addrUp(b, 'ul0', '10.251.2.2/24')],
+    target: 'routed', namespaces: [a, b, u.sw], mtu: 1500,
+    commands: [...addNs(a, true), ...addNs(b, true), ...u.commands, ...addrUp(a, 'ul0', '10.251.2.1/24'), ...addrUp(b, 'ul0', '10.251.2.2/24')],
     client: { ns: a, ip: '10.251.2.1' }, server: { ns: b, ip: '10.251.2.2' },
   };
 }
@@ -219,7 +246,8 @@ function planTwoNodes(target: 'flannel-vxlan' | 'host-gw'): NetnsPlan {
   const node = (i: number) => ns(`${short}-n${i}`);
   const pod = (i: number) => ns(`${short}-p${i}`);
   const mtu = vx ? VXLAN_POD_MTU : POD_MTU;
-  const commands: Cmd[] = [...addNs(node(1), true), ...addNs(node(2), true), vethBetween(node(1), 'ul0', node(2), 'ul0', 1500)];
+  const u = underlaySwitch(short, [node(1), node(2)]);
+  const commands: Cmd[] = [...addNs(node(1), true), ...addNs(node(2), true), ...u.commands];
   for (const i of [1, 2]) {
     const j = 3 - i;
     const n = node(i);
@@ -244,7 +272,7 @@ function planTwoNodes(target: 'flannel-vxlan' | 'host-gw'): NetnsPlan {
     }
   }
   return {
-    target, namespaces: [pod(1), pod(2), node(1), node(2)], commands, mtu,
+    target, namespaces: [pod(1), pod(2), node(1), node(2), u.sw], commands, mtu,
     client: { ns: pod(1), ip: `${podNet(1)}.2` }, server: { ns: pod(2), ip: `${podNet(2)}.2` },
   };
 }
