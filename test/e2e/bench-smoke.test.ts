@@ -74,7 +74,7 @@ t.test('scripts/bench endpoints --smoke: CNI ADD of sluice against the bridge pl
 t.test('scripts/bench dataplanes --smoke: every target, JSON, markdown and SVG', async (tt) => {
   const dir = tempDir(tt, 'slt-bench');
   const [json, svg] = [join(dir, 'dataplanes.json'), join(dir, 'dataplanes.svg')];
-  const r = bench(['dataplanes', '--smoke', '--json', json, '--svg', svg]);
+  const r = bench(['dataplanes', '--smoke', '--warmup', '1', '--json', json, '--svg', svg]);
   tt.equal(r.status, 0, `exit 0: ${r.stderr.slice(-2000)}`);
   const rep = JSON.parse(readFileSync(json, 'utf8')) as {
     ok: boolean; targets: string[];
@@ -95,7 +95,9 @@ t.test('scripts/bench dataplanes --smoke: every target, JSON, markdown and SVG',
     tt.ok(crr.every((s) => s.transactions > 0 && s.seconds >= 1 && s.seconds < 5 && s.connsPerS === s.transactions / s.seconds),
       `${t}: new connections completed (${crr.map((s) => `${s.transactions} in ${s.seconds} s, ${s.errors} errors`).join('; ')})`);
     tt.ok((rep.medians[t]?.crr ?? 0) > 0, `${t}: median connections/s ${rep.medians[t]?.crr}`);
+    tt.match(r.stderr, new RegExp(`\\[warm-up\\] iperf3 ${t}: [0-9.]+ Gbit/s \\(not counted\\)`), `${t}: warmed up`);
     const cpu = rep.samples.iperf3.filter((s) => s.target === t);
+    tt.equal(cpu.length, 1, `${t}: one counted iperf3 run (the warm-up is not a sample)`);
     tt.ok(cpu.length > 0 && cpu.every((s) => (s.cpuBusyS ?? 0) > 0 && (s.receivedBytes ?? 0) > 0), `${t}: CPU time and bytes of each iperf3 run`);
     const perGb = rep.medians[t]?.cpuPerGb ?? 0;
     // 2 CPUs busy for 1 s cannot move less than 1 MB; nor can a GB take less than a millisecond of CPU.

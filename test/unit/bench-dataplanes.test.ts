@@ -19,6 +19,10 @@ t.test('options: defaults, smoke, flags, errors', async (t) => {
   const d = parseDataplanesArgs([]);
   t.equal(d.repeats, 3);
   t.equal(d.durationS, 5);
+  t.equal(d.warmupS, 2, 'a 2 s uncounted iperf3 run per target before round 1');
+  t.equal(parseDataplanesArgs(['--warmup', '0']).warmupS, 0, 'no warm-up');
+  t.throws(() => parseDataplanesArgs(['--warmup', '1.5']), /--warmup 1.5: expected a whole number/);
+  t.throws(() => parseDataplanesArgs(['--warmup', '61']), /--warmup 61: expected 0 to 60/);
   t.same(d.rules, DEFAULT_RULES);
   t.same(d.streams, [1, 4]);
   t.same(d.targets.map((x) => x.name), ['veth', 'bridge', 'bridge-iptables-1000', 'bridge-iptables-10000', 'sluice-same-node', 'sluice-policy-1000', 'sluice-policy-10000', 'routed', 'flannel-vxlan', 'host-gw', 'sluice-vxlan', 'sluice-direct']);
@@ -26,7 +30,7 @@ t.test('options: defaults, smoke, flags, errors', async (t) => {
     [['sluice-policy-5', 5, 'direct']], 'sluice-policy-N for each N but 0, on the direct lab');
   t.throws(() => parseDataplanesArgs(['--rules', '60001']), /--rules/, 'no more rules than sl_ipcache holds ipBlocks');
   const s = parseDataplanesArgs(['--smoke', '--json', 'a.json', '--svg', 'b.svg']);
-  t.match(s, { repeats: 1, durationS: 1, rules: SMOKE_RULES, streams: [1], json: 'a.json', svg: 'b.svg', smoke: true });
+  t.match(s, { repeats: 1, durationS: 1, warmupS: 0, rules: SMOKE_RULES, streams: [1], json: 'a.json', svg: 'b.svg', smoke: true });
   t.equal(parseDataplanesArgs(['--smoke', '--repeats', '2']).repeats, 2, 'explicit flags win over --smoke');
   t.same(parseDataplanesArgs(['--rules', '50000,0,1000,1000']).rules, [0, 1000, 50000], 'sorted, deduplicated, 0 allowed');
   t.same(parseDataplanesArgs(['--streams', '4']).streams, [4]);
@@ -256,13 +260,15 @@ t.test('comparisons: new connections and CPU per GB reported, without goals', as
   t.ok(c.filter((x) => x.figure === 'crr' || x.figure === 'cpuPerGb').every((x) => x.goal === null), 'the issue sets no goal for them');
 });
 
-const header: Header = { machine, load: '3.1, 3.5, 4.0', repeats: 3, durationS: 5, smoke: false, streams: [1, 4] };
+const header: Header = { machine, load: '3.1, 3.5, 4.0', repeats: 3, durationS: 5, warmupS: 2, smoke: false, streams: [1, 4] };
 
 t.test('markdown', async (t) => {
   const sum = summarize(refs, samples);
   const md = renderMarkdown(header, refs, sum, comparisons(sum, [10000]), ['a note']);
   t.match(md, /^## Dataplanes\n/);
   t.match(md, /load average 3\.1, 3\.5, 4\.0/);
+  t.match(md, /medians; before round 1 one uncounted 2 s iperf3 run per target \(warm-up\)\./);
+  t.notMatch(renderMarkdown({ ...header, warmupS: 0 }, refs, sum, []), /warm-up/, 'no warm-up: not mentioned');
   t.match(md, /\| target \| kind \| TCP throughput, 1 stream \(Gbit\/s\) \| TCP throughput, 4 streams \(Gbit\/s\) \| TCP RTT p50 \(µs\) \| TCP RTT p99 \(µs\) \|/);
   t.match(md, /\| sluice-same-node \| same-node \| 11\.0 \(1\.10×\) \| – \(–\) \| 21\.0 \(1\.05×\) \| 63\.0 \(1\.05×\) \|/);
   t.match(md, /\| sluice-direct \/ host-gw, throughput \| 1\.050 \| ≥ 1\.1 \| \*\*no\*\* \|/);

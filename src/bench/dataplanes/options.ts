@@ -6,6 +6,8 @@ import { MAX_RULE_COUNTS, selectTargets, type TargetInfo } from './targets.js';
 export interface DataplanesOptions {
   repeats: number;
   durationS: number;
+  /** Seconds of one iperf3 run per target before round 1, not counted (0: none). */
+  warmupS: number;
   rules: number[];
   targets: TargetInfo[];
   /** iperf3 stream counts measured (1, and 4 unless --streams 1 or --smoke). */
@@ -17,12 +19,13 @@ export interface DataplanesOptions {
 }
 
 export const DEFAULT_RULES = [1000, 10000];
+export const DEFAULT_WARMUP_S = 2;
 export const SMOKE_RULES = [100];
 /** sluice-policy-N's /32 ipBlocks each take an sl_ipcache entry (65,536 in all). */
 export const MAX_RULES = 60_000;
 
-export const DATAPLANES_USAGE = `usage: scripts/bench dataplanes [--repeats N] [--duration S] [--rules N,…] [--targets T,…]
-                               [--streams 1,4] [--json FILE] [--svg FILE] [--smoke]
+export const DATAPLANES_USAGE = `usage: scripts/bench dataplanes [--repeats N] [--duration S] [--warmup S] [--rules N,…]
+                               [--targets T,…] [--streams 1,4] [--json FILE] [--svg FILE] [--smoke]
 
 sluice against the other ways of joining two pods, built side by side in network
 namespaces and measured in one run on the same traffic: TCP throughput (iperf3, 1
@@ -39,6 +42,9 @@ Targets (same node)  veth, bridge, bridge-iptables-N and sluice-policy-N (for ea
 
   --repeats N    rounds (default 3)
   --duration S   seconds per iperf3, sockperf and connection-rate run (default 5)
+  --warmup S     before round 1, one iperf3 run of S seconds per target that is not
+                 counted: neighbours, conntrack, TCP metrics and a lab's agents settle
+                 (default ${DEFAULT_WARMUP_S}; --smoke: 0; 0 = none)
   --rules N,…    iptables FORWARD rules / NetworkPolicy ingress rules for bridge-iptables-N and
                  sluice-policy-N, the matching rule last (default ${DEFAULT_RULES.join(',')};
                  0 allowed; at most ${MAX_RULE_COUNTS} counts of at most ${MAX_RULES})
@@ -46,7 +52,7 @@ Targets (same node)  veth, bridge, bridge-iptables-N and sluice-policy-N (for ea
   --streams L    iperf3 stream counts, from 1 and 4 (default 1,4; --smoke: 1)
   --json FILE    every raw sample, the medians, the ratios and the machine
   --svg FILE     a chart of throughput and p50 latency per target and against the rule count
-  --smoke        check the harness: 1 round of 1 s, rules ${SMOKE_RULES.join(',')}, 1 stream
+  --smoke        check the harness: 1 round of 1 s, no warm-up, rules ${SMOKE_RULES.join(',')}, 1 stream
   -h, --help     this text
 
 Needs root, iproute2, iptables, iperf3, sockperf, clang and a built dist/. Namespaces
@@ -68,12 +74,12 @@ function list(flag: string, v: string): string[] {
 }
 
 export function parseDataplanesArgs(argv: readonly string[]): DataplanesOptions {
-  let values: { repeats?: string; duration?: string; rules?: string; targets?: string; streams?: string; json?: string; svg?: string; smoke?: boolean; help?: boolean };
+  let values: { repeats?: string; duration?: string; warmup?: string; rules?: string; targets?: string; streams?: string; json?: string; svg?: string; smoke?: boolean; help?: boolean };
   try {
     ({ values } = parseArgs({
       args: [...argv],
       options: {
-        repeats: { type: 'string' }, duration: { type: 'string' }, rules: { type: 'string' }, targets: { type: 'string' },
+        repeats: { type: 'string' }, duration: { type: 'string' }, warmup: { type: 'string' }, rules: { type: 'string' }, targets: { type: 'string' },
         streams: { type: 'string' }, json: { type: 'string' }, svg: { type: 'string' }, smoke: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -86,6 +92,7 @@ export function parseDataplanesArgs(argv: readonly string[]): DataplanesOptions 
   const smoke = values.smoke ?? false;
   const repeats = values.repeats === undefined ? (smoke ? 1 : 3) : whole('--repeats', values.repeats, 1, 100);
   const durationS = values.duration === undefined ? (smoke ? 1 : 5) : whole('--duration', values.duration, 1, 600);
+  const warmupS = values.warmup === undefined ? (smoke ? 0 : DEFAULT_WARMUP_S) : whole('--warmup', values.warmup, 0, 60);
   let rules = smoke ? SMOKE_RULES : DEFAULT_RULES;
   if (values.rules !== undefined) rules = list('--rules', values.rules).map((s) => whole('--rules', s, 0, MAX_RULES));
   rules = [...new Set(rules)].sort((a, b) => a - b);
@@ -104,5 +111,5 @@ export function parseDataplanesArgs(argv: readonly string[]): DataplanesOptions 
   for (const f of ['json', 'svg'] as const) {
     if (values[f] !== undefined && values[f]!.trim() === '') throw new UsageError(`--${f}: expected a file name`);
   }
-  return { repeats, durationS, rules, targets, streams, json: values.json, svg: values.svg, smoke, help: values.help ?? false };
+  return { repeats, durationS, warmupS, rules, targets, streams, json: values.json, svg: values.svg, smoke, help: values.help ?? false };
 }

@@ -191,6 +191,8 @@ export interface Header {
   load: string | null;
   repeats: number;
   durationS: number;
+  /** Seconds of the uncounted iperf3 run per target before round 1 (0: none). */
+  warmupS: number;
   smoke: boolean;
   streams: number[];
 }
@@ -217,7 +219,7 @@ export function renderMarkdown(h: Header, targets: readonly TargetRef[], sum: Su
   const L: string[] = [];
   L.push(`## Dataplanes${h.smoke ? ' (smoke run: numbers are not meaningful)' : ''}`, '');
   L.push(`Machine: Linux ${m.kernel}, ${m.cpuModel}, ${m.nproc} CPU${m.nproc === 1 ? '' : 's'}; node ${m.node}, ${m.iperf3}, ${m.sockperf}${h.load ? `; load average ${h.load}` : ''}.`);
-  L.push(`Method: ${h.repeats} round${h.repeats === 1 ? '' : 's'} of ${h.durationS} s per run, every target once per round; medians.` +
+  L.push(`Method: ${h.repeats} round${h.repeats === 1 ? '' : 's'} of ${h.durationS} s per run, every target once per round; medians${h.warmupS ? `; before round 1 one uncounted ${h.warmupS} s iperf3 run per target (warm-up)` : ''}.` +
     ' iperf3 client and server on different CPUs; sockperf TCP ping-pong, both ends on one CPU.' +
     ' New connections: slbench-crr (connect, 1-byte request, 1-byte response, close; one at a time), client and server on different CPUs.' +
     ' CPU per GB: machine-wide busy CPU time (/proc/stat, every CPU, both ends and softirq) over each iperf3 run per 10⁹ bytes received; lower is better, meaningful on an otherwise quiet machine only.' +

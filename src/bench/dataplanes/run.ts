@@ -91,6 +91,14 @@ async function run(o: DataplanesOptions): Promise<number> {
     for (const t of o.targets.filter((x) => x.builder === 'sluice')) byName.set(t.name, await rig.sluiceTarget(t, labByMode.get(t.mode!)!, policyServers.get(t.name)));
     built.push(...o.targets.map((t) => byName.get(t.name)!));
 
+    if (o.warmupS > 0) {
+      log(`bench dataplanes: warm-up: one iperf3 run of ${o.warmupS} s per target, not counted`);
+      for (const b of built) {
+        const s = await runIperf3(rig.procs, b.pair, o.warmupS, cpus, 1, busySeconds);
+        log(`bench dataplanes: [warm-up] iperf3 ${b.target}: ${fmt(s.gbps)} Gbit/s (not counted)`);
+      }
+    }
+
     for (let r = 1; r <= o.repeats; r++) {
       const tag = `[round ${r}/${o.repeats}]`;
       for (const streams of o.streams) {
@@ -135,7 +143,7 @@ async function run(o: DataplanesOptions): Promise<number> {
   const sum = summarize(targets, samples);
   const cmp = comparisons(sum, o.rules);
   const loadAfter = loadAverage();
-  const header: Header = { machine, load: loadAfter, repeats: o.repeats, durationS: o.durationS, smoke: o.smoke, streams: o.streams };
+  const header: Header = { machine, load: loadAfter, repeats: o.repeats, durationS: o.durationS, warmupS: o.warmupS, smoke: o.smoke, streams: o.streams };
   const notes = built.length ? [`MTU of the client's interface: ${built.map((b) => `${b.target} ${b.mtu ?? '?'}`).join(', ')}.`] : [];
   notes.push(...Object.entries(counters).filter(([, c]) => c).map(([t, c]) =>
     `${t}: the matching ACCEPT (FORWARD rule ${c!.rule}) counted ${c!.packets} packets: every packet crossed all ${c!.rule} rules.`));
@@ -143,7 +151,7 @@ async function run(o: DataplanesOptions): Promise<number> {
     writeFileSync(o.json, `${JSON.stringify({
       benchmark: 'sluice dataplanes', schema: 1, startedAt, finishedAt: new Date().toISOString(),
       ok: !error, ...(error ? { error: error.message } : {}),
-      options: { repeats: o.repeats, durationS: o.durationS, rules: o.rules, streams: o.streams, smoke: o.smoke },
+      options: { repeats: o.repeats, durationS: o.durationS, warmupS: o.warmupS, rules: o.rules, streams: o.streams, smoke: o.smoke },
       methods: {
         crr: { tool: 'slbench-crr (src/bench/crr/crr.c)', port: CRR_PORT, requestBytes: CRR_REQUEST, responseBytes: CRR_RESPONSE, timeoutMs: CRR_TIMEOUT_MS, close: 'client RST (SO_LINGER 0)', cpus: [cpus.iperfClient, cpus.iperfServer] },
         cpuPerGb: 'machine-wide busy CPU seconds (/proc/stat: user+nice+system+irq+softirq+steal, all CPUs) over each iperf3 client run, per 10^9 bytes received',
