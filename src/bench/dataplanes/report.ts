@@ -62,6 +62,8 @@ export interface Summary {
   pairedRatios: Medians;
   /** target → figure → the raw values in round order. */
   values: Record<string, Partial<Record<FigureKey, number[]>>>;
+  /** target → figure → each value with its round. */
+  rounds: Record<string, Partial<Record<FigureKey, { round: number; value: number }[]>>>;
   /** target → its failed connections, for targets that had any. */
   crrErrors: Record<string, CrrTrouble>;
 }
@@ -104,18 +106,20 @@ export function crrErrors(s: Samples): Record<string, CrrTrouble> {
 const med = (xs: readonly number[]): number | null => (xs.length ? median(xs) : null);
 
 export function summarize(targets: readonly TargetRef[], s: Samples): Summary {
-  const out: Summary = { medians: {}, ratios: {}, pairedRatios: {}, values: {}, crrErrors: crrErrors(s) };
+  const out: Summary = { medians: {}, ratios: {}, pairedRatios: {}, values: {}, rounds: {}, crrErrors: crrErrors(s) };
   for (const t of targets) {
     out.medians[t.name] = {};
     out.ratios[t.name] = {};
     out.pairedRatios[t.name] = {};
     out.values[t.name] = {};
+    out.rounds[t.name] = {};
     const limit = limitOf(t.kind);
     for (const f of FIGURES) {
       const mine = valuesOf(s, t.name, f.key);
       const theirs = valuesOf(s, limit, f.key);
       if (!mine.length && !theirs.length && FOUR_STREAMS.includes(f.key) && !s.iperf3.some((x) => x.streams === 4)) continue;
       out.values[t.name]![f.key] = mine.map((x) => x.value);
+      out.rounds[t.name]![f.key] = mine;
       const m = med(mine.map((x) => x.value));
       out.medians[t.name]![f.key] = m;
       out.ratios[t.name]![f.key] = ratio(m, med(theirs.map((x) => x.value)));
@@ -137,21 +141,30 @@ export interface Comparison {
   /** The goal: ratio ≥ goal ('min') or ≤ goal ('max'); none: reported only. */
   goal: number | null;
   op: 'min' | 'max' | null;
+  /** median(numerator) / median(denominator), over all rounds. */
   ratio: number | null;
-  /** true / false; null when a target was not measured or there is no goal. */
+  /**
+   * numerator / denominator within each round in which both were measured (back to back:
+   * targets.ts's measurement order), in round order; and their median. The goal is judged
+   * on this median: a ratio of medians may pair figures from different rounds, and this
+   * machine's figures move by up to 2× from one round to the next.
+   */
+  perRound: number[];
+  pairedRatio: number | null;
+  /** Whether pairedRatio meets the goal; null when a target was not measured or there is no goal. */
   reached: boolean | null;
 }
 
 const SHORT: Partial<Record<FigureKey, string>> = { crr: 'new connections/s', cpuPerGb: 'CPU per GB' };
 
 /** A comparison without a goal (reported only). */
-function reported(numerator: string, denominator: string, figure: FigureKey): Omit<Comparison, 'ratio' | 'reached'> {
+function reported(numerator: string, denominator: string, figure: FigureKey): Omit<Comparison, 'ratio' | 'perRound' | 'pairedRatio' | 'reached'> {
   return { name: `${numerator} / ${denominator}, ${SHORT[figure] ?? figure}`, numerator, denominator, figure, goal: null, op: null };
 }
 
 export function comparisons(sum: Summary, rules: readonly number[]): Comparison[] {
   const iptN = rules.includes(10000) ? 10000 : rules.at(-1);
-  const defs: Omit<Comparison, 'ratio' | 'reached'>[] = [
+  const defs: Omit<Comparison, 'ratio' | 'perRound' | 'pairedRatio' | 'reached'>[] = [
     { name: 'sluice-same-node / veth, throughput', numerator: 'sluice-same-node', denominator: 'veth', figure: 'throughput', goal: 0.95, op: 'min' },
     { name: 'sluice-vxlan / flannel-vxlan, throughput', numerator: 'sluice-vxlan', denominator: 'flannel-vxlan', figure: 'throughput', goal: 1.1, op: 'min' },
     { name: 'sluice-vxlan / flannel-vxlan, RTT p50', numerator: 'sluice-vxlan', denominator: 'flannel-vxlan', figure: 'rttP50', goal: 0.85, op: 'max' },
@@ -178,8 +191,13 @@ export function comparisons(sum: Summary, rules: readonly number[]): Comparison[
   ];
   return defs.map((d) => {
     const r = ratio(sum.medians[d.numerator]?.[d.figure] ?? null, sum.medians[d.denominator]?.[d.figure] ?? null);
-    const reached = r === null || d.goal === null ? null : d.op === 'min' ? r >= d.goal : r <= d.goal;
-    return { ...d, ratio: r, reached };
+    const theirs = sum.rounds[d.denominator]?.[d.figure] ?? [];
+    const perRound = (sum.rounds[d.numerator]?.[d.figure] ?? [])
+      .map((x) => ratio(x.value, theirs.find((y) => y.round === x.round)?.value ?? null))
+      .filter((x): x is number => x !== null);
+    const paired = med(perRound);
+    const reached = paired === null || d.goal === null ? null : d.op === 'min' ? paired >= d.goal : paired <= d.goal;
+    return { ...d, ratio: r, perRound, pairedRatio: paired, reached };
   });
 }
 
@@ -227,11 +245,12 @@ export function renderMarkdown(h: Header, targets: readonly TargetRef[], sum: Su
   L.push(`| target | kind | ${figs.map((f) => `${f.label} (${f.unit})`).join(' | ')} |`);
   L.push(`| --- | --- | ${figs.map(() => '---:').join(' | ')} |`);
   for (const t of targets) L.push(`| ${t.name} | ${t.kind} | ${figs.map((f) => cell(sum, t.name, f.key)).join(' | ')} |`);
-  L.push('', '| comparison | ratio | goal | reached |', '| --- | ---: | --- | --- |');
+  L.push('', 'Comparisons: the ratio of the two targets within each round (measured back to back), its median over the rounds (judged against the goal), and the ratio of the two medians.', '');
+  L.push('| comparison | ratio: median per round | per round | ratio of medians | goal | reached |', '| --- | ---: | --- | ---: | --- | --- |');
   for (const c of cmp) {
     const goal = c.goal === null ? '(reported)' : `${c.op === 'min' ? '≥' : '≤'} ${c.goal}`;
-    const reached = c.ratio === null ? 'not measured' : c.reached === null ? '–' : c.reached ? 'yes' : '**no**';
-    L.push(`| ${c.name} | ${fmtRatio(c.ratio)} | ${goal} | ${reached} |`);
+    const reached = c.pairedRatio === null && c.ratio === null ? 'not measured' : c.reached === null ? '–' : c.reached ? 'yes' : '**no**';
+    L.push(`| ${c.name} | ${fmtRatio(c.pairedRatio)} | ${c.perRound.map((x) => x.toFixed(2)).join(', ') || '–'} | ${fmtRatio(c.ratio)} | ${goal} | ${reached} |`);
   }
   const all = [...crrNotes(sum), ...notes];
   if (all.length) L.push('', ...all.map((n) => `- ${n}`));

@@ -15,6 +15,7 @@ import { runIperf3, runSockperf } from '../tools.js';
 import { DATAPLANES_USAGE, parseDataplanesArgs, type DataplanesOptions } from './options.js';
 import { comparisons, renderMarkdown, renderSvg, summarize, type Header, type Samples } from './report.js';
 import { DataplanesRig, type Built } from './rig.js';
+import { measurementOrder } from './targets.js';
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const NEEDED = ['ip', 'nsenter', 'setpriv', 'taskset', 'iperf3', 'sockperf', 'ss', 'ping', 'sysctl', 'iptables', 'iptables-restore', 'bridge', 'clang'];
@@ -101,20 +102,22 @@ async function run(o: DataplanesOptions): Promise<number> {
 
     for (let r = 1; r <= o.repeats; r++) {
       const tag = `[round ${r}/${o.repeats}]`;
+      // Compared targets back to back, the order reversed every other round (targets.ts).
+      const order = measurementOrder(o.targets, r).map((t) => byName.get(t.name)!);
       for (const streams of o.streams) {
-        for (const b of built) {
+        for (const b of order) {
           const s = await runIperf3(rig.procs, b.pair, o.durationS, cpus, streams, busySeconds);
           const cpuPerGb = cpuSecondsPerGb(s.cpuBusyS, s.receivedBytes);
           samples.iperf3.push({ round: r, target: b.target, streams, ...s, cpuPerGb });
           log(`bench dataplanes: ${tag} iperf3 -P ${streams} ${b.target}: ${fmt(s.gbps)} Gbit/s (${s.retransmits ?? '?'} retransmits), ${fmt(cpuPerGb)} CPU-s/GB`);
         }
       }
-      for (const b of built) {
+      for (const b of order) {
         const s = await runSockperf(rig.procs, b.pair, o.durationS, cpus);
         samples.sockperf.push({ round: r, target: b.target, ...s });
         log(`bench dataplanes: ${tag} sockperf ${b.target}: p50 ${fmt(s.p50Us)} µs, p99 ${fmt(s.p99Us)} µs`);
       }
-      for (const b of built) {
+      for (const b of order) {
         const s = await runCrr(rig.procs, crrBin, b.pair, o.durationS, cpus);
         samples.crr.push({ round: r, target: b.target, ...s });
         const errs = s.errors ? `; ${s.errors} failed (first: ${s.firstError ?? '?'})` : '';

@@ -84,6 +84,28 @@ export function allTargets(rules: readonly number[]): TargetInfo[] {
   ];
 }
 
+/**
+ * The order targets are measured in within a round: each target of the issue's comparisons
+ * next to the one it is compared with (veth, sluice-same-node, sluice-policy-N; bridge,
+ * bridge-iptables-N; routed, flannel-vxlan, sluice-vxlan, host-gw, sluice-direct), so that a
+ * pair is measured back to back, in the same state of the machine.
+ */
+const MEASURE_ORDER = ['veth', 'sluice-same-node', 'sluice-policy-', 'bridge', 'bridge-iptables-', 'routed', 'flannel-vxlan', 'sluice-vxlan', 'host-gw', 'sluice-direct', 'sluice-hybrid'];
+
+/**
+ * Round `round`'s (from 1) measurement order: MEASURE_ORDER in odd rounds, reversed in even
+ * ones, so that a drift of the machine during a round (this VM's figures move by up to 2×
+ * over minutes) favours neither side of a pair over the rounds.
+ */
+export function measurementOrder<T extends { name: string; rules?: number }>(targets: readonly T[], round: number): T[] {
+  const rank = (t: T) => {
+    const exact = MEASURE_ORDER.indexOf(t.name);
+    return exact >= 0 ? exact : MEASURE_ORDER.findIndex((p) => p.endsWith('-') && t.name.startsWith(p));
+  };
+  const order = [...targets].sort((a, b) => rank(a) - rank(b) || (a.rules ?? 0) - (b.rules ?? 0));
+  return round % 2 === 0 ? order.reverse() : order;
+}
+
 /** Measured unless --targets says otherwise (sluice-hybrid costs a third lab: ask for it). */
 export const OPTIONAL_TARGETS: readonly string[] = ['sluice-hybrid'];
 
