@@ -105,6 +105,11 @@ export function crrErrors(s: Samples): Record<string, CrrTrouble> {
 
 const med = (xs: readonly number[]): number | null => (xs.length ? median(xs) : null);
 
+/** a / b within each round in which both were measured, in a's round order. */
+function perRoundRatios(a: readonly { round: number; value: number }[], b: readonly { round: number; value: number }[]): number[] {
+  return a.map((x) => ratio(x.value, b.find((y) => y.round === x.round)?.value ?? null)).filter((x): x is number => x !== null);
+}
+
 export function summarize(targets: readonly TargetRef[], s: Samples): Summary {
   const out: Summary = { medians: {}, ratios: {}, pairedRatios: {}, values: {}, rounds: {}, crrErrors: crrErrors(s) };
   for (const t of targets) {
@@ -123,8 +128,7 @@ export function summarize(targets: readonly TargetRef[], s: Samples): Summary {
       const m = med(mine.map((x) => x.value));
       out.medians[t.name]![f.key] = m;
       out.ratios[t.name]![f.key] = ratio(m, med(theirs.map((x) => x.value)));
-      const paired = mine.map((x) => ratio(x.value, theirs.find((y) => y.round === x.round)?.value ?? null)).filter((x): x is number => x !== null);
-      out.pairedRatios[t.name]![f.key] = med(paired);
+      out.pairedRatios[t.name]![f.key] = med(perRoundRatios(mine, theirs));
     }
   }
   return out;
@@ -191,10 +195,7 @@ export function comparisons(sum: Summary, rules: readonly number[]): Comparison[
   ];
   return defs.map((d) => {
     const r = ratio(sum.medians[d.numerator]?.[d.figure] ?? null, sum.medians[d.denominator]?.[d.figure] ?? null);
-    const theirs = sum.rounds[d.denominator]?.[d.figure] ?? [];
-    const perRound = (sum.rounds[d.numerator]?.[d.figure] ?? [])
-      .map((x) => ratio(x.value, theirs.find((y) => y.round === x.round)?.value ?? null))
-      .filter((x): x is number => x !== null);
+    const perRound = perRoundRatios(sum.rounds[d.numerator]?.[d.figure] ?? [], sum.rounds[d.denominator]?.[d.figure] ?? []);
     const paired = med(perRound);
     const reached = paired === null || d.goal === null ? null : d.op === 'min' ? paired >= d.goal : paired <= d.goal;
     return { ...d, ratio: r, perRound, pairedRatio: paired, reached };
