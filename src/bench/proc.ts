@@ -166,7 +166,6 @@ export function isAlive(pid: number): boolean {
 
 export { sleep };
 
-/** The measurement tools' /proc comm names (slbench-crr: the dataplanes suite's connection-rate tool). */
 /** What a running benchmark records in its /run state file, for a later run to clean up after a killed one. */
 export interface RunState {
   pid: number;
@@ -184,6 +183,7 @@ export function readRunState(file: string): RunState | undefined {
   }
 }
 
+/** The measurement tools' /proc comm names (slbench-crr: the dataplanes suite's connection-rate tool). */
 const STALE_TOOLS: readonly string[] = ['iperf3', 'sockperf', 'slbench-crr'];
 
 /**

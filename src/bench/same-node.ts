@@ -39,7 +39,6 @@ export const SLUICE_BIN = join(REPO_ROOT, 'bin', 'sluice.js');
 
 export type Log = (line: string) => void;
 
-
 /** Pins: iperf3 client and server on different CPUs, both sockperf ends on one. */
 export function chooseCpus(allowed: readonly number[]): { cpus: Cpus; warning?: string } {
   const [first, second] = allowed.includes(0) && allowed.includes(1) ? [0, 1] : [allowed[0] ?? 0, allowed[1]];

@@ -20,7 +20,6 @@ export const STATE_FILE = '/run/slbench-dp.json';
 const TEMP_DIR_NAME = /^slbench-dp-[A-Za-z0-9]{6}$/;
 export const LABS: Record<'vxlan' | 'direct' | 'hybrid', string> = { vxlan: 'slbenchdpv', direct: 'slbenchdpd', hybrid: 'slbenchdph' };
 
-
 interface LabPod { name: string; node: string; netns: string; ip: string | null }
 interface LabStatusJson { name: string; mode: string; nodes: { name: string; netns: string; underlayIP: string; config: string }[]; pods: LabPod[] }
 
