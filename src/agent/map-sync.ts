@@ -26,15 +26,18 @@ export interface SyncDecision {
   reason: string;
 }
 
-interface Done {
+interface Done<W> {
   fingerprint: string;
+  /** What the map was made equal to: a verify repairs it against this. */
+  want: W;
   map: MapState | undefined;
   /** When the map was last read back (apply or verify). */
   checkedAt: number;
 }
 
-export class MapSync {
-  private last: Done | undefined;
+/** `W`: what the feature makes the map equal to (its wanted entries). */
+export class MapSync<W> {
+  private last: Done<W> | undefined;
 
   /**
    * @param map the map's name, for reasons
@@ -65,11 +68,19 @@ export class MapSync {
   }
 
   /**
-   * After a pass that read the map back and made it equal to the entries computed from the
-   * inputs of `fingerprint`; `map` is its state after the writes.
+   * What the last pass that succeeded made the map equal to: defined whenever decide() says
+   * verify (a verify only follows a pass that succeeded), undefined before one and after failed().
    */
-  done(fingerprint: string, map: MapState | undefined): void {
-    this.last = { fingerprint, map, checkedAt: this.now() };
+  wanted(): W | undefined {
+    return this.last?.want;
+  }
+
+  /**
+   * After a pass that read the map back and made it equal to `want`, the entries computed
+   * from the inputs of `fingerprint`; `map` is its state after the writes.
+   */
+  done(fingerprint: string, map: MapState | undefined, want: W): void {
+    this.last = { fingerprint, want, map, checkedAt: this.now() };
   }
 
   /** After a pass that failed or left the map incomplete: the next one applies again. */

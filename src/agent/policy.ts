@@ -54,10 +54,11 @@ export class PolicyFeature implements AgentFeature {
   private unwatch: Unwatch[] = [];
   lastPolicyIds = new Map<string, number>();
   private knownIdentities = new Set<number>();
-  /** When sl_policy needs compiling, reading back or nothing (created at the first pass). */
-  private sync: MapSync | undefined;
-  /** The entries of the last compile: what sl_policy must hold while the inputs stay the same. */
-  private compiled: ReadonlyMap<string, PolicyEntry> | undefined;
+  /**
+   * When sl_policy needs compiling, reading back or nothing, and the entries of the last
+   * compile, what it must hold while the inputs stay the same (created at the first pass).
+   */
+  private sync: MapSync<ReadonlyMap<string, PolicyEntry>> | undefined;
 
   async start(ctx: AgentContext): Promise<void> {
     for (const prefix of [POLICIES, NAMESPACES, ENDPOINTS, 'identities/ids/']) {
@@ -139,25 +140,25 @@ export class PolicyFeature implements AgentFeature {
     this.knownIdentities = new Set(inputs.identities.keys());
     const fp = policyInputsFingerprint(inputs);
     this.sync ??= new MapSync('sl_policy', ctx.driftCheckMs);
-    let decision = this.sync.decide(fp, pinnedMapState(cfg, 'sl_policy'), pass.driftCheck);
-    if (decision.action === 'verify' && !this.compiled) decision = { action: 'apply', reason: 'nothing compiled yet' };
+    const decision = this.sync.decide(fp, pinnedMapState(cfg, 'sl_policy'), pass.driftCheck);
     const report: MapSyncReport = { ...decision };
+    let want = this.sync.wanted();
     if (decision.action === 'apply') {
       const compiled = compilePolicies(compileInputOf(inputs));
-      this.compiled = compiled.entries;
+      want = compiled.entries;
       this.lastPolicyIds = compiled.policyIds;
       // 4. ipcache contributions: they follow from the same inputs, so the same fingerprint.
       ctx.ipcache.set('policy', { entries: policyIpcache(cfg.nodeName, inputs, compiled.cidrIdentities), fingerprint: fp });
     }
-    if (decision.action !== 'skip') {
+    if (decision.action !== 'skip' && want) {
       try {
-        const c = syncPolicyMap(cfg, this.compiled!);
+        const c = syncPolicyMap(cfg, want);
         Object.assign(report, c);
         if (c.written || c.removed) {
-          const what = `sl_policy: ${c.written} written, ${c.removed} removed (${this.compiled!.size} entries)`;
+          const what = `sl_policy: ${c.written} written, ${c.removed} removed (${want.size} entries)`;
           changed.push(decision.action === 'verify' ? `${what}: drift repaired (${decision.reason})` : what);
         }
-        this.sync.done(fp, pinnedMapState(cfg, 'sl_policy'));
+        this.sync.done(fp, pinnedMapState(cfg, 'sl_policy'), want);
       } catch (e) {
         this.sync.failed();
         problems.push(`sl_policy: ${(e as Error).message}`);

@@ -82,10 +82,11 @@ export class RoutingFeature implements AgentFeature {
   readonly name = 'routing';
   private unwatch: Unwatch | undefined;
   lastPlan: RoutePlan | undefined;
-  /** When sl_ipcache needs merging and writing, reading back or nothing (created at the first pass). */
-  private ipcacheSync: MapSync | undefined;
-  /** What sl_ipcache must hold while the plan and the contributions stay the same. */
-  private ipcacheWant: ReadonlyMap<string, IpcacheEntry> | undefined;
+  /**
+   * When sl_ipcache needs merging and writing, reading back or nothing, and what it must hold
+   * while the plan and the contributions stay the same (created at the first pass).
+   */
+  private ipcacheSync: MapSync<ReadonlyMap<string, IpcacheEntry>> | undefined;
 
   /** The devices and programs of this node's cross-node paths; returns what it changed. */
   private ensureDevices(cfg: Config): string[] {
@@ -178,18 +179,17 @@ export class RoutingFeature implements AgentFeature {
   private syncIpcache(ctx: AgentContext, plan: RoutePlan, pass: ReconcilePass): { changed: string[]; report: MapSyncReport } {
     const fp = fingerprint({ format: 1, plan: plan.ipcache, contributions: new Map([...ctx.ipcache].map(([k, c]) => [k, c.fingerprint])) });
     this.ipcacheSync ??= new MapSync('sl_ipcache', ctx.driftCheckMs);
-    let d = this.ipcacheSync.decide(fp, pinnedMapState(ctx.cfg, 'sl_ipcache'), pass.driftCheck);
-    if (d.action === 'verify' && !this.ipcacheWant) d = { action: 'apply', reason: 'nothing merged yet' };
-    if (d.action === 'skip') return { changed: [], report: d };
-    if (d.action === 'apply') this.ipcacheWant = mergeIpcache(plan.ipcache, new Map([...ctx.ipcache].map(([k, c]) => [k, c.entries])));
+    const d = this.ipcacheSync.decide(fp, pinnedMapState(ctx.cfg, 'sl_ipcache'), pass.driftCheck);
+    const want = d.action === 'apply' ? mergeIpcache(plan.ipcache, new Map([...ctx.ipcache].map(([k, c]) => [k, c.entries]))) : this.ipcacheSync.wanted();
+    if (d.action === 'skip' || !want) return { changed: [], report: d };
     let ipc: IpcacheChange;
     try {
-      ipc = syncIpcache(ctx.cfg, this.ipcacheWant!);
+      ipc = syncIpcache(ctx.cfg, want);
     } catch (e) {
       this.ipcacheSync.failed();
       throw e;
     }
-    this.ipcacheSync.done(fp, pinnedMapState(ctx.cfg, 'sl_ipcache'));
+    this.ipcacheSync.done(fp, pinnedMapState(ctx.cfg, 'sl_ipcache'), want);
     const changed = [...ipc.added.map((c) => `ipcache +${c}`), ...ipc.changed.map((c) => `ipcache ~${c}`), ...ipc.removed.map((c) => `ipcache -${c}`)];
     if (d.action === 'verify' && changed.length) changed.unshift(`sl_ipcache: drift repaired (${d.reason})`);
     return { changed, report: { ...d, written: ipc.added.length + ipc.changed.length, removed: ipc.removed.length } };
