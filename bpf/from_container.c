@@ -4,8 +4,9 @@
  *   ARP request for the gateway -> answered here, sent back into the pod
  *   IPv4 from an (ip, mac) that is not the pod's -> dropped (anti-spoofing)
  *   IPv4 to a pod on this node -> MACs rewritten, TTL decremented, bpf_redirect_peer
- *   IPv4 to a pod on another node (sl_ipcache) -> TTL decremented, then through the VXLAN
- *     overlay or routed directly out of the uplink, as the entry says
+ *   IPv4 to a pod on another node (sl_ipcache) -> TTL decremented, then wrapped in VXLAN
+ *     here (or, failing that, by the overlay device) or routed directly out of the uplink,
+ *     as the entry says; either way bpf_redirect_neigh out of the uplink (lib/remote.h)
  *   UDP to the overlay's port of anything but a pod -> dropped (a pod could forge identities)
  *   every IPv4 packet first passes conntrack and policy: a new flow needs the source's
  *     egress policy and, for a pod on this node, the destination's ingress policy
@@ -100,7 +101,7 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, struct ethhdr *eth
 	}
 	sl_ipv4_dec_ttl(ip);
 	if (!dst)
-		return sl_send_remote(skb, remote, src->identity, SL_DIR_EGRESS);
+		return sl_send_remote(skb, ip, remote, src->identity, SL_DIR_EGRESS);
 	sl_eth_rewrite(eth, dst->mac, dst->host_mac);
 	sl_count(skb, SL_REASON_FORWARD_LOCAL, SL_DIR_EGRESS);
 	return bpf_redirect_peer(dst->ifindex, 0);

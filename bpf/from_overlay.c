@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * tc ingress of the node's collect_md VXLAN device: packets other nodes' pods sent
- * through the overlay, already decapsulated by the kernel.
+ * through the overlay that from_netdev left to the kernel to decapsulate (counted as
+ * overlay_device, then as below).
  *   no tunnel key -> dropped (cannot happen on a collect_md device)
  *   a VNI claiming the host identity -> dropped (nodes never send it; policy trusts it)
  *   IPv4 to a pod on this node -> its ingress policy (the source identity is the VNI),
@@ -25,6 +26,7 @@ int from_overlay(struct __sk_buff *skb)
 	if (bpf_skb_get_tunnel_key(skb, &key, SL_TUNNEL_KEY_SIZE, 0) < 0)
 		return sl_drop(skb, SL_REASON_DROP_TUNNEL_KEY, SL_DIR_INGRESS);
 	/* the host identity is the local node's alone: policy lets it in unchecked */
+	sl_count_only(skb, SL_REASON_OVERLAY_DEVICE, SL_DIR_INGRESS);
 	if (key.tunnel_id == SL_IDENTITY_HOST)
 		return sl_drop(skb, SL_REASON_DROP_TUNNEL_HOST, SL_DIR_INGRESS);
 	if (!SL_IN_PACKET(eth, sizeof(*eth), data_end))

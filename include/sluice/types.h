@@ -29,6 +29,8 @@ enum sl_reason {
 	SL_REASON_FORWARD_DIRECT = 6,	/* routed to a pod on another node over the uplink */
 	SL_REASON_FROM_OVERLAY = 7,	/* arrived through the overlay, delivered into a pod */
 	SL_REASON_FROM_NETDEV = 8,	/* arrived on the uplink, delivered into a pod */
+	SL_REASON_OVERLAY_DEVICE = 9,	/* of the overlay packets above, one the kernel's VXLAN device encapsulated
+					 * (egress) or decapsulated (ingress) because BPF did not */
 	SL_DROP_BASE = 128,
 	SL_REASON_DROP_MALFORMED = 128,	/* truncated or invalid headers */
 	SL_REASON_DROP_SPOOFED_IP = 129,	/* source IP is not the sending pod's */

@@ -255,6 +255,9 @@ export interface FrameAddrs {
   dst: string;
   ttl?: number;
   id?: number;
+  tos?: number;
+  /** Flags and fragment offset (default 0x4000: DF). */
+  fragOff?: number;
   options?: Uint8Array;
 }
 
@@ -277,6 +280,29 @@ export function udpFrame(a: FrameAddrs, sport: number, dport: number, payload: U
 export function tcpFrame(a: FrameAddrs, sport: number, dport: number, payload: Uint8Array = Buffer.alloc(0),
   o: Partial<Pick<TcpOpts, 'seq' | 'ack' | 'flags' | 'window'>> = {}): Buffer {
   return ipFrame(a, IPPROTO_TCP, tcp({ src: a.src, dst: a.dst, sport, dport, ...o }, payload));
+}
+
+export const VXLAN_HLEN = 8;
+/** The I flag: the VNI is valid (RFC 7348); a VXLAN header's first byte. */
+export const VXLAN_F_VNI = 0x08;
+
+export interface VxlanOpts {
+  /** 24 bits. */
+  vni: number;
+  /** The flags byte (default VXLAN_F_VNI). */
+  flags?: number;
+  /** The reserved byte after the VNI (default 0). */
+  reserved?: number;
+}
+
+/** A VXLAN header followed by `inner` (an Ethernet frame): the payload of a UDP datagram. */
+export function vxlan(o: VxlanOpts, inner: Uint8Array): Buffer {
+  if (!Number.isInteger(o.vni) || o.vni < 0 || o.vni > 0xffffff) throw new RangeError(`VNI ${o.vni} does not fit in 24 bits`);
+  const h = Buffer.alloc(VXLAN_HLEN);
+  h[0] = o.flags ?? VXLAN_F_VNI;
+  h.writeUIntBE(o.vni, 4, 3);
+  h[7] = o.reserved ?? 0;
+  return Buffer.concat([h, inner]);
 }
 
 export interface ArpFrameOpts {
@@ -419,6 +445,20 @@ export function parseL4(ip: ParsedIpv4): ParsedL4 {
     default:
       throw new Error(`no parser for IP protocol ${ip.protocol}`);
   }
+}
+
+export interface ParsedVxlan {
+  flags: number;
+  vni: number;
+  reserved: number;
+  /** The inner Ethernet frame. */
+  inner: Buffer;
+}
+
+/** Parses a VXLAN header (a UDP datagram's payload). */
+export function parseVxlan(buf: Buffer): ParsedVxlan {
+  if (buf.length < VXLAN_HLEN) throw new RangeError(`VXLAN header of ${buf.length} bytes is shorter than ${VXLAN_HLEN}`);
+  return { flags: buf[0]!, vni: buf.readUIntBE(4, 3), reserved: buf[7]!, inner: buf.subarray(VXLAN_HLEN) };
 }
 
 export interface ParsedFrame {

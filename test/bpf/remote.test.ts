@@ -1,7 +1,8 @@
 /**
  * The cross-node datapath under BPF_PROG_TEST_RUN: from_container sending to pods on
- * other nodes (through the overlay or routed directly, as sl_ipcache says), and the two
- * receiving programs, from_overlay (VXLAN device) and from_netdev (uplink).
+ * other nodes (wrapped in VXLAN, byte for byte, or routed directly, as sl_ipcache says; the
+ * overlay device when BPF cannot wrap), and the two receiving programs, from_netdev
+ * (uplink: unwrapping VXLAN, and direct mode) and from_overlay (VXLAN device).
  *
  * Test-run facts relied on (kernel 6.x): bpf_redirect, bpf_redirect_peer and
  * bpf_redirect_neigh only record their target and return TC_ACT_REDIRECT (7);
@@ -44,7 +45,7 @@ if (!IS_ROOT) {
   t.test('setup: the three programs share the pinned maps', async (tt) => {
     fc = h.load('from_container', { sl_gateway_ip: GATEWAY, sl_vxlan_port: 8472 });
     fo = h.load('from_overlay');
-    fn = h.load('from_netdev');
+    fn = h.load('from_netdev', { sl_vxlan_port: 8472 });
     for (const m of ['sl_endpoints', 'sl_ipcache', 'sl_node', 'sl_metrics']) {
       tt.equal(fo.map(m).info.id, fc.map(m).info.id, `${m} shared by from_container and from_overlay`);
       tt.equal(fn.map(m).info.id, fc.map(m).info.id, `${m} shared by from_container and from_netdev`);
@@ -66,10 +67,15 @@ if (!IS_ROOT) {
     frame: Buffer;
     verdict: number;
     count: [string, 'egress' | 'ingress'] | null;
+    /** A second counter the packet moves (of the same size). */
+    also?: [string, 'egress' | 'ingress'];
+    /** The bytes counted, when not the frame's length. */
+    countBytes?: number;
     out?: 'unchanged' | ((tt: Test, out: Buffer, input: Buffer) => void);
   }
 
-  const fromA = (dst: string, ttl = 64) => P.tcpFrame({ srcMac: A.mac, dstMac: A.host_mac, src: A.ip, dst, ttl }, 40000, 80, Buffer.from('remote'));
+  const fromA = (dst: string, ttl = 64, tos = 0, sport = 40000) =>
+    P.tcpFrame({ srcMac: A.mac, dstMac: A.host_mac, src: A.ip, dst, ttl, tos }, sport, 80, Buffer.from('remote'));
   /** As a peer node's redirect_neigh sends it: to this host's MAC (loopback's in a test run), source a remote pod. */
   const toLocal = (dst: string, dstMac = P.ZERO_MAC) => P.tcpFrame({ srcMac: '02:00:00:00:00:02', dstMac, src: REMOTE_POD, dst, ttl: 63 }, 80, 40000, Buffer.from('reply'));
   const route = (prefix: string, v: Partial<IpcVal>): [IpcKey, IpcVal] => {
@@ -77,7 +83,34 @@ if (!IS_ROOT) {
     return [{ prefixlen: Number(len), ip: ip! }, { identity: 0, tunnel_endpoint: REMOTE_NODE, flags: F.TUNNEL, ...v }];
   };
   const devices: NodeCfg = { vxlan_ifindex: 7001, uplink_ifindex: 7002, underlay_ip: '198.18.0.1', flags: 0 };
+  /** VXLAN from REMOTE_NODE to this node, as a peer's from_container sends it, around `inner`. */
+  const vxlanIn = (inner: Buffer, o: { vni?: number; flags?: number; reserved?: number; dst?: string; dport?: number; fragOff?: number } = {}) =>
+    P.udpFrame({ srcMac: '02:00:00:00:00:02', dstMac: P.ZERO_MAC, src: REMOTE_NODE, dst: o.dst ?? devices.underlay_ip, fragOff: o.fragOff },
+      51000, o.dport ?? 8472, P.vxlan({ vni: o.vni ?? 2001, flags: o.flags, reserved: o.reserved }, inner));
+  /** A remote pod's reply to `dst`, inside VXLAN. */
+  const innerTo = (dst: string) => P.tcpFrame({ srcMac: '0a:58:0a:f4:01:07', dstMac: 'ee:ee:0a:f4:01:07', src: REMOTE_POD, dst, ttl: 63 }, 80, 40000, Buffer.from('reply'));
 
+  /**
+   * Wrapped in VXLAN to `node` with the sender's identity as VNI: the frame's own Ethernet
+   * header in front (bpf_redirect_neigh replaces it), a valid outer IPv4 header from this
+   * node, UDP 8472 from a port in the ephemeral range without a checksum, and inside, the
+   * frame as routing leaves it (TTL decremented).
+   */
+  const wrappedTo = (node: string, vni: number, outerTos = 0) => (tt: Test, out: Buffer, input: Buffer) => {
+    tt.equal(out.length, input.length + 50, '50 bytes of headers added');
+    tt.same(out.subarray(0, 14), input.subarray(0, 14), 'the outer Ethernet header is the frame\'s own');
+    const o = P.parseFrame(out);
+    const ip = o.ipv4!;
+    tt.match(ip, { version: 4, headerLength: 20, tos: outerTos, totalLength: input.length - 14 + 50, fragOff: 0x4000, ttl: 64,
+      protocol: P.IPPROTO_UDP, src: devices.underlay_ip, dst: node, checksumValid: true }, 'outer IPv4: node to node, DF, TTL 64');
+    tt.match(o.l4!, { dport: 8472, checksum: 0 }, 'UDP to 8472 without a checksum');
+    tt.ok(o.l4!.sport >= 32768 && o.l4!.sport < 61000, `source port ${o.l4!.sport} in 32768-60999`);
+    tt.equal(ip.payload.readUInt16BE(4), ip.payload.length, 'UDP length');
+    const vx = P.parseVxlan(o.l4!.payload);
+    tt.same([vx.flags, vx.vni, vx.reserved], [P.VXLAN_F_VNI, vni, 0], `VXLAN: I flag, VNI ${vni}`);
+    tt.same(vx.inner.subarray(0, 14), input.subarray(0, 14), 'inner Ethernet header: the frame\'s own');
+    routedOut(tt, vx.inner, input);
+  };
   /** Only the TTL and the IPv4 checksum changed; the checksum is valid; MACs are untouched (the kernel fills them). */
   const routedOut = (tt: Test, out: Buffer, input: Buffer) => {
     const o = P.parseFrame(out);
@@ -93,11 +126,28 @@ if (!IS_ROOT) {
     tt.equal(o.eth.src, ep.host_mac, 'Ethernet src = its gateway MAC');
     tt.same(P.diffBytes(out, input).filter((b) => b >= 12), [], 'only the MACs changed');
   };
+  /** Unwrapped and delivered into pod `ep`: the inner frame, MACs as if its gateway sent it. */
+  const unwrappedTo = (ep: Ep, inner: Buffer) => (tt: Test, out: Buffer) => {
+    tt.equal(out.length, inner.length, 'the outer headers are gone');
+    deliveredTo(ep)(tt, out, inner);
+  };
 
   const cases: Case[] = [
-    { name: 'to a remote pod through the overlay: tunnel key set, redirected to the VXLAN device', prog: 'from_container',
+    { name: 'to a remote pod through the overlay: wrapped in VXLAN, out of the uplink', prog: 'from_container',
       ipcache: [route('10.244.1.0/24', { flags: F.TUNNEL })], node: devices, frame: fromA(REMOTE_POD),
-      verdict: TC_ACT_REDIRECT, count: ['forward_tunnel', 'egress'], out: routedOut },
+      verdict: TC_ACT_REDIRECT, count: ['forward_tunnel', 'egress'], out: wrappedTo(REMOTE_NODE, A.identity) },
+    { name: 'ECN is copied to the outer header (ECT(1) stays ECT(1)), DSCP is not', prog: 'from_container',
+      ipcache: [route('10.244.1.0/24', { flags: F.TUNNEL })], node: devices, frame: fromA(REMOTE_POD, 64, 0xb9),
+      verdict: TC_ACT_REDIRECT, count: ['forward_tunnel', 'egress'], out: wrappedTo(REMOTE_NODE, A.identity, 0x01) },
+    { name: 'CE goes out as ECT(0) (RFC 6040)', prog: 'from_container',
+      ipcache: [route('10.244.1.0/24', { flags: F.TUNNEL })], node: devices, frame: fromA(REMOTE_POD, 64, 0x03),
+      verdict: TC_ACT_REDIRECT, count: ['forward_tunnel', 'egress'], out: wrappedTo(REMOTE_NODE, A.identity, 0x02) },
+    { name: 'no uplink configured: the overlay device wraps it (tunnel key set, redirected to it)', prog: 'from_container',
+      ipcache: [route('10.244.1.0/24', { flags: F.TUNNEL })], node: { ...devices, uplink_ifindex: 0 }, frame: fromA(REMOTE_POD),
+      verdict: TC_ACT_REDIRECT, count: ['forward_tunnel', 'egress'], also: ['overlay_device', 'egress'], out: routedOut },
+    { name: 'no underlay address configured: the overlay device too', prog: 'from_container',
+      ipcache: [route('10.244.1.0/24', { flags: F.TUNNEL })], node: { ...devices, underlay_ip: '0.0.0.0' }, frame: fromA(REMOTE_POD),
+      verdict: TC_ACT_REDIRECT, count: ['forward_tunnel', 'egress'], also: ['overlay_device', 'egress'], out: routedOut },
     { name: 'to a remote pod routed directly: redirect_neigh out of the uplink', prog: 'from_container',
       ipcache: [route('10.244.1.0/24', { flags: F.DIRECT })], node: devices, frame: fromA(REMOTE_POD),
       verdict: TC_ACT_REDIRECT, count: ['forward_direct', 'egress'], out: routedOut },
@@ -106,9 +156,12 @@ if (!IS_ROOT) {
       node: devices, frame: fromA(REMOTE_POD), verdict: TC_ACT_REDIRECT, count: ['forward_direct', 'egress'], out: routedOut },
     { name: 'another address of the /24 still goes through the overlay', prog: 'from_container',
       ipcache: [route('10.244.1.0/24', { flags: F.TUNNEL }), route(`${REMOTE_POD}/32`, { flags: F.DIRECT, tunnel_endpoint: OTHER_NODE })],
-      node: devices, frame: fromA('10.244.1.8'), verdict: TC_ACT_REDIRECT, count: ['forward_tunnel', 'egress'], out: routedOut },
-    { name: 'overlay entry but no VXLAN device configured: dropped, counted', prog: 'from_container',
+      node: devices, frame: fromA('10.244.1.8'), verdict: TC_ACT_REDIRECT, count: ['forward_tunnel', 'egress'], out: wrappedTo(REMOTE_NODE, A.identity) },
+    { name: 'overlay entry, no VXLAN device but an uplink: BPF still wraps it', prog: 'from_container',
       ipcache: [route('10.244.1.0/24', { flags: F.TUNNEL })], node: { ...devices, vxlan_ifindex: 0 }, frame: fromA(REMOTE_POD),
+      verdict: TC_ACT_REDIRECT, count: ['forward_tunnel', 'egress'], out: wrappedTo(REMOTE_NODE, A.identity) },
+    { name: 'overlay entry but neither an uplink nor a VXLAN device: dropped, counted', prog: 'from_container',
+      ipcache: [route('10.244.1.0/24', { flags: F.TUNNEL })], node: { ...devices, vxlan_ifindex: 0, uplink_ifindex: 0 }, frame: fromA(REMOTE_POD),
       verdict: TC_ACT_SHOT, count: ['drop_no_device', 'egress'] },
     { name: 'direct entry but no uplink configured: dropped, counted', prog: 'from_container',
       ipcache: [route('10.244.1.0/24', { flags: F.DIRECT })], node: { ...devices, uplink_ifindex: 0 }, frame: fromA(REMOTE_POD),
@@ -149,9 +202,29 @@ if (!IS_ROOT) {
     { name: 'a pod sending to UDP 8473 of a node: the stack', prog: 'from_container', node: devices,
       frame: P.udpFrame({ srcMac: A.mac, dstMac: A.host_mac, src: A.ip, dst: REMOTE_NODE }, 40000, 8473, Buffer.alloc(60)),
       verdict: TC_ACT_OK, count: ['to_stack', 'egress'], out: 'unchanged' },
-    { name: 'from_netdev: VXLAN for the overlay device (UDP 8472 to the node), the stack', prog: 'from_netdev',
-      frame: P.udpFrame({ srcMac: '02:00:00:00:00:02', dstMac: P.ZERO_MAC, src: REMOTE_NODE, dst: '198.18.0.1' }, 40000, 8472, Buffer.alloc(60)),
-      verdict: TC_ACT_OK, count: null, out: 'unchanged' },
+    { name: 'from_netdev: VXLAN carrying IPv4 for a local pod: unwrapped, delivered with the VNI as source identity', prog: 'from_netdev',
+      frame: vxlanIn(innerTo(B.ip)), verdict: TC_ACT_REDIRECT, count: ['from_overlay', 'ingress'], countBytes: innerTo(B.ip).length,
+      out: unwrappedTo(B, innerTo(B.ip)) },
+    { name: 'from_netdev: VXLAN whose VNI claims the host identity: dropped, counted', prog: 'from_netdev',
+      frame: vxlanIn(innerTo(B.ip), { vni: 1 }), verdict: TC_ACT_SHOT, count: ['drop_tunnel_host', 'ingress'], out: 'unchanged' },
+    { name: 'from_netdev: VXLAN for a pod this node does not have: the stack (the overlay device drops it)', prog: 'from_netdev',
+      frame: vxlanIn(innerTo('10.244.0.99')), verdict: TC_ACT_OK, count: null, out: 'unchanged' },
+    { name: 'from_netdev: VXLAN to another address of the node: the stack', prog: 'from_netdev',
+      frame: vxlanIn(innerTo(B.ip), { dst: '198.18.0.77' }), verdict: TC_ACT_OK, count: null, out: 'unchanged' },
+    { name: 'from_netdev: UDP 4789 (not the overlay port): the stack', prog: 'from_netdev',
+      frame: vxlanIn(innerTo(B.ip), { dport: 4789 }), verdict: TC_ACT_OK, count: null, out: 'unchanged' },
+    { name: 'from_netdev: VXLAN with another flag set (GBP): left to the overlay device', prog: 'from_netdev',
+      frame: vxlanIn(innerTo(B.ip), { flags: 0x88 }), verdict: TC_ACT_OK, count: null, out: 'unchanged' },
+    { name: 'from_netdev: VXLAN with the I flag clear: left to the overlay device', prog: 'from_netdev',
+      frame: vxlanIn(innerTo(B.ip), { flags: 0 }), verdict: TC_ACT_OK, count: null, out: 'unchanged' },
+    { name: 'from_netdev: VXLAN with a reserved bit set: left to the overlay device', prog: 'from_netdev',
+      frame: vxlanIn(innerTo(B.ip), { reserved: 1 }), verdict: TC_ACT_OK, count: null, out: 'unchanged' },
+    { name: 'from_netdev: VXLAN carrying ARP: left to the overlay device', prog: 'from_netdev',
+      frame: vxlanIn(P.arpFrame({ sha: '0a:58:0a:f4:01:07', sip: REMOTE_POD, tip: B.ip })), verdict: TC_ACT_OK, count: null, out: 'unchanged' },
+    { name: 'from_netdev: a first fragment of a VXLAN packet: the stack reassembles it', prog: 'from_netdev',
+      frame: vxlanIn(innerTo(B.ip), { fragOff: 0x2000 }), verdict: TC_ACT_OK, count: null, out: 'unchanged' },
+    { name: 'from_netdev: VXLAN cut short inside the inner IPv4 header: the stack', prog: 'from_netdev',
+      frame: P.truncate(vxlanIn(innerTo(B.ip)), 14 + 20 + 8 + 8 + 14 + 10), verdict: TC_ACT_OK, count: null, out: 'unchanged' },
   ];
 
   for (const c of cases) {
@@ -167,12 +240,29 @@ if (!IS_ROOT) {
       const res = h.run(prog, c.frame);
       if (!res) throw new Error('the kernel refused the frame');
       tt.equal(res.retval, c.verdict, 'verdict');
-      const want: Counters = c.count ? { [`${c.count[0]}/${c.count[1]}`]: { packets: 1, bytes: c.frame.length } } : {};
-      tt.same(h.counters(m.metrics), want, c.count ? `counted once as ${c.count[0]}` : 'no counter moved');
+      const one = { packets: 1, bytes: c.countBytes ?? c.frame.length };
+      const want: Counters = Object.fromEntries([c.count, c.also].filter((k) => k).map((k) => [`${k![0]}/${k![1]}`, one]));
+      tt.same(h.counters(m.metrics), want, c.count ? `counted once as ${[c.count, c.also].filter((k) => k).map((k) => k![0]).join(' and ')}` : 'no counter moved');
       if (c.out === 'unchanged') tt.equal(res.data.toString('hex'), c.frame.toString('hex'), 'frame unchanged');
       else if (c.out) c.out(tt, res.data, c.frame);
     });
   }
+
+  t.test('the outer source port follows the inner flow: one port per flow, flows spread', async (tt) => {
+    const m = maps();
+    m.ipcache.clear();
+    m.ipcache.update({ prefixlen: 24, ip: '10.244.1.0' }, { identity: 0, tunnel_endpoint: REMOTE_NODE, flags: F.TUNNEL });
+    m.node.update(0, devices);
+    const sport = (innerSport: number) => {
+      const res = h.run(fc.program('from_container'), fromA(REMOTE_POD, 64, 0, innerSport));
+      if (!res || res.retval !== TC_ACT_REDIRECT) throw new Error(`not redirected: ${res?.retval}`);
+      return P.parseFrame(res.data).l4!.sport;
+    };
+    tt.equal(sport(40000), sport(40000), 'the same flow twice: the same port');
+    const ports = new Set(Array.from({ length: 16 }, (_, i) => sport(41000 + i)));
+    tt.ok(ports.size >= 8, `16 flows: ${ports.size} different ports`);
+    tt.ok([...ports].every((p) => p >= 32768 && p < 61000), 'all in the ephemeral range');
+  });
 
   t.test('bpftool dumps sl_ipcache and sl_node with field names', async (tt) => {
     const m = maps();

@@ -139,6 +139,20 @@ t.test('ICMP echo', async (t) => {
   t.equal(P.icmpEcho({ type: P.ICMP_ECHO_REPLY })[0], 0, 'echo reply');
 });
 
+t.test('VXLAN', async (t) => {
+  const inner = P.icmpFrame({ srcMac: A.mac, dstMac: B.mac, src: A.ip, dst: B.ip });
+  const v = P.vxlan({ vni: 0x0103ed }, inner);
+  // RFC 7348 5: flags (I = 0x08), 24 reserved bits, 24-bit VNI, 8 reserved bits
+  t.same([...v.subarray(0, 8)], [0x08, 0, 0, 0, 0x01, 0x03, 0xed, 0], 'header bytes');
+  t.same(v.subarray(8), inner, 'the inner frame follows');
+  t.same(P.parseVxlan(v), { flags: 0x08, vni: 0x0103ed, reserved: 0, inner });
+  t.same(P.parseVxlan(P.vxlan({ vni: 7, flags: 0x88, reserved: 1 }, Buffer.alloc(0))), { flags: 0x88, vni: 7, reserved: 1, inner: Buffer.alloc(0) });
+  for (const bad of [-1, 0x1000000, 1.5]) t.throws(() => P.vxlan({ vni: bad }, inner), RangeError, `VNI ${bad}`);
+  t.throws(() => P.parseVxlan(Buffer.alloc(7)), RangeError);
+  const f = P.parseFrame(P.icmpFrame({ srcMac: A.mac, dstMac: B.mac, src: A.ip, dst: B.ip, tos: 0xb9 }));
+  t.equal(f.ipv4!.tos, 0xb9, 'a frame can carry a TOS');
+});
+
 t.test('parseFrame', async (t) => {
   t.same(Object.keys(P.parseFrame(P.ethernet({ dst: B.mac, src: A.mac, type: P.ETH_P_IPV6 }, Buffer.alloc(40)))), ['eth'],
     'unknown ethertypes stop at Ethernet');

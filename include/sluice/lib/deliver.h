@@ -45,20 +45,15 @@ static __always_inline int sl_enforce_ingress(struct __sk_buff *skb, struct iphd
 }
 
 /*
- * The IPv4 packet in `eth` for a pod of this node, from `identity`: ingress policy, then
- * MACs set as if the pod's gateway sent it and bpf_redirect_peer into the pod. The sending
- * node already decremented the TTL. Returns -1 when the destination is not a local pod
- * (the caller decides).
+ * The IPv4 packet in `eth` for `dst`, a pod of this node, from `identity`: ingress policy,
+ * then MACs set as if the pod's gateway sent it and bpf_redirect_peer into the pod. The
+ * sending node already decremented the TTL.
  */
-static __always_inline int sl_deliver_local(struct __sk_buff *skb, struct ethhdr *eth, struct iphdr *ip, void *data_end,
-					    __u32 identity, enum sl_reason reason)
+static __always_inline int sl_deliver_to(struct __sk_buff *skb, struct ethhdr *eth, struct iphdr *ip, void *data_end,
+					 const struct sl_endpoint *dst, __u32 identity, enum sl_reason reason)
 {
-	struct sl_endpoint *dst = sl_endpoint_by_ip(ip->daddr);
-	int verdict;
+	int verdict = sl_enforce_ingress(skb, ip, data_end, dst, identity);
 
-	if (!dst)
-		return -1;
-	verdict = sl_enforce_ingress(skb, ip, data_end, dst, identity);
 	if (verdict)
 		return verdict;
 	sl_eth_rewrite(eth, dst->mac, dst->host_mac);
@@ -73,6 +68,15 @@ static __always_inline int sl_deliver_local(struct __sk_buff *skb, struct ethhdr
 		bpf_skb_change_type(skb, PACKET_HOST);
 	sl_count(skb, reason, SL_DIR_INGRESS);
 	return bpf_redirect_peer(dst->ifindex, 0);
+}
+
+/* sl_deliver_to the local pod the packet is addressed to; -1 when there is none (the caller decides). */
+static __always_inline int sl_deliver_local(struct __sk_buff *skb, struct ethhdr *eth, struct iphdr *ip, void *data_end,
+					    __u32 identity, enum sl_reason reason)
+{
+	struct sl_endpoint *dst = sl_endpoint_by_ip(ip->daddr);
+
+	return dst ? sl_deliver_to(skb, eth, ip, data_end, dst, identity, reason) : -1;
 }
 
 #endif
