@@ -1,8 +1,11 @@
 /**
  * Pods on different nodes, in the lab, with real traffic, in the three modes:
  *   vxlan   (2 nodes, one subnet): packets go through the overlay (forward_tunnel on the
- *           sender, from_overlay on the receiver), pods get uplink MTU - 50, and a large TCP
- *           transfer crosses without one IP fragment on the underlay;
+ *           sender, from_overlay on the receiver), wrapped and unwrapped in BPF (the overlay
+ *           device's counter, overlay_device, does not move); pods get uplink MTU - 50, and
+ *           a large TCP transfer crosses without one IP fragment on the underlay; a pod's
+ *           own VXLAN tunnel to another pod works too, its offloaded TCP through the overlay
+ *           device (BPF declines to wrap a packet twice) and its ICMP through BPF;
  *   switch  the same lab switched to direct without recreating pods: same addresses,
  *           MTU raised, packets routed (forward_direct / from_netdev);
  *   hybrid  (3 nodes, two subnets and a router): direct inside the subnet, overlay across;
@@ -69,11 +72,45 @@ function crossNode(tt: Test, s: LabStatus, expect: (a: Pod, b: Pod) => 'tunnel' 
       const nb = nodeOf(s, b);
       const s0 = packets(na, sent);
       const r0 = packets(nb, recv);
+      const d0 = packets(na, 'overlay_device') + packets(nb, 'overlay_device');
       tt.ok(ping(a, b), `${a.name} on ${a.node} reaches ${b.name} on ${b.node} (${b.ip})`);
       tt.ok(packets(na, sent) - s0 >= 3, `${a.node} sent them ${path === 'tunnel' ? 'through the overlay' : 'directly'} (${sent})`);
       tt.ok(packets(nb, recv) - r0 >= 3, `${b.node} delivered them from the ${path === 'tunnel' ? 'overlay' : 'uplink'} (${recv})`);
+      if (path === 'tunnel') tt.equal(packets(na, 'overlay_device') + packets(nb, 'overlay_device') - d0, 0, 'wrapped and unwrapped in BPF, not by the overlay device');
     }
   }
+}
+
+/**
+ * A VXLAN tunnel of the pods' own (UDP 4789, VNI 42) between pods a and b: ICMP through it is
+ * an ordinary UDP packet that BPF wraps; offloaded TCP through it arrives at from_container
+ * already encapsulated (skb->encapsulation set), which bpf_skb_adjust_room will not wrap a
+ * second time, so the overlay device sends it (overlay_device on a's node).
+ */
+function podTunnel(tt: Test, s: LabStatus, a: Pod, b: Pod): void {
+  const inner = { [a.name]: '192.168.77.1', [b.name]: '192.168.77.2' };
+  for (const [p, q] of [[a, b], [b, a]] as const) {
+    for (const cmd of [
+      ['link', 'add', 'pv0', 'mtu', '1350', 'type', 'vxlan', 'id', '42', 'remote', q.ip!, 'local', p.ip!, 'dstport', '4789', 'dev', 'eth0'],
+      ['addr', 'add', `${inner[p.name]}/24`, 'dev', 'pv0'],
+      ['link', 'set', 'pv0', 'up'],
+    ]) {
+      const r = inNs(p.netns, 'ip', cmd);
+      tt.equal(r.status, 0, `${p.name}: ip ${cmd.join(' ')} ${r.stderr}`);
+    }
+  }
+  const na = nodeOf(s, a);
+  const d0 = packets(na, 'overlay_device');
+  tt.equal(inNs(a.netns, 'ping', ['-n', '-c', '3', '-i', '0.2', '-W', '2', inner[b.name]!]).status, 0, 'ICMP through the pods\' own tunnel');
+  tt.equal(packets(na, 'overlay_device') - d0, 0, 'its packets (VXLAN in VXLAN, no offload) wrapped in BPF');
+  const server = inNs(b.netns, 'iperf3', ['-s', '-D', '-1', '-B', inner[b.name]!, '-p', '5302']);
+  tt.equal(server.status, 0, 'iperf3 server on the pod tunnel');
+  const c = inNs(a.netns, 'iperf3', ['-c', inner[b.name]!, '-p', '5302', '-n', '8M', '-J']);
+  tt.equal(c.status, 0, `iperf3 through the pods' own tunnel: ${c.stderr}`);
+  const j = JSON.parse(c.stdout || '{}') as { end?: { sum_sent?: { bytes: number } } };
+  tt.ok((j.end?.sum_sent?.bytes ?? 0) >= 8 << 20, `${j.end?.sum_sent?.bytes} bytes through the pods' own tunnel`);
+  tt.ok(packets(na, 'overlay_device') - d0 > 0, `its offloaded TCP went through the overlay device (${packets(na, 'overlay_device') - d0} packets)`);
+  for (const p of [a, b]) inNs(p.netns, 'ip', ['link', 'del', 'pv0']);
 }
 
 t.test('vxlan across two nodes, then switched to direct without recreating pods', async (tt) => {
@@ -97,6 +134,9 @@ t.test('vxlan across two nodes, then switched to direct without recreating pods'
   const [ga, gb] = [ipStats(s.nodes[0]!.netns), ipStats(s.nodes[1]!.netns)];
   tt.same([ga.FragCreates! - fa.FragCreates!, ga.FragFails! - fa.FragFails!, gb.ReasmReqds! - fb.ReasmReqds!], [0, 0, 0],
     'no fragment created or reassembled on the underlay');
+  tt.same([packets(s.nodes[0]!, 'overlay_device'), packets(s.nodes[1]!, 'overlay_device')], [0, 0],
+    'every packet so far, 64 KiB GSO ones included, wrapped and unwrapped in BPF');
+  podTunnel(tt, s, a, b);
 
   // Switch the running cluster to direct.
   const before = s.pods.map((p) => [p.name, p.ip]);
