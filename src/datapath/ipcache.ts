@@ -5,6 +5,7 @@
 import type { Config } from '../config/config.js';
 import { formatCidr, parseCidr } from '../util/ipv4.js';
 import { openMap } from './loader.js';
+import { applyMapDiff, type MapDiff } from './map-diff.js';
 
 export const IPCACHE_FLAGS = { none: 0, tunnel: 1, direct: 2 } as const;
 
@@ -26,11 +27,7 @@ export function readIpcache(cfg: Pick<Config, 'pinRoot'>): Map<string, IpcacheEn
   }
 }
 
-export interface IpcacheChange {
-  added: string[];
-  changed: string[];
-  removed: string[];
-}
+export type IpcacheChange = MapDiff<string>;
 
 /**
  * Makes sl_ipcache equal `want`: new and changed entries first, stale ones last, so a
@@ -38,24 +35,15 @@ export interface IpcacheChange {
  */
 export function syncIpcache(cfg: Pick<Config, 'pinRoot'>, want: ReadonlyMap<string, IpcacheEntry>): IpcacheChange {
   const have = readIpcache(cfg);
-  const out: IpcacheChange = { added: [], changed: [], removed: [] };
   const m = openMap<IpcacheKey, IpcacheEntry>(cfg, 'sl_ipcache');
   try {
-    for (const [cidr, v] of want) {
-      const h = have.get(cidr);
-      if (h && h.identity === v.identity && h.tunnel_endpoint === v.tunnel_endpoint && h.flags === v.flags) continue;
-      m.update(keyOf(cidr), v);
-      (h ? out.changed : out.added).push(cidr);
-    }
-    for (const cidr of have.keys()) {
-      if (want.has(cidr)) continue;
-      m.delete(keyOf(cidr));
-      out.removed.push(cidr);
-    }
+    return applyMapDiff(have, want, (a, b) => a.identity === b.identity && a.tunnel_endpoint === b.tunnel_endpoint && a.flags === b.flags, {
+      write: (cidr, v) => m.update(keyOf(cidr), v),
+      remove: (cidr) => m.delete(keyOf(cidr)),
+    });
   } finally {
     m.close();
   }
-  return out;
 }
 
 export function readNodeConfig(cfg: Pick<Config, 'pinRoot'>): NodeConfigValue | undefined {

@@ -6,6 +6,7 @@
 import type { Config } from '../config/config.js';
 import { keyString, type PolicyKey, type PolicyValue } from '../policy/compile.js';
 import { openMap } from './loader.js';
+import { applyMapDiff } from './map-diff.js';
 
 export interface PolicyEntry {
   key: PolicyKey;
@@ -25,19 +26,11 @@ export function syncPolicyMap(cfg: Pick<Config, 'pinRoot'>, want: ReadonlyMap<st
   try {
     const have = new Map<string, PolicyEntry>();
     for (const [key, value] of m.entries()) have.set(keyString(key), { key, value });
-    const out: PolicyMapChange = { written: 0, removed: 0 };
-    for (const [s, { key, value }] of want) {
-      const h = have.get(s);
-      if (h && h.value.policy === value.policy && h.value.flags === value.flags) continue;
-      m.update(key, value);
-      out.written++;
-    }
-    for (const [s, { key }] of have) {
-      if (want.has(s)) continue;
-      m.delete(key);
-      out.removed++;
-    }
-    return out;
+    const d = applyMapDiff(have, want, (a, b) => a.value.policy === b.value.policy && a.value.flags === b.value.flags, {
+      write: (_, e) => m.update(e.key, e.value),
+      remove: (_, e) => m.delete(e.key),
+    });
+    return { written: d.added.length + d.changed.length, removed: d.removed.length };
   } finally {
     m.close();
   }
