@@ -248,6 +248,34 @@ if (!IS_ROOT) {
     });
   }
 
+  t.test('unwrapped VXLAN meets the pod\'s ingress policy with the VNI as source identity', async (tt) => {
+    const m = maps();
+    const policy = fc.map<{ prefixlen: number; endpoint: number; identity: number; dir: number; protocol: number; dport: number }, { policy: number; flags: number }>('sl_policy');
+    const ct = fc.map<{ saddr: string; daddr: string; sport: number; dport: number; protocol: number }, unknown>('sl_ct');
+    m.endpoints.clear();
+    for (const { ip, ...v } of [A, B]) m.endpoints.update({ ip }, v);
+    m.ipcache.clear();
+    m.node.update(0, devices);
+    policy.clear();
+    ct.clear();
+    // B's ingress is isolated by policy 9, which admits identity 2001 on TCP 40000 only
+    policy.update({ prefixlen: 72, endpoint: B.id, dir: 1, identity: 0, protocol: 0, dport: 0 }, { policy: 9, flags: 0 });
+    policy.update({ prefixlen: 96, endpoint: B.id, dir: 1, identity: 2001, protocol: 6, dport: 40000 }, { policy: 9, flags: 1 });
+    const run = (vni: number) => {
+      m.metrics.clear();
+      const r = h.run(fn.program('from_netdev'), vxlanIn(innerTo(B.ip), { vni }));
+      return [r?.retval, Object.keys(h.counters(m.metrics))];
+    };
+    try {
+      tt.same(run(2002), [TC_ACT_SHOT, ['drop_policy_ingress/ingress']], 'VNI 2002: denied by B\'s ingress policy');
+      tt.same(run(2001), [TC_ACT_REDIRECT, ['from_overlay/ingress']], 'VNI 2001: admitted, delivered');
+      tt.ok(ct.lookup({ saddr: REMOTE_POD, daddr: B.ip, sport: 80, dport: 40000, protocol: 6 }), 'the flow is tracked by its inner addresses');
+    } finally {
+      policy.clear();
+      ct.clear();
+    }
+  });
+
   t.test('the outer source port follows the inner flow: one port per flow, flows spread', async (tt) => {
     const m = maps();
     m.ipcache.clear();
