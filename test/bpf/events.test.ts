@@ -109,9 +109,14 @@ if (!IS_ROOT) {
   t.test('the rate limit lets a burst of `rate` events through and counts the rest', async (tt) => {
     reset({ trace: 0, rate: 5 });
     const spoofed = P.udpFrame({ srcMac: A.mac, dstMac: A.host_mac, src: '10.244.0.99', dst: B.ip }, 1, 2);
-    for (let i = 0; i < 50; i++) run(spoofed);
+    // one test run repeated in the kernel, so that the 50 drops come close together even
+    // under emulation (TCG); the bucket refills 5 tokens a second, so any time the run
+    // still takes lets that many more through
+    const t0 = process.hrtime.bigint();
+    run(spoofed, 50);
+    const refill = Math.floor((Number(process.hrtime.bigint() - t0) / 1e9) * 5);
     const c = counters();
-    tt.ok(events.length >= 5 && events.length <= 6, `about 5 events got through (${events.length})`);
+    tt.ok(events.length >= 5 && events.length <= 6 + refill, `about 5 events got through (${events.length}; ${refill} more allowed for the run's duration)`);
     tt.equal(c.sent, events.length, 'sent counts what arrived');
     tt.equal(c.sent + c.rateLimited, 50, 'every other one is counted as rate limited');
   });
