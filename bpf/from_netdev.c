@@ -11,7 +11,6 @@
  *     frames not addressed to this host's MAC) -> the stack
  */
 #include "sluice/lib/common.h"
-#include "sluice/lib/config.h"
 #include "sluice/lib/metrics.h"
 #include "sluice/lib/deliver.h"
 #include "sluice/lib/remote.h"

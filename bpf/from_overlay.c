@@ -25,8 +25,8 @@ int from_overlay(struct __sk_buff *skb)
 
 	if (bpf_skb_get_tunnel_key(skb, &key, SL_TUNNEL_KEY_SIZE, 0) < 0)
 		return sl_drop(skb, SL_REASON_DROP_TUNNEL_KEY, SL_DIR_INGRESS);
-	/* the host identity is the local node's alone: policy lets it in unchecked */
 	sl_count_only(skb, SL_REASON_OVERLAY_DEVICE, SL_DIR_INGRESS);
+	/* the host identity is the local node's alone: policy lets it in unchecked */
 	if (key.tunnel_id == SL_IDENTITY_HOST)
 		return sl_drop(skb, SL_REASON_DROP_TUNNEL_HOST, SL_DIR_INGRESS);
 	if (!SL_IN_PACKET(eth, sizeof(*eth), data_end))

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <linux/in.h>
 #include "common.h"
+#include "ipv4.h"
 
 #define SL_EVENT_DEFAULT_RATE 1000	/* events per second per CPU */
 #define SL_NSEC 1000000000ULL
@@ -56,7 +57,7 @@ static inline __attribute__((noinline)) int sl_event_packet(const struct __sk_bu
 	e->saddr = ip.saddr;
 	e->daddr = ip.daddr;
 	e->protocol = ip.protocol;
-	if ((ip.frag_off & bpf_htons(0x1fff)) ||
+	if ((ip.frag_off & bpf_htons(SL_IP_OFFSET)) ||
 	    (ip.protocol != IPPROTO_TCP && ip.protocol != IPPROTO_UDP && ip.protocol != IPPROTO_SCTP))
 		return 0;
 	if (bpf_skb_load_bytes(skb, sizeof(struct ethhdr) + ip.ihl * 4, ports, sizeof(ports)) < 0)

@@ -5,6 +5,11 @@
 
 #include "common.h"
 
+/* frag_off (host byte order): don't fragment, more fragments, the fragment offset */
+#define SL_IP_DF 0x4000
+#define SL_IP_MF 0x2000
+#define SL_IP_OFFSET 0x1fff
+
 /* The IPv4 header after `eth`, or NULL when it is truncated or malformed. */
 static __always_inline struct iphdr *sl_ipv4_hdr(struct ethhdr *eth, void *data_end)
 {
@@ -17,6 +22,20 @@ static __always_inline struct iphdr *sl_ipv4_hdr(struct ethhdr *eth, void *data_
 	if (!SL_IN_PACKET(ip, ip->ihl * 4, data_end))
 		return NULL;
 	return ip;
+}
+
+/* The header checksum of a 20-byte IPv4 header whose check field is 0. */
+static __always_inline __u16 sl_ipv4_csum(const struct iphdr *ip)
+{
+	const __u16 *w = (const __u16 *)ip;
+	__u32 sum = 0;
+
+#pragma unroll
+	for (int i = 0; i < (int)(sizeof(*ip) / 2); i++)
+		sum += w[i];
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return (__u16)~sum;
 }
 
 /* Decrements the TTL and patches the checksum incrementally (RFC 1624), as ip_decrease_ttl does. */

@@ -5,6 +5,7 @@
 
 #include <linux/in.h>
 #include "common.h"
+#include "ipv4.h"
 
 #ifndef IPPROTO_SCTP
 #define IPPROTO_SCTP 132
@@ -40,7 +41,7 @@ static __always_inline int sl_flow_parse(struct iphdr *ip, void *data_end, struc
 	f->protocol = ip->protocol;
 	f->tcp_flags = 0;
 	f->icmp_echo = 0;
-	if (ip->frag_off & bpf_htons(0x1fff))
+	if (ip->frag_off & bpf_htons(SL_IP_OFFSET))
 		return 0;
 	switch (ip->protocol) {
 	case IPPROTO_TCP:

@@ -19,6 +19,7 @@
 #include <linux/udp.h>
 #include "common.h"
 #include "config.h"
+#include "ipv4.h"
 
 struct sl_vxlanhdr {
 	__be32 flags;	/* SL_VXLAN_F_VNI: the VNI is valid; nothing else is set */
@@ -44,25 +45,8 @@ _Static_assert(__builtin_offsetof(struct sl_vxlan_encap, inner) + sizeof(struct 
  * as the VXLAN device picks it (udp_flow_src_port), so ECMP on the underlay spreads flows. */
 #define SL_VXLAN_SPORT_MIN 32768
 #define SL_VXLAN_SPORT_MAX 61000
-#define SL_IP_DF 0x4000
-#define SL_IP_MF 0x2000
-#define SL_IP_OFFSET 0x1fff
 #define SL_ECN_MASK 3
 #define SL_ECN_ECT_0 2
-
-/* The header checksum of a 20-byte IPv4 header whose check field is 0. */
-static __always_inline __u16 sl_ipv4_csum(const struct iphdr *ip)
-{
-	const __u16 *w = (const __u16 *)ip;
-	__u32 sum = 0;
-
-#pragma unroll
-	for (int i = 0; i < (int)(sizeof(*ip) / 2); i++)
-		sum += w[i];
-	sum = (sum & 0xffff) + (sum >> 16);
-	sum = (sum & 0xffff) + (sum >> 16);
-	return (__u16)~sum;
-}
 
 enum sl_vxlan_encap_result {
 	SL_VXLAN_ENCAPPED = 0,		/* the frame is now VXLAN to the remote node */
