@@ -6,6 +6,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { HOST_CFLAGS, hostCompileArgv } from '../toolchain/clang.js';
 import { describe, nsArgs, ProcessError, type Processes } from './proc.js';
 import { REPO_ROOT } from './same-node.js';
 import { ToolOutputError, waitListening, type Cpus, type Pair } from './tools.js';
@@ -57,12 +58,12 @@ export function parseCrrJson(text: string): CrrFigures {
   };
 }
 
-/** Compiles crr.c (or `source`) with `clang -O2` into `dir`; the binary's path. Throws with clang's messages. */
+/** Compiles crr.c (or `source`) with clang (HOST_CFLAGS) into `dir`; the binary's path. Throws with clang's messages. */
 export async function buildCrr(procs: Processes, dir: string, source = CRR_SOURCE): Promise<string> {
   if (!existsSync(source)) throw new Error(`${source} is missing: the connection-rate tool is compiled from it`);
   const out = join(dir, CRR_BIN_NAME);
-  const r = await procs.run(`clang ${source}`, 'clang', ['-O2', '-Wall', '-Wextra', '-Werror', '-o', out, source], 120_000, true);
-  if (r.code !== 0 || r.signal) throw new Error(`could not compile ${source} with clang -O2 (${describe(r)})`);
+  const r = await procs.run(`clang ${source}`, 'clang', hostCompileArgv(source, out), 120_000, true);
+  if (r.code !== 0 || r.signal) throw new Error(`could not compile ${source} with clang ${HOST_CFLAGS[0]} (${describe(r)})`);
   return out;
 }
 

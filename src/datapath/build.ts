@@ -6,23 +6,15 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
-import { arch } from 'node:os';
 import { join, relative } from 'node:path';
-import { run } from '../net/exec.js';
+import { BPF_CFLAGS, bpfSystemIncludeDirs, clangVersion, compileBpf } from '../toolchain/clang.js';
 import { BPF_INCLUDE_DIR, BPF_SRC_DIR, bpfCacheDir } from './paths.js';
-
-export const CLANG_FLAGS = ['-target', 'bpf', '-O2', '-g', '-Wall', '-Werror'] as const;
 
 export interface BuildResult {
   program: string;
   object: string;
   hash: string;
   cached: boolean;
-}
-
-function multiarchInclude(): string {
-  const triple = arch() === 'arm64' ? 'aarch64-linux-gnu' : 'x86_64-linux-gnu';
-  return `/usr/include/${triple}`;
 }
 
 function filesUnder(dir: string): string[] {
@@ -35,14 +27,6 @@ function filesUnder(dir: string): string[] {
   return out.sort();
 }
 
-let clangVersion: string | undefined;
-function compilerVersion(): string {
-  if (clangVersion === undefined) {
-    clangVersion = run('clang', ['--version']).stdout.split('\n')[0] ?? '';
-  }
-  return clangVersion;
-}
-
 /** The C programs of the datapath: one per attach point (bpf/*.c). */
 export function datapathSources(srcDir = BPF_SRC_DIR): string[] {
   return readdirSync(srcDir).filter((f) => f.endsWith('.c')).map((f) => f.slice(0, -2)).sort();
@@ -52,7 +36,7 @@ export function sourceHash(program: string, o: { srcDir?: string; includeDir?: s
   const srcDir = o.srcDir ?? BPF_SRC_DIR;
   const includeDir = o.includeDir ?? BPF_INCLUDE_DIR;
   const h = createHash('sha256');
-  h.update(compilerVersion()).update('\0').update(CLANG_FLAGS.join(' ')).update('\0');
+  h.update(clangVersion()).update('\0').update([...BPF_CFLAGS, ...bpfSystemIncludeDirs()].join(' ')).update('\0');
   h.update(readFileSync(join(srcDir, `${program}.c`)));
   for (const f of filesUnder(includeDir)) h.update('\0').update(relative(includeDir, f)).update('\0').update(readFileSync(f));
   return h.digest('hex').slice(0, 16);
@@ -71,11 +55,13 @@ export function buildProgram(program: string, o: { srcDir?: string; includeDir?:
   mkdirSync(cacheDir, { recursive: true });
   const tmp = `${object}.${process.pid}.tmp`;
   try {
-    run('clang', [...CLANG_FLAGS, '-I', includeDir, '-I', multiarchInclude(), '-c', source, '-o', tmp]);
+    compileBpf({ source, output: tmp, includeDirs: [includeDir], depFile: `${tmp}.d` });
     renameSync(tmp, object);
   } catch (e) {
     rmSync(tmp, { force: true });
     throw new Error(`compiling ${source} failed:\n${(e as Error).message}`);
+  } finally {
+    rmSync(`${tmp}.d`, { force: true });
   }
   // Objects of older sources are of no further use.
   for (const f of readdirSync(cacheDir)) {

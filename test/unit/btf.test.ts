@@ -10,6 +10,7 @@ import { accessSync, constants, mkdtempSync, readFileSync, rmSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { compileBpf } from '../../src/toolchain/clang.js';
 import { Btf, type BtfType } from '../../src/bpf/btf.js';
 import { listElfSections, readElfSection, readElfSymbols } from '../../src/bpf/elf.js';
 
@@ -21,9 +22,7 @@ t.teardown(() => rmSync(work, { recursive: true, force: true }));
 /** Compile test/fixtures/btf/<name>.c as the datapath is compiled. */
 function compile(name: string): { path: string; elf: Buffer } {
   const path = join(work, `${name}.o`);
-  execFileSync('clang', ['-target', 'bpf', '-O2', '-g', '-c', '-I', join(ROOT, 'include'), join(FIXTURES, `${name}.c`), '-o', path], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  compileBpf({ source: join(FIXTURES, `${name}.c`), output: path, includeDirs: [join(ROOT, 'include')] });
   return { path, elf: readFileSync(path) };
 }
 

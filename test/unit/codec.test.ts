@@ -6,11 +6,11 @@
 import t from 'tap';
 
 const tap = t;
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { compileBpf } from '../../src/toolchain/clang.js';
 import { Btf } from '../../src/bpf/btf.js';
 import { CodecError, codecFor, percpuCodec, type Codec } from '../../src/bpf/codec.js';
 import { readElfSection } from '../../src/bpf/elf.js';
@@ -23,9 +23,7 @@ t.teardown(() => rmSync(work, { recursive: true, force: true }));
 /** Compile test/fixtures/btf/<name>.c as the datapath is compiled. */
 function compile(name: string): Buffer {
   const path = join(work, `${name}.o`);
-  execFileSync('clang', ['-target', 'bpf', '-O2', '-g', '-c', '-I', join(ROOT, 'include'), join(FIXTURES, `${name}.c`), '-o', path], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  compileBpf({ source: join(FIXTURES, `${name}.c`), output: path, includeDirs: [join(ROOT, 'include')] });
   return readFileSync(path);
 }
 

@@ -3,9 +3,16 @@
 #ifndef SLUICE_LIB_ARP_H
 #define SLUICE_LIB_ARP_H
 
-#include <linux/if_arp.h>
 #include "common.h"
 #include "eth.h"
+
+/*
+ * ARP's numbers (RFC 826; IANA's ARP parameters), defined here: the kernel's linux/if_arp.h
+ * includes linux/netdevice.h, which includes the C library's sys/socket.h.
+ */
+#define SL_ARPHRD_ETHER 1
+#define SL_ARPOP_REQUEST 1
+#define SL_ARPOP_REPLY 2
 
 /* The Ethernet/IPv4 ARP packet after the Ethernet header (RFC 826). */
 struct sl_arp {
@@ -27,8 +34,8 @@ static __always_inline struct sl_arp *sl_arp_request(struct ethhdr *eth, void *d
 
 	if (!SL_IN_PACKET(arp, sizeof(*arp), data_end))
 		return NULL;
-	if (arp->hrd != bpf_htons(ARPHRD_ETHER) || arp->pro != bpf_htons(ETH_P_IP) ||
-	    arp->hln != ETH_ALEN || arp->pln != 4 || arp->op != bpf_htons(ARPOP_REQUEST))
+	if (arp->hrd != bpf_htons(SL_ARPHRD_ETHER) || arp->pro != bpf_htons(ETH_P_IP) ||
+	    arp->hln != ETH_ALEN || arp->pln != 4 || arp->op != bpf_htons(SL_ARPOP_REQUEST))
 		return NULL;
 	return arp;
 }
@@ -39,7 +46,7 @@ static __always_inline void sl_arp_reply(struct ethhdr *eth, struct sl_arp *arp,
 	__be32 requester = arp->sip;
 
 	sl_eth_rewrite(eth, arp->sha, mac);
-	arp->op = bpf_htons(ARPOP_REPLY);
+	arp->op = bpf_htons(SL_ARPOP_REPLY);
 	sl_mac_copy(arp->tha, arp->sha);
 	arp->tip = requester;
 	sl_mac_copy(arp->sha, mac);

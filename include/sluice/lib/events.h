@@ -9,7 +9,6 @@
 #ifndef SLUICE_LIB_EVENTS_H
 #define SLUICE_LIB_EVENTS_H
 
-#include <stddef.h>
 #include <linux/in.h>
 #include "common.h"
 #include "ipv4.h"
@@ -51,7 +50,7 @@ static inline __attribute__((noinline)) int sl_event_packet(const struct __sk_bu
 	struct iphdr ip;
 	__be16 ports[2];
 
-	if (bpf_skb_load_bytes(skb, offsetof(struct ethhdr, h_proto), &proto, sizeof(proto)) < 0 ||
+	if (bpf_skb_load_bytes(skb, __builtin_offsetof(struct ethhdr, h_proto), &proto, sizeof(proto)) < 0 ||
 	    proto != bpf_htons(ETH_P_IP) || bpf_skb_load_bytes(skb, sizeof(struct ethhdr), &ip, sizeof(ip)) < 0)
 		return 0;
 	e->saddr = ip.saddr;

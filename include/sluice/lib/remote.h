@@ -13,15 +13,13 @@
 #ifndef SLUICE_LIB_REMOTE_H
 #define SLUICE_LIB_REMOTE_H
 
-#include <linux/socket.h>
 #include "common.h"
 #include "metrics.h"
 #include "ipv4.h"
 #include "vxlan.h"
 
-#ifndef AF_INET
-#define AF_INET 2
-#endif
+/* The address family of a bpf_redirect_neigh next hop (the C library's AF_INET, which uapi does not define). */
+#define SL_AF_INET 2
 
 #define SL_TUNNEL_TTL 64
 
@@ -103,7 +101,7 @@ static __always_inline int sl_send_remote(struct __sk_buff *skb, const struct ip
 		return sl_send_overlay_device(skb, cfg, remote, src_identity, dir);
 	}
 
-	struct bpf_redir_neigh nh = { .nh_family = AF_INET, .ipv4_nh = remote->tunnel_endpoint };
+	struct bpf_redir_neigh nh = { .nh_family = SL_AF_INET, .ipv4_nh = remote->tunnel_endpoint };
 
 	if (!cfg || !cfg->uplink_ifindex)
 		return sl_drop(skb, SL_REASON_DROP_NO_DEVICE, dir);
