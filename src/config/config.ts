@@ -31,6 +31,12 @@ export interface Config {
   metricsAddress: string;
   /** How pods reach pods on other nodes: VXLAN overlay, direct routing, or direct within the node's subnet and VXLAN beyond. */
   mode: Mode;
+  /**
+   * The network namespace the node lives in (a path such as /run/netns/n1), or empty for
+   * any: set, a command refuses to run in another namespace, whose routes would send what
+   * is meant for the node's network (its store, its agents) somewhere else.
+   */
+  netns: string;
 }
 
 export const MODES = ['vxlan', 'direct', 'hybrid'] as const;
@@ -49,9 +55,12 @@ export const DEFAULTS: Omit<Config, 'nodeName'> = {
   store: 'file',
   metricsAddress: '127.0.0.1:9962',
   mode: 'vxlan',
+  netns: '',
 };
 
 export const DEFAULT_CONFIG_PATH = '/etc/sluice/config.yaml';
+/** The environment variable that names the config file when --config is not given (`sluice lab exec --node` sets it). */
+export const CONFIG_ENV = 'SLUICE_CONFIG';
 
 /** Each key with its flag and a one-line description (used for --help and docs). */
 export const KEYS: Record<keyof Config, { flag: string; help: string }> = {
@@ -68,6 +77,7 @@ export const KEYS: Record<keyof Config, { flag: string; help: string }> = {
   store: { flag: '--store', help: 'cluster state: file (default), file:/dir or etcd://host:port[,host:port…][/prefix]' },
   metricsAddress: { flag: '--metrics-address', help: `agent's Prometheus endpoint host:port, or off (default ${DEFAULTS.metricsAddress})` },
   mode: { flag: '--mode', help: 'cross-node forwarding: vxlan (default), direct or hybrid' },
+  netns: { flag: '--netns', help: 'the network namespace (path) the node lives in: commands refuse to run elsewhere (default: any)' },
 };
 
 export class ConfigError extends Error {
@@ -140,6 +150,7 @@ export function resolveConfig(file: Record<string, unknown>, flags: Partial<Reco
     store: str(src('store'), 'store', raw.store),
     metricsAddress: str(src('metricsAddress'), 'metricsAddress', raw.metricsAddress),
     mode: raw.mode as Mode,
+    netns: raw.netns === '' ? '' : absPath(src('netns'), 'netns', raw.netns),
   };
   if (!MODES.includes(cfg.mode)) throw new ConfigError(src('mode'), 'mode', `expected one of ${MODES.join(', ')}, got ${JSON.stringify(raw.mode)}`);
   if (!/^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$/.test(cfg.nodeName)) {

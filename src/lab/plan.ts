@@ -174,6 +174,9 @@ export function makePlan(topo: Topology, lab: string, root: string, tools: PlanT
       metricsAddress: '127.0.0.1:9962',
       clusterCIDR: topo.clusterCIDR,
       blockSize: topo.blockSize,
+      // The CLI refuses this config outside the node's namespace: from the root namespace
+      // the lab's addresses are reached through the machine's own default route.
+      netns: netnsPathOf(netns),
     };
     const config = join(ndir, 'config.yaml');
     const socket = join(cfg.runDir, 'agent.sock');

@@ -9,7 +9,6 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AgentClient } from '../cni/client.js';
-import { PACKAGE_ROOT } from '../datapath/paths.js';
 import { ipBatch } from '../net/ip.js';
 import { createNetns } from '../net/netns.js';
 import { run } from '../net/exec.js';
@@ -18,9 +17,9 @@ import { teardown } from './down.js';
 import { preflight } from './host.js';
 import { DEFAULT_LAB, makePlan, nodeUplinkCommands, underlayCommands, UNDERLAY_SYSCTLS, type NodePlan, type Plan, type PlanTools, type PodPlan } from './plan.js';
 import { lastLine, logTail, spawnDetached, type Spawned } from './procs.js';
-import { openStore } from '../store/open.js';
-import { labelNamespace } from '../policy/store.js';
 import { formatLabels } from '../util/labels.js';
+import { runIn } from './exec.js';
+import { labTools } from './tools.js';
 import { labRoot, readState, writeState, type LabState, type ProcessRecord } from './state.js';
 import { buildTopology, parseTopologyText, type TopologyFlags } from './topology.js';
 
@@ -35,10 +34,6 @@ export interface UpOptions {
   /** How long each agent may take to become ready (default 120 s; the first start compiles the datapath). */
   readyTimeoutMs?: number;
   root?: string;
-}
-
-export function labTools(): PlanTools {
-  return { node: process.execPath, sluice: join(PACKAGE_ROOT, 'bin', 'sluice.js'), etcd: process.env.SLUICE_ETCD_BIN || '/usr/bin/etcd' };
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -200,15 +195,19 @@ async function build(plan: Plan, state: LabState, log: (line: string) => void, o
   writeState(state);
 
   // Namespace labels are cluster state: into the store, where every node's agent finds them.
+  // Written as a user would, with \`sluice namespace label\` run on the first node: the
+  // lab's store is reachable only from inside the lab (from this namespace, a connection
+  // to the etcd address would leave through the machine's own default route).
   const labelled = plan.topology.namespaces.filter((n) => Object.keys(n.labels).length > 0);
   if (labelled.length) {
-    const store = await openStore(plan.storeSpec, { stateDir: plan.dir });
-    try {
-      for (const n of labelled) await labelNamespace(store, n.name, n.labels, []);
-    } finally {
-      await store.close();
+    const n0 = plan.nodes[0]!;
+    for (const ns of labelled) {
+      check();
+      const argv = ['sluice', 'namespace', 'label', ns.name, ...Object.entries(ns.labels).map(([k, v]) => `${k}=${v}`)];
+      const r = await runIn({ netns: n0.netnsPath, config: n0.config }, argv, signal);
+      if (r.code !== 0) throw new Error(`labelling namespace ${ns.name} on node ${n0.name} failed (exit ${r.code}): ${r.stderr.trim() || r.stdout.trim()}`);
     }
-    log(`namespace labels: ${labelled.map((n) => `${n.name} ${formatLabels(n.labels)}`).join('; ')}`);
+    log(`namespace labels (through node ${n0.name}): ${labelled.map((n) => `${n.name} ${formatLabels(n.labels)}`).join('; ')}`);
   }
 
   // Pods: nodes in parallel, one pod at a time per node (the agent serializes adds anyway).

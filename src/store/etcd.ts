@@ -95,6 +95,9 @@ function tidy(message: string): string {
   return message.replace(/\.?\s*Resolution note:\s*$/, '').replace(/\.?\s*Last error: null\s*$/, '').replace(/Last error: Error: /, 'last error: ').trim();
 }
 
+/** What to check when etcd cannot be reached: the address is routed from the namespace the command runs in. */
+const REACH_HINT = '; check that this network namespace reaches the store (a lab\'s etcd is reachable only inside the lab: `sluice lab exec --node NODE -- sluice …`)';
+
 export class EtcdStore implements Store {
   readonly description: string;
   readonly prefix: string;
@@ -144,8 +147,9 @@ export class EtcdStore implements Store {
       && (e instanceof GRPCDeadlineExceededError || (e instanceof GRPCUnavailableError && noReason(e)))) e = retries.previous;
     let why: string;
     if (this.closed || e instanceof ClientClosedError) why = 'the store is closed';
-    else if (e instanceof GRPCDeadlineExceededError) why = `timed out after ${this.timeoutMs} ms (etcd did not answer)`;
-    else if (e instanceof GRPCUnavailableError) why = `etcd unavailable: ${tidy(e.message)}`;
+    else if (e instanceof GRPCDeadlineExceededError) why = `timed out after ${this.timeoutMs} ms (etcd did not answer)${REACH_HINT}`;
+    else if (e instanceof GRPCUnavailableError) why = `etcd unavailable: ${tidy(e.message)}${REACH_HINT}`;
+    else if (/\bUNIMPLEMENTED\b|HTTP status code/.test((e as Error)?.message ?? '')) why = `what answered is not etcd: ${tidy((e as Error).message)}${REACH_HINT}`;
     else if (e instanceof EtcdLeaseInvalidError) why = 'lease not found (expired or revoked)';
     else why = tidy((e as Error)?.message ?? String(e));
     if (retries && !(e instanceof GRPCDeadlineExceededError)) why += ` (gave up after ${retries.ms} ms of retries)`;

@@ -6,6 +6,7 @@ import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { hostCompileArgv } from '../../src/toolchain/clang.js';
 import { LAYOUTS, LINK_INFO, MAP_INFO, PROG_INFO } from '../../src/bpf/abi.js';
 import { tempDir, uniquePrefix } from '../helpers/env.js';
 
@@ -26,7 +27,7 @@ for (const [name, , fields] of info) {
 }
 const src = `#include <stddef.h>\n#include <stdio.h>\n#include <bpf/libbpf.h>\n#include <bpf/bpf.h>\nint main(void) {\n${lines.join('\n')}\nreturn 0;\n}\n`;
 writeFileSync(join(dir, 'abi.c'), src);
-const cc = spawnSync('cc', [join(dir, 'abi.c'), '-o', join(dir, 'abi')], { encoding: 'utf8' });
+const cc = spawnSync('clang', hostCompileArgv(join(dir, 'abi.c'), join(dir, 'abi')), { encoding: 'utf8' });
 
 if (cc.status !== 0) {
   t.fail(`cannot compile the ABI probe (libbpf-dev installed?): ${cc.stderr}`);

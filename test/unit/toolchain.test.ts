@@ -115,7 +115,7 @@ t.test('no file of the repository runs clang with flags of its own', async (t) =
       const code = line.replace(/^\s*(\/\/|\*|#).*$/, '');
       // An argv literal given to clang, a BPF flag, or a shell command line starting with clang.
       const shell = !/\.(ts|mjs|js)$/.test(f);
-      if (/['"`]clang['"`]\s*,\s*\[|['"]-target['"]|['"]-nostdinc['"]/.test(code) || (shell && /(^|[;&|]|\$\()\s*clang\s/.test(code))) {
+      if (/['"`](clang|cc|gcc)['"`]\s*,\s*\[|['"]-target['"]|['"]-nostdinc['"]/.test(code) || (shell && /(^|[;&|]|\$\()\s*clang\s/.test(code))) {
         offenders.push(`${f}:${i + 1}: ${line.trim()}`);
       }
     });

@@ -2,7 +2,7 @@ import { Command, CommanderError } from 'commander';
 import type { Mode } from '../../config/config.js';
 import { labDown } from '../../lab/down.js';
 import { labRestartAgents } from '../../lab/restart.js';
-import { execIn, targetNetns } from '../../lab/exec.js';
+import { execIn, targetOf } from '../../lab/exec.js';
 import { DEFAULT_LAB } from '../../lab/plan.js';
 import { labStatus, type LabStatus } from '../../lab/status.js';
 import { labUp } from '../../lab/up.js';
@@ -111,11 +111,18 @@ export function register(program: Command): void {
       if (o.output === 'json') printJson(s);
       else {
         printStatus(s);
+        const flag = s.name === DEFAULT_LAB ? '' : ` --name ${s.name}`;
         const first = s.pods[0];
-        if (first) {
-          const flag = s.name === DEFAULT_LAB ? '' : ` --name ${s.name}`;
-          process.stdout.write(`\ntry: sluice lab exec${flag} ${first.name} -- ip addr show eth0\n     sluice lab down${flag}\n`);
-        }
+        const node = s.nodes[0];
+        const hints = [
+          ...(first ? [`sluice lab exec${flag} ${first.name} -- ip addr show eth0          # in a pod`] : []),
+          ...(node ? [
+            `sluice lab exec${flag} --node ${node.name} -- sluice endpoint list     # sluice on a node, with its config`,
+            `sluice lab exec${flag} --node ${node.name} -- sluice policy apply -f FILE`,
+          ] : []),
+          `sluice lab down${flag}`,
+        ];
+        process.stdout.write(`\ntry: ${hints.join('\n     ')}\n`);
       }
     });
 
@@ -147,8 +154,8 @@ export function register(program: Command): void {
       if (o.node ? before.length !== 0 : before.length !== 1) {
         throw new Error(o.node ? `--node ${o.node} takes no pod (got ${before.join(' ')})` : `expected one pod before -- (got ${before.length ? before.join(' ') : 'none'})`);
       }
-      const netns = targetNetns(o.name, o.node ? { node: o.node } : { pod: before[0]! });
-      const code = await execIn(netns, cmd);
+      const place = targetOf(o.name, o.node ? { node: o.node } : { pod: before[0]! });
+      const code = await execIn(place, cmd);
       // main() turns a CommanderError into the process's exit status without printing anything.
       if (code !== 0) throw new CommanderError(code, 'sluice.lab.exec', '');
     });
