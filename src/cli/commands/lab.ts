@@ -138,7 +138,7 @@ export function register(program: Command): void {
     });
 
   lab.command('exec')
-    .description("run a command in a pod's network namespace (or a node's, with --node); its exit status is exec's")
+    .description("run a command in a pod's network namespace, or a node's with --node (there `sluice` is this build, with the node's config); its exit status is exec's")
     .usage('[--name LAB] POD -- CMD [ARGS…]  |  [--name LAB] --node NODE -- CMD [ARGS…]')
     .argument('[pod]', 'NS/NAME, or NAME when only one namespace has it')
     .argument('[command...]', 'the command, after --')
