@@ -36,7 +36,7 @@ export interface Config {
    * any: set, a command refuses to run in another namespace, whose routes would send what
    * is meant for the node's network (its store, its agents) somewhere else.
    */
-  netns: string;
+  nodeNetns: string;
 }
 
 export const MODES = ['vxlan', 'direct', 'hybrid'] as const;
@@ -55,7 +55,7 @@ export const DEFAULTS: Omit<Config, 'nodeName'> = {
   store: 'file',
   metricsAddress: '127.0.0.1:9962',
   mode: 'vxlan',
-  netns: '',
+  nodeNetns: '',
 };
 
 export const DEFAULT_CONFIG_PATH = '/etc/sluice/config.yaml';
@@ -77,7 +77,7 @@ export const KEYS: Record<keyof Config, { flag: string; help: string }> = {
   store: { flag: '--store', help: 'cluster state: file (default), file:/dir or etcd://host:port[,host:port…][/prefix]' },
   metricsAddress: { flag: '--metrics-address', help: `agent's Prometheus endpoint host:port, or off (default ${DEFAULTS.metricsAddress})` },
   mode: { flag: '--mode', help: 'cross-node forwarding: vxlan (default), direct or hybrid' },
-  netns: { flag: '--netns', help: 'the network namespace (path) the node lives in: commands refuse to run elsewhere (default: any)' },
+  nodeNetns: { flag: '--node-netns', help: 'the network namespace (path) the node lives in: commands refuse to run elsewhere (default: any)' },
 };
 
 export class ConfigError extends Error {
@@ -150,7 +150,7 @@ export function resolveConfig(file: Record<string, unknown>, flags: Partial<Reco
     store: str(src('store'), 'store', raw.store),
     metricsAddress: str(src('metricsAddress'), 'metricsAddress', raw.metricsAddress),
     mode: raw.mode as Mode,
-    netns: raw.netns === '' ? '' : absPath(src('netns'), 'netns', raw.netns),
+    nodeNetns: raw.nodeNetns === '' ? '' : absPath(src('nodeNetns'), 'nodeNetns', raw.nodeNetns),
   };
   if (!MODES.includes(cfg.mode)) throw new ConfigError(src('mode'), 'mode', `expected one of ${MODES.join(', ')}, got ${JSON.stringify(raw.mode)}`);
   if (!/^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$/.test(cfg.nodeName)) {

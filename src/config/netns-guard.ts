@@ -1,5 +1,5 @@
 /**
- * A node's config may name the network namespace the node lives in (`netns`). A command
+ * A node's config may name the network namespace the node lives in (`nodeNetns`). A command
  * run with that config anywhere else would reach the node's store, agents and pods
  * through the wrong namespace's routes: from the root namespace, out of the machine's own
  * uplink to whatever answers there. So it refuses, and says how to run it where it belongs.
@@ -20,18 +20,18 @@ function nsKey(path: string): string {
   return `${s.dev}:${s.ino}`;
 }
 
-/** Throws unless this process runs in the network namespace `cfg.netns` names (when it names one). */
-export function requireNodeNetns(cfg: Pick<Config, 'netns' | 'nodeName'>, configFile?: string, self = '/proc/self/ns/net'): void {
-  if (!cfg.netns) return;
+/** Throws unless this process runs in the network namespace `cfg.nodeNetns` names (when it names one). */
+export function requireNodeNetns(cfg: Pick<Config, 'nodeNetns' | 'nodeName'>, configFile?: string, self = '/proc/self/ns/net'): void {
+  if (!cfg.nodeNetns) return;
   let want: string;
   try {
-    want = nsKey(cfg.netns);
+    want = nsKey(cfg.nodeNetns);
   } catch (e) {
-    throw new WrongNetnsError(`node ${cfg.nodeName} lives in network namespace ${cfg.netns} (config key netns), which does not exist (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); is its lab down?`);
+    throw new WrongNetnsError(`node ${cfg.nodeName} lives in network namespace ${cfg.nodeNetns} (config key nodeNetns), which does not exist (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); is its lab down?`);
   }
   if (nsKey(self) === want) return;
   const conf = configFile ? ` --config ${configFile}` : '';
-  throw new WrongNetnsError(`node ${cfg.nodeName} lives in network namespace ${cfg.netns} (config key netns) and this command runs in another one, `
+  throw new WrongNetnsError(`node ${cfg.nodeName} lives in network namespace ${cfg.nodeNetns} (config key nodeNetns) and this command runs in another one, `
     + 'from which its store, agent and pods are reached through other routes, or not at all. Run it inside the node\'s namespace: '
-    + `\`nsenter --net=${cfg.netns} sluice${conf} …\`, or for a lab's node \`sluice lab exec [--name LAB] --node ${cfg.nodeName} -- sluice …\``);
+    + `\`nsenter --net=${cfg.nodeNetns} sluice${conf} …\`, or for a lab's node \`sluice lab exec [--name LAB] --node ${cfg.nodeName} -- sluice …\``);
 }

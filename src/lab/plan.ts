@@ -176,7 +176,7 @@ export function makePlan(topo: Topology, lab: string, root: string, tools: PlanT
       blockSize: topo.blockSize,
       // The CLI refuses this config outside the node's namespace: from the root namespace
       // the lab's addresses are reached through the machine's own default route.
-      netns: netnsPathOf(netns),
+      nodeNetns: netnsPathOf(netns),
     };
     const config = join(ndir, 'config.yaml');
     const socket = join(cfg.runDir, 'agent.sock');

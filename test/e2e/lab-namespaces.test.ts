@@ -103,8 +103,8 @@ for (const { store, skip } of stores) {
     // A node's config from the root namespace: refused before anything is sent.
     const root = sluice(['--config', n1!.config, 'namespace', 'list']);
     tt.equal(root.status, 1, "a node's config is refused outside the node's namespace");
-    tt.match(root.stderr, new RegExp(`node n1 lives in network namespace ${n1!.netns} \\(config key netns\\) and this command runs in another one.*sluice lab exec \\[--name LAB\\] --node n1 -- sluice`));
-    tt.match(readFileSync(n1!.config, 'utf8'), `netns: ${n1!.netns}`, 'the lab writes netns into each node config');
+    tt.match(root.stderr, new RegExp(`node n1 lives in network namespace ${n1!.netns} \\(config key nodeNetns\\) and this command runs in another one.*sluice lab exec \\[--name LAB\\] --node n1 -- sluice`));
+    tt.match(readFileSync(n1!.config, 'utf8'), `nodeNetns: ${n1!.netns}`, 'the lab writes nodeNetns into each node config');
 
     // The labels work: namespaceSelector team=blue admits x/a (n1) to x/c (n2), across nodes.
     const file = join(dir, 'blue-only.yaml');

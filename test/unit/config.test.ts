@@ -45,6 +45,7 @@ t.test('errors name the source, the key and the problem', async (t) => {
     ['podCIDR not a block of the pool', { podCIDR: '10.0.0.0/24' }, {}, /podCIDR: 10.0.0.0\/24 is not a \/24 block of 10.244.0.0\/16/],
     ['gateway not link-local', { gatewayIP: '10.0.0.1' }, {}, /gatewayIP: 10.0.0.1 is not link-local/],
     ['bad uplink name', { uplink: 'a/b' }, {}, /uplink: 'a\/b' is not a device name/],
+    ['relative node netns', { nodeNetns: 'n1' }, {}, /^f\.yaml: nodeNetns: expected an absolute path, got 'n1'/],
   ];
   for (const [name, file, flags, re] of cases) t.throws(() => resolveConfig(file, flags, 'f.yaml'), { message: re }, name);
 });
@@ -72,4 +73,10 @@ t.test('mode', async (t) => {
   t.equal(resolveConfig({ mode: 'hybrid' }, {}).mode, 'hybrid');
   t.equal(resolveConfig({ mode: 'vxlan' }, { mode: 'direct' }).mode, 'direct');
   t.throws(() => resolveConfig({ mode: 'geneve' }, {}), /config: mode: expected one of vxlan, direct, hybrid, got "geneve"/);
+});
+
+t.test('nodeNetns: a path, empty by default', async (t) => {
+  t.equal(resolveConfig({}, {}).nodeNetns, '');
+  t.equal(resolveConfig({ nodeNetns: '/run/netns/n1' }, {}).nodeNetns, '/run/netns/n1');
+  t.equal(resolveConfig({}, { nodeNetns: '/run/netns/n2/' }).nodeNetns, '/run/netns/n2', 'from the flag, trailing slash dropped');
 });
