@@ -120,6 +120,17 @@ export class Agent {
       };
       await this.reconcileNow('start', { driftCheck: true });
       for (const f of this.features) await f.start?.(this.ctx);
+      const ctx = this.ctx;
+      this.node.manager.admission = {
+        admit: async (ep) => {
+          const out: { identity?: number } = {};
+          for (const f of this.features) if (f.admit) Object.assign(out, await f.admit(ctx, ep));
+          return out;
+        },
+        forget: (ep) => {
+          for (const f of this.features) f.forget?.(ctx, ep);
+        },
+      };
       // An address record of a ready endpoint deleted by someone else means it lost its
       // address (our own deletes mark the endpoint 'deleting' before releasing it).
       const handles = `ipam/handles/`;

@@ -4,6 +4,7 @@
  * at stop. Features are listed in features.ts and run in that order.
  */
 import type { Config } from '../config/config.js';
+import type { Endpoint } from '../endpoint/types.js';
 import type { IpcacheEntry } from '../datapath/ipcache.js';
 import type { NodeHandle } from '../node/context.js';
 import type { InitResult } from '../node/node.js';
@@ -76,6 +77,12 @@ export interface AgentFeature {
   /** Part of every reconciliation (after the endpoints'). */
   reconcile?(ctx: AgentContext, pass: ReconcilePass): Promise<FeatureReport>;
   routes?(ctx: AgentContext): Route[];
+  /**
+   * A new endpoint, before the datapath knows it (see EndpointAdmission): what its map entry
+   * must carry. `forget` when its add failed afterwards.
+   */
+  admit?(ctx: AgentContext, ep: Readonly<Endpoint>): Promise<{ identity?: number }>;
+  forget?(ctx: AgentContext, ep: Readonly<Endpoint>): void;
   /** At SIGTERM: must leave the datapath as it is. */
   stop?(): Promise<void>;
 }

@@ -1,8 +1,16 @@
 /**
- * NetworkPolicy as an agent feature. Every reconciliation (and whenever policies,
- * namespace labels, identities or published endpoints change in the store):
+ * NetworkPolicy as an agent feature.
+ *
+ * A new endpoint is admitted before the datapath knows it (EndpointAdmission): it gets the
+ * identity of (namespace, labels) and its own sl_policy entries, compiled from the inputs
+ * of the last pass, so its first packet in either direction meets the policy in force.
+ * Peers' entries for a new identity follow with the pass the add schedules.
+ *
+ * Every reconciliation (and whenever policies, namespace labels, identities or published
+ * endpoints change in the store):
  *   1. each ready local endpoint gets the cluster-wide identity of (namespace, labels),
- *      written into its record and its sl_endpoints entry (the VNI carries it);
+ *      written by the endpoint manager into its record and its sl_endpoints entry (the VNI
+ *      carries it) when its labels changed;
  *   2. the node's endpoints are published (`endpoints/<node>/<id>`), so other nodes know
  *      each pod's address, identity and ports;
  *   3. the policies are compiled for the local endpoints and sl_policy is made equal to the
@@ -17,19 +25,23 @@
  * (map-sync.ts). At 50,000 rules a compile and a read-back cost seconds of CPU; a skip, the
  * store reads and a fingerprint (~10 ms).
  */
-import { readEndpointEntries, writeEndpointEntry } from '../endpoint/datapath.js';
-import { parseEndpointName } from '../endpoint/types.js';
+import { readEndpointEntries } from '../endpoint/datapath.js';
+import { parseEndpointName, type Endpoint } from '../endpoint/types.js';
 import { openMap } from '../datapath/loader.js';
 import { pinnedMapState } from '../datapath/map-state.js';
-import { syncPolicyMap, type PolicyEntry } from '../datapath/policy-map.js';
-import { IdentityAllocator } from '../identity/identity.js';
+import { syncPolicyMap, writePolicyEntries, type PolicyEntry } from '../datapath/policy-map.js';
+import { IdentityAllocator, identityLabels } from '../identity/identity.js';
 import { allAddresses } from '../net/ip.js';
 import { compilePolicies } from '../policy/compile.js';
 import { ENDPOINTS, NAMESPACES, POLICIES, type PublishedEndpoint } from '../policy/store.js';
 import type { Store, Unwatch } from '../store/types.js';
+import { Serial } from '../util/serial.js';
 import type { AgentContext, AgentFeature, FeatureReport, MapSyncReport, ReconcilePass } from './feature.js';
 import { MapSync } from './map-sync.js';
-import { compileInputOf, policyInputsFingerprint, policyIpcache, type PolicyInputs } from './policy-inputs.js';
+import { compileInputOf, policyInputsFingerprint, policyIpcache, type LocalEndpointInput, type PolicyInputs } from './policy-inputs.js';
+
+/** The cluster-wide inputs of a compile: everything but this node's endpoints. */
+type ClusterInputs = Omit<PolicyInputs, 'local'>;
 
 interface CtKey { saddr: string; daddr: string; sport: number; dport: number; protocol: number }
 interface CtEntry { expires: bigint }
@@ -59,6 +71,16 @@ export class PolicyFeature implements AgentFeature {
    * compile, what it must hold while the inputs stay the same (created at the first pass).
    */
   private sync: MapSync<ReadonlyMap<string, PolicyEntry>> | undefined;
+  /**
+   * sl_policy's writers, one at a time: a pass (from choosing its endpoints to its last
+   * write) and an admission. Otherwise a pass that chose its endpoints before an admission
+   * would delete the admitted endpoint's entries as stale.
+   */
+  private readonly writer = new Serial();
+  /** Endpoints admitted and not yet ready: a pass compiles for them too. */
+  private readonly admitted = new Map<number, LocalEndpointInput>();
+  /** The cluster-wide inputs of the last pass (admissions compile from them). */
+  private lastCluster: ClusterInputs | undefined;
 
   async start(ctx: AgentContext): Promise<void> {
     for (const prefix of [POLICIES, NAMESPACES, ENDPOINTS, 'identities/ids/']) {
@@ -72,6 +94,40 @@ export class PolicyFeature implements AgentFeature {
     }
     ctx.registry.collect('sluice_policy_verdicts_total', 'Packets decided by policy, by policy, direction and verdict', 'counter', () => this.verdictSamples(ctx));
     ctx.registry.collect('sluice_ct_entries', 'Live entries in the conntrack table', 'gauge', () => [{ name: 'sluice_ct_entries', value: this.liveCt(ctx).live }]);
+  }
+
+  async admit(ctx: AgentContext, ep: Readonly<Endpoint>): Promise<{ identity: number }> {
+    const namespace = parseEndpointName(ep.name).namespace;
+    const ids = new IdentityAllocator(ctx.node.store);
+    const identity = await ids.allocate(namespace, ep.labels);
+    const cluster = this.lastCluster ?? await this.readCluster(ctx, ids);
+    await this.writer.run(async () => {
+      const me: LocalEndpointInput = { id: ep.id, namespace, identity, labels: ep.labels, ports: ep.ports ?? [] };
+      const identities = new Map(cluster.identities);
+      if (!identities.has(identity)) identities.set(identity, identityLabels(namespace, ep.labels));
+      const compiled = compilePolicies(compileInputOf({ ...cluster, identities, local: new Map([[ep.id, me]]) }));
+      // New keys only (the endpoint id is new): nothing another endpoint relies on changes.
+      writePolicyEntries(ctx.cfg, compiled.entries);
+      this.admitted.set(ep.id, me);
+    });
+    return { identity };
+  }
+
+  forget(ctx: AgentContext, ep: Readonly<Endpoint>): void {
+    // Its entries are stale now: the next pass removes them.
+    if (this.admitted.delete(ep.id)) ctx.scheduleReconcile(`the add of ${ep.name} failed`);
+  }
+
+  /** The store's share of the inputs, and this node's addresses. */
+  private async readCluster(ctx: AgentContext, ids: IdentityAllocator, endpoints?: Map<string, string>): Promise<ClusterInputs> {
+    const store = ctx.node.store;
+    return {
+      policies: await storedValues(store, POLICIES),
+      namespaces: new Map([...await storedValues(store, NAMESPACES)].map(([k, v]) => [k.slice(NAMESPACES.length), v])),
+      endpoints: endpoints ?? await storedValues(store, ENDPOINTS),
+      identities: await ids.list(),
+      addresses: ownAddresses(),
+    };
   }
 
   async stop(): Promise<void> {
@@ -92,18 +148,13 @@ export class PolicyFeature implements AgentFeature {
       if (ep.state !== 'ready') continue;
       wanted.set(ep.id, { identity: await ids.allocate(parseEndpointName(ep.name).namespace, ep.labels), labels: JSON.stringify(ep.labels) });
     }
-    await node.manager.state.lockedAsync(async () => {
-      const entries = readEndpointEntries(cfg);
-      for (const ep of node.manager.list()) {
-        const w = wanted.get(ep.id);
-        if (ep.state !== 'ready' || !w || w.labels !== JSON.stringify(ep.labels)) continue;
-        if (ep.identity === w.identity && entries.get(ep.ip)?.identity === w.identity) continue;
-        const next = { ...ep, identity: w.identity };
-        node.manager.state.saveEndpoint(next);
-        writeEndpointEntry(cfg, next);
-        changed.push(`${ep.name} identity ${w.identity}`);
-      }
-    });
+    const entries = readEndpointEntries(cfg);
+    for (const ep of node.manager.list()) {
+      const w = wanted.get(ep.id);
+      if (ep.state !== 'ready' || !w || w.labels !== JSON.stringify(ep.labels)) continue;
+      if (ep.identity === w.identity && entries.get(ep.ip)?.identity === w.identity) continue;
+      if (await node.manager.setIdentity(ep, w.identity)) changed.push(`${ep.name} identity ${w.identity}`);
+    }
     const local = node.manager.list().filter((e) => e.state === 'ready' && e.identity !== undefined);
 
     // 2. Publish this node's endpoints.
@@ -129,15 +180,31 @@ export class PolicyFeature implements AgentFeature {
     if (wrote) endpoints = await storedValues(node.store, ENDPOINTS);
 
     // 3. Compile and apply, when the inputs changed; read sl_policy back when drift is suspected or due.
-    const inputs: PolicyInputs = {
-      policies: await storedValues(node.store, POLICIES),
-      namespaces: new Map([...await storedValues(node.store, NAMESPACES)].map(([k, v]) => [k.slice(NAMESPACES.length), v])),
-      endpoints,
-      identities: await ids.list(),
-      local: new Map(local.map((e) => [e.id, { id: e.id, namespace: parseEndpointName(e.name).namespace, identity: e.identity!, labels: e.labels, ports: e.ports ?? [] }])),
-      addresses: ownAddresses(),
-    };
-    this.knownIdentities = new Set(inputs.identities.keys());
+    const cluster = await this.readCluster(ctx, ids, endpoints);
+    this.lastCluster = cluster;
+    this.knownIdentities = new Set(cluster.identities.keys());
+    const report = await this.writer.run(() => this.apply(ctx, pass, cluster, changed, problems));
+
+    // 5. Conntrack garbage.
+    const gc = this.liveCt(ctx, true);
+    if (gc.deleted) changed.push(`conntrack: ${gc.deleted} dead entries removed`);
+    return { changed, problems, sync: { sl_policy: report } };
+  }
+
+  /**
+   * Steps 3 and 4 for the ready endpoints and the admitted ones, under the writer lock: an
+   * admitted endpoint that is ready now, or gone, is no longer kept apart.
+   */
+  private async apply(ctx: AgentContext, pass: ReconcilePass, cluster: ClusterInputs, changed: string[], problems: string[]): Promise<MapSyncReport> {
+    const { cfg, node } = ctx;
+    const all = node.manager.list();
+    const ready = all.filter((e) => e.state === 'ready' && e.identity !== undefined);
+    const local = new Map<number, LocalEndpointInput>(ready.map((e) => [e.id, { id: e.id, namespace: parseEndpointName(e.name).namespace, identity: e.identity!, labels: e.labels, ports: e.ports ?? [] }]));
+    for (const [id, a] of this.admitted) {
+      if (local.has(id) || !all.some((e) => e.id === id)) this.admitted.delete(id);
+      else local.set(id, a);
+    }
+    const inputs: PolicyInputs = { ...cluster, local };
     const fp = policyInputsFingerprint(inputs);
     this.sync ??= new MapSync('sl_policy', ctx.driftCheckMs);
     const decision = this.sync.decide(fp, pinnedMapState(cfg, 'sl_policy'), pass.driftCheck);
@@ -164,11 +231,7 @@ export class PolicyFeature implements AgentFeature {
         problems.push(`sl_policy: ${(e as Error).message}`);
       }
     }
-
-    // 5. Conntrack garbage.
-    const gc = this.liveCt(ctx, true);
-    if (gc.deleted) changed.push(`conntrack: ${gc.deleted} dead entries removed`);
-    return { changed, problems, sync: { sl_policy: report } };
+    return report;
   }
 
   /** Counts live conntrack entries; with `collect`, deletes the dead ones. */

@@ -20,6 +20,16 @@ export interface PolicyMapChange {
   removed: number;
 }
 
+/** Writes `entries` into sl_policy, touching nothing else (for keys no other entry shares). */
+export function writePolicyEntries(cfg: Pick<Config, 'pinRoot'>, entries: ReadonlyMap<string, PolicyEntry>): void {
+  const m = openMap<PolicyKey, PolicyValue>(cfg, 'sl_policy');
+  try {
+    for (const e of entries.values()) m.update(e.key, e.value);
+  } finally {
+    m.close();
+  }
+}
+
 /** Makes sl_policy hold exactly `want` (keyed by `keyString`); returns what it changed. */
 export function syncPolicyMap(cfg: Pick<Config, 'pinRoot'>, want: ReadonlyMap<string, PolicyEntry>): PolicyMapChange {
   const m = openMap<PolicyKey, PolicyValue>(cfg, 'sl_policy');

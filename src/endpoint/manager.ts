@@ -51,6 +51,17 @@ export function containerEndpointName(containerId: string, ifname: string): stri
   return `default/${id}${ifname === 'eth0' ? '' : `-${ifname.toLowerCase().replace(/[^a-z0-9]/g, '')}`}`;
 }
 
+/**
+ * What a new endpoint must get before the datapath knows it (the agent's policy feature):
+ * its identity and its policy entries, so that its first packet in either direction meets
+ * the policy in force. `admit` runs after the veth exists (host side down) and before the
+ * sl_endpoints entry and the programs; `forget` when the add fails after it.
+ */
+export interface EndpointAdmission {
+  admit(ep: Readonly<Endpoint>): Promise<{ identity?: number }>;
+  forget(ep: Readonly<Endpoint>): void;
+}
+
 interface ValidAdd {
   netns: string;
   ifname: string;
@@ -63,6 +74,8 @@ interface ValidAdd {
 
 export class EndpointManager {
   readonly state: NodeState;
+  /** Set by the agent; without one (the CLI on its own) an endpoint starts with identity 0. */
+  admission: EndpointAdmission | undefined;
 
   constructor(readonly cfg: Config, readonly pool: Pool) {
     this.state = new NodeState(cfg);
@@ -169,12 +182,20 @@ export class EndpointManager {
         handle: `${this.cfg.nodeName}/${v.containerId ?? v.name}/${v.ifname}`,
       };
       this.state.saveEndpoint(ep);
+      let admitted = false;
       try {
         ep.ip = (await this.pool.allocate(ep.handle, v.ip)).ip;
         this.state.saveEndpoint(ep);
         const veth = createVeth({ hostIf, podIf: v.ifname, netns: v.netns, ip: ep.ip, mtu, gateway: this.cfg.gatewayIP });
         Object.assign(ep, { mac: veth.pod.mac, hostIfindex: veth.host.ifindex, hostMac: veth.host.mac });
         this.state.saveEndpoint(ep);
+        if (this.admission) {
+          admitted = true;
+          const a = await this.admission.admit(ep);
+          if (a.identity !== undefined) ep.identity = a.identity;
+          this.state.saveEndpoint(ep);
+        }
+        // Complete from its first write: the datapath never sees the pod without its identity.
         writeEndpointEntry(this.cfg, ep);
         attachEndpoint(this.cfg, ep);
         activateHostSide(hostIf, ep.ip, ep.mac);
@@ -182,6 +203,7 @@ export class EndpointManager {
         this.state.saveEndpoint(ep);
         return ep;
       } catch (e) {
+        if (admitted) this.admission?.forget(ep);
         const leftovers = await this.teardown(ep);
         const more = leftovers.length ? `; cleanup also failed (the agent retries it): ${leftovers.join('; ')}` : '';
         throw new EndpointError(`adding endpoint ${v.name} failed: ${(e as Error).message}${more}`);
@@ -202,6 +224,22 @@ export class EndpointManager {
       for (const k of remove) delete next.labels[k];
       this.state.saveEndpoint(next);
       return next;
+    });
+  }
+
+  /**
+   * Gives a ready endpoint its (new) identity: record and sl_endpoints entry together, when
+   * the endpoint is still the one `seen` (same id, labels and state). Returns true when it
+   * wrote. sl_endpoints has this class as its one writer.
+   */
+  async setIdentity(seen: Readonly<Endpoint>, identity: number): Promise<boolean> {
+    return this.state.lockedAsync(async () => {
+      const ep = this.list().find((e) => e.id === seen.id);
+      if (!ep || ep.state !== 'ready' || JSON.stringify(ep.labels) !== JSON.stringify(seen.labels)) return false;
+      const next = { ...ep, identity };
+      this.state.saveEndpoint(next);
+      writeEndpointEntry(this.cfg, next);
+      return true;
     });
   }
 
