@@ -14,6 +14,7 @@ import type { Config } from '../config/config.js';
 import type { PodPort } from '../endpoint/ports.js';
 import { readMetrics } from '../datapath/metrics.js';
 import { openMap } from '../datapath/loader.js';
+import { CT_MAP } from '../datapath/conntrack.js';
 import { tryLockFile, type FileLock } from '../util/lock.js';
 import { openNode, type NodeHandle } from '../node/context.js';
 import { initNode, type InitResult } from '../node/node.js';
@@ -50,7 +51,7 @@ export function agentPaths(cfg: Pick<Config, 'runDir'>): { socket: string; lock:
   return { socket: join(cfg.runDir, 'agent.sock'), lock: join(cfg.runDir, 'agent.lock') };
 }
 
-export const MAPS_TO_WATCH = ['sl_endpoints', 'sl_metrics', 'sl_ipcache', 'sl_prefilter', 'sl_policy', 'sl_ct'];
+export const MAPS_TO_WATCH = ['sl_endpoints', 'sl_metrics', 'sl_ipcache', 'sl_prefilter', 'sl_policy', CT_MAP];
 
 /** Default of AgentOptions.driftCheckIntervalMs. */
 export const DEFAULT_DRIFT_CHECK_MS = 5 * 60_000;

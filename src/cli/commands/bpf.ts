@@ -89,7 +89,7 @@ export function register(program: Command): void {
     });
   });
 
-  listCommand(bpf, 'ct', 'the sl_ct map: tracked flows, their state, seconds left and the policy that allowed them', async (cmd, format) => {
+  listCommand(bpf, 'ct', 'the sl_ct_v2 map: tracked flows, their state, seconds left and the policy that allowed them', async (cmd, format) => {
     const cfg = configOf(cmd);
     print(format, readCtRows(cfg, await mapNames(cfg)), {
       PROTOCOL: (r) => r.protocol, SOURCE: (r) => r.src, DESTINATION: (r) => r.dst, STATE: (r) => r.state,
