@@ -15,6 +15,7 @@ import type { PodPort } from '../endpoint/ports.js';
 import { readMetrics } from '../datapath/metrics.js';
 import { openMap } from '../datapath/loader.js';
 import { CT_MAP } from '../datapath/conntrack.js';
+import { describeMigration, migrateMaps } from '../datapath/migrate.js';
 import { tryLockFile, type FileLock } from '../util/lock.js';
 import { openNode, type NodeHandle } from '../node/context.js';
 import { initNode, type InitResult } from '../node/node.js';
@@ -111,6 +112,7 @@ export class Agent {
       this.initResult = await initNode(this.node, { cacheDir: this.o.cacheDir });
       const r = this.initResult;
       this.log(`node ${r.node}: pod block ${r.podCIDR}, ${r.adopted ? 'adopted the pinned datapath' : `loaded ${r.programs.length} programs`}, ${r.reattached} endpoint(s) attached`);
+      for (const m of r.migrated) this.log(`map layout upgrade: ${describeMigration(m)}`);
       await this.registerNode();
       this.ctx = {
         cfg: this.cfg, node: this.node, init: r, registry: this.registry, log: (l) => this.log(l),
@@ -121,6 +123,8 @@ export class Agent {
       };
       await this.reconcileNow('start', { driftCheck: true });
       for (const f of this.features) await f.start?.(this.ctx);
+      // Every device runs the new programs now: the old-layout maps can go.
+      for (const m of migrateMaps(this.cfg, { retire: true })) this.log(`map layout upgrade: ${describeMigration(m)}`);
       const ctx = this.ctx;
       this.node.manager.admission = {
         admit: async (ep) => {

@@ -10,6 +10,7 @@
  * due (see syncIpcache below).
  */
 import { existsSync } from 'node:fs';
+import { pinnedLinkState } from '../bpf/link.js';
 import { attachTc } from '../bpf/tc.js';
 import { readIpcache, readNodeConfig, syncIpcache, writeNodeConfig, type IpcacheChange, type IpcacheEntry } from '../datapath/ipcache.js';
 import { pinnedMapState } from '../datapath/map-state.js';
@@ -100,9 +101,12 @@ export class RoutingFeature implements AgentFeature {
       const dev = spec.device === 'overlay' ? vx.link : uplink;
       if (!dev) continue;
       const pin = pins.link(dev.name, spec.hook);
-      if (existsSync(pin) && !vx.created) continue;
       const prog = openProgram(cfg, spec.program);
       try {
+        // A pinned link is kept when it runs this build's program; after a reload (an
+        // upgrade) it still runs the old one, with the old maps: its program is replaced.
+        const link = existsSync(pin) && !vx.created ? pinnedLinkState(pin) : undefined;
+        if (link && link.ifindex === dev.ifindex && link.programId === prog.info().id) continue;
         attachTc(prog, dev.ifindex, spec.hook, { linkPin: pin });
       } finally {
         prog.close();

@@ -18,6 +18,7 @@ import { deleteVxlan, VXLAN_DEV } from '../net/vxlan.js';
 import { SLUICE_RT_PROTO } from '../routing/plan.js';
 import { writeJsonAtomic } from '../util/fsatomic.js';
 import { openNode, type NodeHandle } from './context.js';
+import { mergeReports, migrateMaps, type MigrationReport } from '../datapath/migrate.js';
 
 export interface InitResult {
   node: string;
@@ -28,6 +29,11 @@ export interface InitResult {
   /** True when the pinned programs were already the current build and were kept as they are. */
   adopted: boolean;
   reattached: number;
+  /**
+   * Old-layout maps copied into their successors (src/datapath/migrate.ts); their pins stay
+   * until the agent has attached everything (retireOldMaps).
+   */
+  migrated: MigrationReport[];
 }
 
 /** Mounts bpffs at /sys/fs/bpf when the pin root is not on one. */
@@ -107,11 +113,14 @@ export async function initNode(node: NodeHandle, o: { cacheDir?: string; reload?
     const rec = readNodeRecord(cfg);
     const kept = o.reload ? undefined : adoptablePrograms(cfg, rec, fingerprint);
     const programs = kept ?? loadDatapath(cfg, { cacheDir: o.cacheDir });
+    // Before the new programs see a packet, and again after: the old ones ran until then.
+    const before = migrateMaps(cfg);
     const reattached = manager.attachAll();
+    const migrated = mergeReports(before, migrateMaps(cfg));
     writeJsonAtomic(nodeRecordPath(cfg), {
       node: cfg.nodeName, podCIDR, initialised: rec?.initialised ?? new Date().toISOString(), datapath: { fingerprint, programs },
     } satisfies NodeRecord);
-    return { node: cfg.nodeName, podCIDR, mtu: podMtu(cfg), uplink: up ?? null, programs, adopted: kept !== undefined, reattached };
+    return { node: cfg.nodeName, podCIDR, mtu: podMtu(cfg), uplink: up ?? null, programs, adopted: kept !== undefined, reattached, migrated };
   });
 }
 
