@@ -24,6 +24,7 @@ import { ensureVxlan, VXLAN_DEV, VXLAN_OVERHEAD } from '../net/vxlan.js';
 import type { Config } from '../config/config.js';
 import { underlayOf, type NodeRecord } from '../node/underlay.js';
 import { planRoutes, SLUICE_RT_PROTO, type PlannedRoute, type RoutePlan } from '../routing/plan.js';
+import { HEALTH, NODES, nodeOfHealthKey } from '../store/keys.js';
 import type { Unwatch } from '../store/types.js';
 import type { AgentContext, AgentFeature, FeatureReport, MapSyncReport, ReconcilePass } from './feature.js';
 import { fingerprint } from './fingerprint.js';
@@ -120,7 +121,7 @@ export class RoutingFeature implements AgentFeature {
 
   async start(ctx: AgentContext): Promise<void> {
     for (const c of this.ensureDevices(ctx.cfg)) ctx.log(`routing: ${c}`);
-    this.unwatch = await ctx.node.store.watch('nodes/', () => ctx.scheduleReconcile('a node record changed'));
+    this.unwatch = await ctx.node.store.watch(NODES, () => ctx.scheduleReconcile('a node record changed'));
     // The start pass read sl_ipcache back already: this one writes only what changed since.
     await this.reconcile(ctx, { driftCheck: false });
   }
@@ -129,7 +130,7 @@ export class RoutingFeature implements AgentFeature {
     const { cfg, node } = ctx;
     const report: FeatureReport = { changed: this.ensureDevices(cfg), problems: [] };
     const u = underlayOf(cfg);
-    const records = (await node.store.list('nodes/')).map((kv) => JSON.parse(kv.value) as NodeRecord);
+    const records = (await node.store.list(NODES)).map((kv) => JSON.parse(kv.value) as NodeRecord);
     const self = { name: cfg.nodeName, podCIDR: ctx.init.podCIDR, underlayIP: u.ip, subnet: u.subnet };
     if (!u.ip && records.some((r) => r.name !== cfg.nodeName)) {
       report.problems.push(`this node has no underlay address (uplink ${u.uplink || 'none'}): other nodes' pods are unreachable`);
@@ -216,8 +217,8 @@ export class RoutingFeature implements AgentFeature {
     return [
       {
         method: 'GET' as const, path: '/v1/nodes', handler: async () => {
-          const records = (await ctx.node.store.list('nodes/')).map((kv) => JSON.parse(kv.value) as NodeRecord);
-          const health = new Set((await ctx.node.store.list('health/')).map((kv) => kv.key.slice('health/'.length)));
+          const records = (await ctx.node.store.list(NODES)).map((kv) => JSON.parse(kv.value) as NodeRecord);
+          const health = new Set((await ctx.node.store.list(HEALTH)).map((kv) => nodeOfHealthKey(kv.key)));
           const peers = new Map((this.lastPlan?.peers ?? []).map((p) => [p.name, p]));
           return {
             self: ctx.cfg.nodeName, mode: ctx.cfg.mode,
