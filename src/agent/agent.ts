@@ -10,6 +10,7 @@
  */
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
+import type { AgentStatus } from '../api/types.js';
 import type { Config } from '../config/config.js';
 import type { PodPort } from '../endpoint/ports.js';
 import { readMetrics } from '../datapath/metrics.js';
@@ -319,7 +320,7 @@ export class Agent {
   }
 
 
-  private status(): Record<string, unknown> {
+  private status(): AgentStatus {
     const reason = this.stopping ? 'the agent is stopping' : this.storeProblem ? `store problem: ${this.storeProblem}` : undefined;
     const eps = this.node?.manager.list() ?? [];
     return {

@@ -10,6 +10,7 @@
  * due (see syncIpcache below).
  */
 import { existsSync } from 'node:fs';
+import type { IpcacheResponse, NodesResponse } from '../api/types.js';
 import { attachTc } from '../bpf/tc.js';
 import { readIpcache, readNodeConfig, syncIpcache, writeNodeConfig, type IpcacheChange, type IpcacheEntry } from '../datapath/ipcache.js';
 import { pinnedMapState } from '../datapath/map-state.js';
@@ -216,7 +217,7 @@ export class RoutingFeature implements AgentFeature {
   routes(ctx: AgentContext) {
     return [
       {
-        method: 'GET' as const, path: '/v1/nodes', handler: async () => {
+        method: 'GET' as const, path: '/v1/nodes', handler: async (): Promise<NodesResponse> => {
           const records = (await ctx.node.store.list(NODES)).map((kv) => JSON.parse(kv.value) as NodeRecord);
           const health = new Set((await ctx.node.store.list(HEALTH)).map((kv) => nodeOfHealthKey(kv.key)));
           const peers = new Map((this.lastPlan?.peers ?? []).map((p) => [p.name, p]));
@@ -231,7 +232,7 @@ export class RoutingFeature implements AgentFeature {
           };
         },
       },
-      { method: 'GET' as const, path: '/v1/ipcache', handler: async () => ({ entries: Object.fromEntries(readIpcache(ctx.cfg)) }) },
+      { method: 'GET' as const, path: '/v1/ipcache', handler: async (): Promise<IpcacheResponse> => ({ entries: Object.fromEntries(readIpcache(ctx.cfg)) }) },
     ];
   }
 

@@ -13,7 +13,7 @@ import t, { type Test } from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AgentClient } from '../../src/cni/client.js';
+import { AgentClient } from '../../src/api/client.js';
 import { IS_ROOT, SLUICE_BIN, sh, tempDir, uniquePrefix } from '../helpers/env.js';
 import { labUp, sluice } from '../helpers/lab.js';
 
