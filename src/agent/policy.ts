@@ -34,7 +34,8 @@ import { syncPolicyMap, writePolicyEntries, type PolicyEntry } from '../datapath
 import { IdentityAllocator, identityLabels } from '../identity/identity.js';
 import { allAddresses } from '../net/ip.js';
 import { compilePolicies } from '../policy/compile.js';
-import { ENDPOINTS, NAMESPACES, POLICIES, type PublishedEndpoint } from '../policy/store.js';
+import type { PublishedEndpoint } from '../policy/store.js';
+import { ENDPOINTS, NAMESPACES, POLICIES } from '../store/keys.js';
 import type { Store, Unwatch } from '../store/types.js';
 import { Serial } from '../util/serial.js';
 import type { AgentContext, AgentFeature, FeatureReport, MapSyncReport, ReconcilePass } from './feature.js';

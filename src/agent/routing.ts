@@ -10,6 +10,7 @@
  * due (see syncIpcache below).
  */
 import { existsSync } from 'node:fs';
+import type { IpcacheResponse, NodesResponse } from '../api/types.js';
 import { pinnedLinkState } from '../bpf/link.js';
 import { attachTc } from '../bpf/tc.js';
 import { readIpcache, readNodeConfig, syncIpcache, writeNodeConfig, type IpcacheChange, type IpcacheEntry } from '../datapath/ipcache.js';
@@ -25,6 +26,7 @@ import { ensureVxlan, VXLAN_DEV, VXLAN_OVERHEAD } from '../net/vxlan.js';
 import type { Config } from '../config/config.js';
 import { underlayOf, type NodeRecord } from '../node/underlay.js';
 import { planRoutes, SLUICE_RT_PROTO, type PlannedRoute, type RoutePlan } from '../routing/plan.js';
+import { HEALTH, NODES, nodeOfHealthKey } from '../store/keys.js';
 import type { Unwatch } from '../store/types.js';
 import type { AgentContext, AgentFeature, FeatureReport, MapSyncReport, ReconcilePass } from './feature.js';
 import { fingerprint } from './fingerprint.js';
@@ -124,7 +126,7 @@ export class RoutingFeature implements AgentFeature {
 
   async start(ctx: AgentContext): Promise<void> {
     for (const c of this.ensureDevices(ctx.cfg)) ctx.log(`routing: ${c}`);
-    this.unwatch = await ctx.node.store.watch('nodes/', () => ctx.scheduleReconcile('a node record changed'));
+    this.unwatch = await ctx.node.store.watch(NODES, () => ctx.scheduleReconcile('a node record changed'));
     // The start pass read sl_ipcache back already: this one writes only what changed since.
     await this.reconcile(ctx, { driftCheck: false });
   }
@@ -133,7 +135,7 @@ export class RoutingFeature implements AgentFeature {
     const { cfg, node } = ctx;
     const report: FeatureReport = { changed: this.ensureDevices(cfg), problems: [] };
     const u = underlayOf(cfg);
-    const records = (await node.store.list('nodes/')).map((kv) => JSON.parse(kv.value) as NodeRecord);
+    const records = (await node.store.list(NODES)).map((kv) => JSON.parse(kv.value) as NodeRecord);
     const self = { name: cfg.nodeName, podCIDR: ctx.init.podCIDR, underlayIP: u.ip, subnet: u.subnet };
     if (!u.ip && records.some((r) => r.name !== cfg.nodeName)) {
       report.problems.push(`this node has no underlay address (uplink ${u.uplink || 'none'}): other nodes' pods are unreachable`);
@@ -219,9 +221,9 @@ export class RoutingFeature implements AgentFeature {
   routes(ctx: AgentContext) {
     return [
       {
-        method: 'GET' as const, path: '/v1/nodes', handler: async () => {
-          const records = (await ctx.node.store.list('nodes/')).map((kv) => JSON.parse(kv.value) as NodeRecord);
-          const health = new Set((await ctx.node.store.list('health/')).map((kv) => kv.key.slice('health/'.length)));
+        method: 'GET' as const, path: '/v1/nodes', handler: async (): Promise<NodesResponse> => {
+          const records = (await ctx.node.store.list(NODES)).map((kv) => JSON.parse(kv.value) as NodeRecord);
+          const health = new Set((await ctx.node.store.list(HEALTH)).map((kv) => nodeOfHealthKey(kv.key)));
           const peers = new Map((this.lastPlan?.peers ?? []).map((p) => [p.name, p]));
           return {
             self: ctx.cfg.nodeName, mode: ctx.cfg.mode,
@@ -234,7 +236,7 @@ export class RoutingFeature implements AgentFeature {
           };
         },
       },
-      { method: 'GET' as const, path: '/v1/ipcache', handler: async () => ({ entries: Object.fromEntries(readIpcache(ctx.cfg)) }) },
+      { method: 'GET' as const, path: '/v1/ipcache', handler: async (): Promise<IpcacheResponse> => ({ entries: Object.fromEntries(readIpcache(ctx.cfg)) }) },
     ];
   }
 

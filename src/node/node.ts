@@ -16,6 +16,7 @@ import { run } from '../net/exec.js';
 import { deleteLink, getLink, listLinks } from '../net/ip.js';
 import { deleteVxlan, VXLAN_DEV } from '../net/vxlan.js';
 import { SLUICE_RT_PROTO } from '../routing/plan.js';
+import { healthKey, nodeKey } from '../store/keys.js';
 import { writeJsonAtomic } from '../util/fsatomic.js';
 import { openNode, type NodeHandle } from './context.js';
 import { mergeReports, migrateMaps, type MigrationReport } from '../datapath/migrate.js';
@@ -154,8 +155,8 @@ export async function resetNode(cfg: Config): Promise<ResetResult> {
     if (node) {
       try {
         await node.pool.releaseNode();
-        await node.store.delete(`nodes/${cfg.nodeName}`);
-        await node.store.delete(`health/${cfg.nodeName}`);
+        await node.store.delete(nodeKey(cfg.nodeName));
+        await node.store.delete(healthKey(cfg.nodeName));
       } catch (e) {
         problems.push(`releasing the node's blocks and records: ${(e as Error).message}`);
       }

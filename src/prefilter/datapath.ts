@@ -18,7 +18,8 @@ import { closeFd, objGet } from '../bpf/fd.js';
 import { BpfMap } from '../bpf/map.js';
 import { pinAtomically, unpin } from '../bpf/pin.js';
 import { Program } from '../bpf/program.js';
-import { c, libbpf } from '../bpf/native.js';
+import { libbpf } from '../bpf/native.js';
+import { libc } from '../sys/libc.js';
 import type { Config } from '../config/config.js';
 import { nodePins } from '../datapath/pins.js';
 import { diffRules, type MapRule, type PrefilterEntry, type RuleDiff } from './cidr.js';
@@ -128,7 +129,7 @@ export function xdpLinkPin(cfg: Pick<Config, 'pinRoot'>, device: string): string
 }
 
 export function ifindexOf(device: string): number {
-  return c().if_nametoindex(device) as number;
+  return libc().if_nametoindex(device) as number;
 }
 
 function linkCreateOpts(flags: number): Buffer {

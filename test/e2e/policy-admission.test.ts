@@ -12,7 +12,7 @@
 import t from 'tap';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AgentClient } from '../../src/cni/client.js';
+import { AgentClient } from '../../src/api/client.js';
 import { IS_ROOT, SLUICE_BIN, sh, tempDir, uniquePrefix } from '../helpers/env.js';
 import { labUp, sluice } from '../helpers/lab.js';
 import { background, waitOutput } from '../helpers/spawn.js';
