@@ -32,14 +32,9 @@ export function removeEndpointFlows(cfg: Pick<Config, 'pinRoot'>, id: number): n
   const m = openMap<CtKey, CtEntry>(cfg, CT_MAP);
   try {
     // Walk first, delete after: deleting the key just yielded restarts a hash map's walk.
-    const mine = [...m.rawKeys()].filter((k) => {
-      const raw = m.lookupRaw(k);
-      if (!raw) return false;
-      const v = m.value.decode(raw) as CtEntry;
-      return v.src_ep === id || v.dst_ep === id;
-    });
+    const mine = [...m.entries()].filter(([, v]) => v.src_ep === id || v.dst_ep === id);
     let n = 0;
-    for (const k of mine) if (m.deleteRaw(k)) n++;
+    for (const [k] of mine) if (m.delete(k)) n++;
     return n;
   } finally {
     m.close();

@@ -14,6 +14,7 @@
  * C map list to that (test/unit/map-layouts.test.ts).
  */
 import { existsSync, rmSync } from 'node:fs';
+import { BpfError } from '../bpf/errors.js';
 import { BpfMap, UpdateFlag } from '../bpf/map.js';
 import type { Config } from '../config/config.js';
 import { nodePins } from './pins.js';
@@ -34,6 +35,8 @@ export interface Migration {
 }
 
 type Fields = Record<string, unknown>;
+
+const EEXIST = 17;
 
 /** `blank` with every field `old` has too (by name), recursively; the rest stays zero. */
 export function byName(old: unknown, blank: unknown): unknown {
@@ -124,14 +127,12 @@ function copy(mig: Migration, fromPin: string, toPin: string, env: MigrationEnv,
     for (const [k, v] of from.entries()) {
       const next = mig.convert(k, v, blank, env);
       if (!next) { report.dropped++; continue; }
-      const key = to.encodeKey(next[0]);
-      if (to.lookupRaw(key) !== undefined) { report.kept++; continue; }
       try {
-        to.updateRaw(key, to.encodeValue(next[1]), UpdateFlag.NoExist);
+        to.updateRaw(to.encodeKey(next[0]), to.encodeValue(next[1]), UpdateFlag.NoExist);
         report.copied++;
       } catch (e) {
-        if (to.lookupRaw(key) === undefined) throw e;
-        report.kept++; // written by the datapath between our lookup and our update
+        if (!(e instanceof BpfError) || e.errno !== EEXIST) throw e;
+        report.kept++; // the new programs' own entry, or one copied before
       }
     }
   } finally {

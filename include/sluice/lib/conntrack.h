@@ -50,26 +50,30 @@ static __always_inline __u64 sl_ct_timeout(const struct sl_flow *f, __u8 state)
 	return state == SL_CT_ESTABLISHED ? SL_CT_TCP_TIMEOUT : SL_CT_SYN_TIMEOUT;
 }
 
+/* The live entry keyed by the packet's tuple, reversed or not; NULL when none. */
+static __always_inline struct sl_ct_entry *sl_ct_live(const struct sl_flow *f, int reverse, __u64 now)
+{
+	struct sl_ct_entry *e;
+	struct sl_ct_key k;
+
+	sl_ct_key_of(f, reverse, &k);
+	e = bpf_map_lookup_elem(&sl_ct_v2, &k);
+	return e && e->expires > now ? e : NULL;
+}
+
 /* Finds the live entry of the packet's flow, either way; nothing is changed. */
 static __always_inline struct sl_ct_found sl_ct_lookup(const struct sl_flow *f)
 {
 	struct sl_ct_found found = { .entry = NULL, .result = SL_CT_MISS, .now = bpf_ktime_get_ns() };
-	struct sl_ct_entry *e;
-	struct sl_ct_key k;
 
-	sl_ct_key_of(f, 0, &k);
-	e = bpf_map_lookup_elem(&sl_ct_v2, &k);
-	if (e && e->expires > found.now) {
-		found.entry = e;
+	found.entry = sl_ct_live(f, 0, found.now);
+	if (found.entry) {
 		found.result = SL_CT_FLOW;
 		return found;
 	}
-	sl_ct_key_of(f, 1, &k);
-	e = bpf_map_lookup_elem(&sl_ct_v2, &k);
-	if (e && e->expires > found.now) {
-		found.entry = e;
+	found.entry = sl_ct_live(f, 1, found.now);
+	if (found.entry)
 		found.result = SL_CT_REPLY;
-	}
 	return found;
 }
 

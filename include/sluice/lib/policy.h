@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * The policy stage: NetworkPolicy verdicts for a new flow (map sl_policy), two LPM lookups
- * per end whatever the number of rules, the peer's identity first, then "any identity". An endpoint with no entry at
- * all is treated as selected by no policy (allowed): its entries are written when it is
- * created and whenever policies change.
+ * per end whatever the number of rules, the peer's identity first, then "any identity".
+ * An endpoint with no entry at all is treated as selected by no policy (allowed): its
+ * entries are written when it is created and whenever policies change.
  */
 #ifndef SLUICE_LIB_POLICY_H
 #define SLUICE_LIB_POLICY_H
