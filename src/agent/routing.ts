@@ -10,13 +10,11 @@
  * due (see syncIpcache below).
  */
 import { existsSync } from 'node:fs';
-import { attachTc } from '../bpf/tc.js';
+import { attach, linkPin } from '../datapath/attach.js';
+import { attachmentsOf } from '../datapath/attachments.js';
 import { readIpcache, readNodeConfig, syncIpcache, writeNodeConfig, type IpcacheChange, type IpcacheEntry } from '../datapath/ipcache.js';
 import { pinnedMapState } from '../datapath/map-state.js';
 import { cidrWithin, parseCidr } from '../util/ipv4.js';
-import { openProgram } from '../datapath/loader.js';
-import { nodePins } from '../datapath/pins.js';
-import { NODE_PROGRAMS } from '../datapath/programs.js';
 import { podMtu, uplinkMtu } from '../endpoint/mtu.js';
 import { run } from '../net/exec.js';
 import { getLink, ipBatch, listRoutes } from '../net/ip.js';
@@ -94,20 +92,14 @@ export class RoutingFeature implements AgentFeature {
     const u = underlayOf(cfg);
     const vx = ensureVxlan(uplinkMtu(cfg) - VXLAN_OVERHEAD);
     if (vx.created) changed.push(`created ${VXLAN_DEV}`);
-    const pins = nodePins(cfg);
     const uplink = u.uplink ? getLink(u.uplink) : undefined;
-    for (const spec of NODE_PROGRAMS) {
-      const dev = spec.device === 'overlay' ? vx.link : uplink;
+    for (const a of attachmentsOf({ owner: 'routing' })) {
+      if (a.role !== 'overlay' && a.role !== 'uplink') continue;
+      const dev = a.role === 'overlay' ? vx.link : uplink;
       if (!dev) continue;
-      const pin = pins.link(dev.name, spec.hook);
-      if (existsSync(pin) && !vx.created) continue;
-      const prog = openProgram(cfg, spec.program);
-      try {
-        attachTc(prog, dev.ifindex, spec.hook, { linkPin: pin });
-      } finally {
-        prog.close();
-      }
-      changed.push(`attached ${spec.program} to ${dev.name}`);
+      if (existsSync(linkPin(cfg, a.role, dev.name, a.program)) && !vx.created) continue;
+      attach(cfg, a.role, dev, a.program);
+      changed.push(`attached ${a.program} to ${dev.name}`);
     }
     const want = { vxlan_ifindex: vx.link.ifindex, uplink_ifindex: uplink?.ifindex ?? 0, underlay_ip: u.ip || '0.0.0.0', flags: 0 };
     const have = readNodeConfig(cfg);
