@@ -8,8 +8,9 @@
  *     here (or, failing that, by the overlay device) or routed directly out of the uplink,
  *     as the entry says; either way bpf_redirect_neigh out of the uplink (lib/remote.h)
  *   UDP to the overlay's port of anything but a pod -> dropped (a pod could forge identities)
- *   every IPv4 packet first passes conntrack and policy: a new flow needs the source's
- *     egress policy and, for a pod on this node, the destination's ingress policy
+ *   every IPv4 packet first passes the pipeline of lib/flow.h (service translation,
+ *     conntrack, policy): a new flow needs the source's egress policy and, for a pod on
+ *     this node, the destination's ingress policy
  *   anything else IPv4 -> the host stack
  */
 #include "sluice/lib/common.h"
@@ -21,8 +22,7 @@
 #include "sluice/lib/endpoint.h"
 #include "sluice/lib/remote.h"
 #include "sluice/lib/l4.h"
-#include "sluice/lib/conntrack.h"
-#include "sluice/lib/policy.h"
+#include "sluice/lib/flow.h"
 
 static __always_inline int handle_arp(struct __sk_buff *skb, struct ethhdr *eth, void *data_end)
 {
@@ -45,36 +45,12 @@ static __always_inline int handle_arp(struct __sk_buff *skb, struct ethhdr *eth,
 	return bpf_redirect(skb->ifindex, 0);
 }
 
-/*
- * Policy for a packet leaving `src` toward `daddr` (a local pod `dst`, a remote pod
- * `remote`, or anything else): conntrack first (replies and known flows pass), then the
- * source's egress policy and, for a local destination, its ingress policy; an allowed new
- * flow is recorded. Returns 0 to go on, or the drop verdict.
- */
-static __always_inline int enforce(struct __sk_buff *skb, const struct sl_flow *f, const struct sl_endpoint *src,
-				   const struct sl_endpoint *dst, const struct sl_ipcache_entry *remote)
-{
-	__u32 peer = dst ? dst->identity : remote ? remote->identity : SL_IDENTITY_WORLD;
-	__u32 egress = 0, ingress = 0;
-
-	if (sl_ct_lookup(f, skb) != SL_CT_MISS)
-		return 0;
-	if (!sl_policy_allows(src->id, peer, SL_DIR_EGRESS, f, skb, &egress))
-		return sl_drop_policy(skb, SL_REASON_DROP_POLICY_EGRESS, SL_DIR_EGRESS, src->identity, peer, egress);
-	if (dst && !sl_policy_allows(dst->id, src->identity, SL_DIR_INGRESS, f, skb, &ingress))
-		return sl_drop_policy(skb, SL_REASON_DROP_POLICY_INGRESS, SL_DIR_EGRESS, src->identity, peer, ingress);
-	/* the entry names the policy that let the flow in, else the one that let it out */
-	sl_ct_create(f, skb, ingress ? ingress : egress);
-	if (ingress || egress)
-		sl_verdict_allowed(skb, SL_DIR_EGRESS, src->identity, peer, ingress ? ingress : egress);
-	return 0;
-}
-
 static __always_inline int handle_ipv4(struct __sk_buff *skb, struct ethhdr *eth, void *data_end)
 {
 	struct iphdr *ip = sl_ipv4_hdr(eth, data_end);
 	struct sl_endpoint *src, *dst;
 	struct sl_ipcache_entry *remote = NULL;
+	struct sl_peer from, to;
 	enum sl_reason reason;
 	struct sl_flow f;
 	int verdict;
@@ -90,7 +66,11 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, struct ethhdr *eth
 		remote = sl_ipcache_lookup(ip->daddr);
 	if (sl_vxlan_port && f.protocol == IPPROTO_UDP && f.dport == bpf_htons(sl_vxlan_port) && !dst && !sl_is_remote_pod(remote))
 		return sl_drop(skb, SL_REASON_DROP_TUNNEL_PORT, SL_DIR_EGRESS);
-	verdict = enforce(skb, &f, src, dst, remote);
+	from.ep = src;
+	from.identity = src->identity;
+	to.ep = dst;
+	to.identity = dst ? dst->identity : remote ? remote->identity : SL_IDENTITY_WORLD;
+	verdict = sl_flow_admit(skb, &f, &from, &to, SL_DIR_EGRESS);
 	if (verdict)
 		return verdict;
 

@@ -131,12 +131,13 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sl_policy_st SEC(".maps");
 
+/* Layout 2 (a map's name carries its layout from the second on: docs/architecture.md). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__type(key, struct sl_ct_key);
 	__type(value, struct sl_ct_entry);
 	__uint(max_entries, SL_MAX_CT);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} sl_ct SEC(".maps");
+} sl_ct_v2 SEC(".maps");
 
 #endif /* SLUICE_MAPS_H */

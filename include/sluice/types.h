@@ -141,7 +141,11 @@ struct sl_policy_stats_key {
 	__u16 pad;
 };
 
-/* sl_ct: connection tracking (LRU), keyed by the flow's first packet. */
+/*
+ * sl_ct_v2: connection tracking (LRU), keyed by the flow's first packet (after service
+ * translation, when there is one). Layout 2; layout 1 (map sl_ct) had no endpoints and
+ * no translation (docs/architecture.md, "Map layouts and upgrades").
+ */
 struct sl_ct_key {
 	sl_ipv4_t saddr;
 	sl_ipv4_t daddr;
@@ -162,8 +166,18 @@ struct sl_ct_entry {
 	__u64 packets;
 	__u64 bytes;
 	__u32 policy;		/* the policy that allowed the flow (0: none needed) */
+	/*
+	 * The pods of this node whose policy admitted the flow, by endpoint id (0: not a pod
+	 * of this node). A packet of the flow between other endpoints (its address belongs to
+	 * a pod now where there was none, or the reverse) is a new flow to policy. Endpoint
+	 * ids are reused (the lowest free one): deleting an endpoint removes its flows, after
+	 * its sl_endpoints entry and before its address is released.
+	 */
+	__u32 src_ep;
+	__u32 dst_ep;
+	__u32 nat;		/* the translation the flow is under (0: none); the service stage sets it */
 	__u8 state;		/* enum sl_ct_state */
-	__u8 pad[3];
+	__u8 pad[7];
 };
 
 /* sl_metrics: per-CPU packet and byte counters by reason and direction. */

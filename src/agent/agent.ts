@@ -10,14 +10,18 @@
  */
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
+import type { AgentStatus } from '../api/types.js';
 import type { Config } from '../config/config.js';
 import type { PodPort } from '../endpoint/ports.js';
 import { readMetrics } from '../datapath/metrics.js';
 import { openMap } from '../datapath/loader.js';
+import { CT_MAP } from '../datapath/conntrack.js';
+import { describeMigration, migrateMaps } from '../datapath/migrate.js';
 import { tryLockFile, type FileLock } from '../util/lock.js';
 import { openNode, type NodeHandle } from '../node/context.js';
 import { initNode, type InitResult } from '../node/node.js';
 import { underlayOf, type NodeRecord } from '../node/underlay.js';
+import { handleOfKey, healthKey, nodeHandlesPrefix, nodeKey } from '../store/keys.js';
 import { StoreError, type Lease, type Unwatch } from '../store/types.js';
 import { cniAdd, cniCheck, cniDel, cniGc, endpointProblems } from './cni.js';
 import { ApiError, apiError } from './errors.js';
@@ -50,7 +54,7 @@ export function agentPaths(cfg: Pick<Config, 'runDir'>): { socket: string; lock:
   return { socket: join(cfg.runDir, 'agent.sock'), lock: join(cfg.runDir, 'agent.lock') };
 }
 
-export const MAPS_TO_WATCH = ['sl_endpoints', 'sl_metrics', 'sl_ipcache', 'sl_prefilter', 'sl_policy', 'sl_ct'];
+export const MAPS_TO_WATCH = ['sl_endpoints', 'sl_metrics', 'sl_ipcache', 'sl_prefilter', 'sl_policy', CT_MAP];
 
 /** Default of AgentOptions.driftCheckIntervalMs. */
 export const DEFAULT_DRIFT_CHECK_MS = 5 * 60_000;
@@ -110,6 +114,7 @@ export class Agent {
       this.initResult = await initNode(this.node, { cacheDir: this.o.cacheDir });
       const r = this.initResult;
       this.log(`node ${r.node}: pod block ${r.podCIDR}, ${r.adopted ? 'adopted the pinned datapath' : `loaded ${r.programs.length} programs`}, ${r.reattached} endpoint(s) attached`);
+      for (const m of r.migrated) this.log(`map layout upgrade: ${describeMigration(m)}`);
       await this.registerNode();
       this.ctx = {
         cfg: this.cfg, node: this.node, init: r, registry: this.registry, log: (l) => this.log(l),
@@ -120,6 +125,8 @@ export class Agent {
       };
       await this.reconcileNow('start', { driftCheck: true });
       for (const f of this.features) await f.start?.(this.ctx);
+      // Every device runs the new programs now: the old-layout maps can go.
+      for (const m of migrateMaps(this.cfg, { retire: true })) this.log(`map layout upgrade: ${describeMigration(m)}`);
       const ctx = this.ctx;
       this.node.manager.admission = {
         admit: async (ep) => {
@@ -133,10 +140,9 @@ export class Agent {
       };
       // An address record of a ready endpoint deleted by someone else means it lost its
       // address (our own deletes mark the endpoint 'deleting' before releasing it).
-      const handles = `ipam/handles/`;
-      this.unwatch = await this.node.store.watch(`${handles}${encodeURIComponent(`${this.cfg.nodeName}/`)}`, (e) => {
+      this.unwatch = await this.node.store.watch(nodeHandlesPrefix(this.cfg.nodeName), (e) => {
         if (e.type !== 'delete') return;
-        const handle = decodeURIComponent(e.key.slice(handles.length));
+        const handle = handleOfKey(e.key);
         if (this.node?.manager.list().some((ep) => ep.handle === handle && ep.state === 'ready')) this.scheduleReconcile('an address record was deleted');
       });
       this.setupMetrics();
@@ -179,9 +185,9 @@ export class Agent {
   }
 
   /**
-   * Publishes the node: `nodes/<name>` (pod block, underlay address and subnet, mode), which
+   * Publishes the node: its node record (pod block, underlay address and subnet, mode), which
    * stays while the node exists so peers keep routing to its pods while the agent restarts,
-   * and `health/<name>` on a lease (pid, start time), which says the agent is alive.
+   * and its health record on a lease (pid, start time), which says the agent is alive.
    */
   private async registerNode(): Promise<void> {
     const node = this.node!;
@@ -190,7 +196,7 @@ export class Agent {
       name: this.cfg.nodeName, podCIDR: this.initResult!.podCIDR, underlayIP: u.ip, subnet: u.subnet, mode: this.cfg.mode,
       updated: new Date().toISOString(),
     };
-    const key = `nodes/${this.cfg.nodeName}`;
+    const key = nodeKey(this.cfg.nodeName);
     const old = await node.store.get(key);
     const same = old && JSON.stringify({ ...(JSON.parse(old.value) as NodeRecord), updated: '' }) === JSON.stringify({ ...rec, updated: '' });
     if (!same) await node.store.put(key, JSON.stringify(rec));
@@ -200,7 +206,7 @@ export class Agent {
   private async registerHealth(): Promise<void> {
     const node = this.node!;
     const lease = await node.store.grantLease(this.o.nodeTtlSeconds ?? 15);
-    await node.store.put(`health/${this.cfg.nodeName}`, JSON.stringify({ name: this.cfg.nodeName, pid: process.pid, started: this.startedAt }), lease.id);
+    await node.store.put(healthKey(this.cfg.nodeName), JSON.stringify({ name: this.cfg.nodeName, pid: process.pid, started: this.startedAt }), lease.id);
     lease.onLost((e) => {
       if (this.stopping) return;
       this.m.storeErrors.inc();
@@ -319,7 +325,7 @@ export class Agent {
   }
 
 
-  private status(): Record<string, unknown> {
+  private status(): AgentStatus {
     const reason = this.stopping ? 'the agent is stopping' : this.storeProblem ? `store problem: ${this.storeProblem}` : undefined;
     const eps = this.node?.manager.list() ?? [];
     return {

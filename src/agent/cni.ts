@@ -3,8 +3,8 @@
  * endpoints keyed by (containerId, ifname).
  */
 import { existsSync } from 'node:fs';
+import type { CniAddResponse, CniCheckResponse, CniDelResponse, CniEndpoint, CniGcResponse } from '../api/types.js';
 import { endpointValue, readEndpointEntries } from '../endpoint/datapath.js';
-import type { AgentEndpoint } from '../cni/spec.js';
 import type { PodPort } from '../endpoint/ports.js';
 import type { Endpoint } from '../endpoint/types.js';
 import { addresses, getLink } from '../net/ip.js';
@@ -15,9 +15,6 @@ import type { NodeHandle } from '../node/context.js';
 import { ApiError } from './errors.js';
 import { object, optLabels, optStr, str, invalid } from './validate.js';
 
-/** The endpoint in a CNI answer: the shape the plugin expects (src/cni/spec.ts), with a numeric id. */
-export type CniEndpoint = AgentEndpoint & { id: number };
-
 export function cniEndpoint(ep: Endpoint): CniEndpoint {
   return { id: ep.id, name: ep.name, ip: ep.ip, mac: ep.mac, ifname: ep.ifname, netns: ep.netns, hostIfname: ep.hostIfname, mtu: ep.mtu };
 }
@@ -26,7 +23,7 @@ function unknownNetns(netns: string, e: unknown): ApiError {
   return new ApiError(404, 'unknown_container', `network namespace ${netns} does not exist: ${(e as Error).message}`);
 }
 
-export async function cniAdd(node: NodeHandle, raw: unknown): Promise<unknown> {
+export async function cniAdd(node: NodeHandle, raw: unknown): Promise<CniAddResponse> {
   const b = object(raw);
   const containerId = str(b, 'containerId');
   const ifname = str(b, 'ifname');
@@ -47,7 +44,7 @@ export async function cniAdd(node: NodeHandle, raw: unknown): Promise<unknown> {
   return { endpoint: cniEndpoint(ep), gateway: node.cfg.gatewayIP, podCIDR: held?.block ?? '' };
 }
 
-export async function cniDel(node: NodeHandle, raw: unknown): Promise<unknown> {
+export async function cniDel(node: NodeHandle, raw: unknown): Promise<CniDelResponse> {
   const b = object(raw);
   const ep = await node.manager.removeContainer(str(b, 'containerId'), str(b, 'ifname'));
   return { deleted: ep !== undefined, ...(ep ? { endpoint: cniEndpoint(ep) } : {}) };
@@ -87,7 +84,7 @@ export async function endpointProblems(node: NodeHandle, ep: Endpoint, netns?: s
   return p;
 }
 
-export async function cniCheck(node: NodeHandle, raw: unknown): Promise<unknown> {
+export async function cniCheck(node: NodeHandle, raw: unknown): Promise<CniCheckResponse> {
   const b = object(raw);
   const containerId = str(b, 'containerId');
   const ifname = str(b, 'ifname');
@@ -97,14 +94,14 @@ export async function cniCheck(node: NodeHandle, raw: unknown): Promise<unknown>
   return problems.length ? { ok: false, problems, endpoint: cniEndpoint(ep) } : { ok: true, endpoint: cniEndpoint(ep) };
 }
 
-export async function cniGc(node: NodeHandle, raw: unknown): Promise<unknown> {
+export async function cniGc(node: NodeHandle, raw: unknown): Promise<CniGcResponse> {
   const b = object(raw);
   if (!Array.isArray(b.validAttachments)) throw invalid('"validAttachments" must be a list of {containerId, ifname}');
   const valid = new Set(b.validAttachments.map((a: unknown, i) => {
     const o = object(a, `validAttachments[${i}]`);
     return `${str(o, 'containerId')}\0${str(o, 'ifname')}`;
   }));
-  const removed: { containerId: string; ifname: string; name: string; ip: string }[] = [];
+  const removed: CniGcResponse['removed'] = [];
   const problems: string[] = [];
   // Only endpoints a runtime made (with a container id) are the runtime's to collect.
   for (const ep of node.manager.list()) {

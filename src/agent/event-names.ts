@@ -7,7 +7,8 @@
  */
 import { RESERVED_NAMES, FIRST_CIDR_IDENTITY, IdentityAllocator } from '../identity/identity.js';
 import { listLinks } from '../net/ip.js';
-import { ENDPOINTS, policyRefsById, type PublishedEndpoint } from '../policy/store.js';
+import { policyRefsById, type PublishedEndpoint } from '../policy/store.js';
+import { ENDPOINTS } from '../store/keys.js';
 import { formatLabels, type Labels } from '../util/labels.js';
 import type { RawEvent } from '../datapath/events.js';
 import type { AgentContext } from './feature.js';

@@ -7,6 +7,7 @@
  * ring kept out are reported to clients as `{type: "lost", …}` lines and counted in
  * sluice_monitor_events_total.
  */
+import type { LostEvents } from '../api/types.js';
 import type { RingBufferReader } from '../bpf/ringbuf.js';
 import { EVENT_TYPES, openEvents, readEventCounters, writeMonitorSettings, type EventCounters, type EventType, type RawEvent } from '../datapath/events.js';
 import { ApiError } from './errors.js';
@@ -164,7 +165,7 @@ export class MonitorFeature implements AgentFeature {
     const agent = this.droppedInAgent - this.droppedReported;
     this.droppedReported = this.droppedInAgent;
     if (rateLimited > 0 || ringFull > 0 || agent > 0) {
-      const doc = { time: new Date().toISOString(), node: this.ctx.cfg.nodeName, type: 'lost', rateLimited, ringFull, agentBacklog: agent };
+      const doc: LostEvents = { time: new Date().toISOString(), node: this.ctx.cfg.nodeName, type: 'lost', rateLimited, ringFull, agentBacklog: agent };
       for (const s of this.subs) s.out.write(doc);
     }
   }

@@ -27,13 +27,15 @@
  */
 import { readEndpointEntries } from '../endpoint/datapath.js';
 import { parseEndpointName, type Endpoint } from '../endpoint/types.js';
+import { CT_MAP, type CtEntry, type CtKey } from '../datapath/conntrack.js';
 import { openMap } from '../datapath/loader.js';
 import { pinnedMapState } from '../datapath/map-state.js';
 import { syncPolicyMap, writePolicyEntries, type PolicyEntry } from '../datapath/policy-map.js';
 import { IdentityAllocator, identityLabels } from '../identity/identity.js';
 import { allAddresses } from '../net/ip.js';
 import { compilePolicies } from '../policy/compile.js';
-import { ENDPOINTS, NAMESPACES, POLICIES, type PublishedEndpoint } from '../policy/store.js';
+import type { PublishedEndpoint } from '../policy/store.js';
+import { ENDPOINTS, NAMESPACES, POLICIES } from '../store/keys.js';
 import type { Store, Unwatch } from '../store/types.js';
 import { Serial } from '../util/serial.js';
 import type { AgentContext, AgentFeature, FeatureReport, MapSyncReport, ReconcilePass } from './feature.js';
@@ -43,8 +45,6 @@ import { compileInputOf, policyInputsFingerprint, policyIpcache, type LocalEndpo
 /** The cluster-wide inputs of a compile: everything but this node's endpoints. */
 type ClusterInputs = Omit<PolicyInputs, 'local'>;
 
-interface CtKey { saddr: string; daddr: string; sport: number; dport: number; protocol: number }
-interface CtEntry { expires: bigint }
 
 /** The values under `prefix`, by key. */
 async function storedValues(store: Store, prefix: string): Promise<Map<string, string>> {
@@ -236,7 +236,7 @@ export class PolicyFeature implements AgentFeature {
 
   /** Counts live conntrack entries; with `collect`, deletes the dead ones. */
   private liveCt(ctx: AgentContext, collect = false): { live: number; deleted: number } {
-    const m = openMap<CtKey, CtEntry>(ctx.cfg, 'sl_ct');
+    const m = openMap<CtKey, CtEntry>(ctx.cfg, CT_MAP);
     const now = process.hrtime.bigint();
     let live = 0;
     let deleted = 0;

@@ -1,7 +1,8 @@
 /**
  * The prefilter as an agent feature (docs/prefilter.md):
  *   start      attaches xdp_prefilter to the uplink (driver mode if the driver takes it,
- *              else generic), makes sl_prefilter equal to the store, watches `prefilter/`
+ *              else generic), makes sl_prefilter equal to the store, watches the prefilter's
+ *              store keys
  *   reconcile  the same again: re-attaches a detached program, swaps in a new build,
  *              moves to a new uplink, adds missing and deletes extra map entries
  *   routes     GET /v1/prefilter, POST /v1/prefilter/add {cidrs}, POST /v1/prefilter/del {cidrs}
@@ -9,7 +10,7 @@
  * Map updates are serialised, so a request and a reconciliation never interleave.
  */
 import { uplinkName } from '../endpoint/mtu.js';
-import { PREFILTER_PREFIX, PrefilterInputError, describeDiff } from '../prefilter/cidr.js';
+import { PrefilterInputError, describeDiff } from '../prefilter/cidr.js';
 import {
   readCounters, readRules, syncRules,
 } from '../prefilter/datapath.js';
@@ -17,6 +18,7 @@ import { attachPrefilter, detachPrefilter, pinnedDevices, xdpAttachment } from '
 import { ifindexOf } from '../net/ifindex.js';
 import { prefilterAdd, prefilterDel, prefilterList } from '../prefilter/service.js';
 import { listEntries } from '../prefilter/store.js';
+import { PREFILTER_PREFIX } from '../store/keys.js';
 import type { Unwatch } from '../store/types.js';
 import { Serial } from '../util/serial.js';
 import { ApiError } from './errors.js';

@@ -10,8 +10,11 @@
  * due (see syncIpcache below).
  */
 import { existsSync } from 'node:fs';
+import type { IpcacheResponse, NodesResponse } from '../api/types.js';
+import { pinnedLinkState } from '../bpf/link.js';
 import { attach, linkPin } from '../datapath/attach.js';
 import { attachmentsOf } from '../datapath/attachments.js';
+import { openProgram } from '../datapath/loader.js';
 import { readIpcache, readNodeConfig, syncIpcache, writeNodeConfig, type IpcacheChange, type IpcacheEntry } from '../datapath/ipcache.js';
 import { pinnedMapState } from '../datapath/map-state.js';
 import { cidrWithin, parseCidr } from '../util/ipv4.js';
@@ -22,10 +25,21 @@ import { ensureVxlan, VXLAN_DEV, VXLAN_OVERHEAD } from '../net/vxlan.js';
 import type { Config } from '../config/config.js';
 import { underlayOf, type NodeRecord } from '../node/underlay.js';
 import { planRoutes, SLUICE_RT_PROTO, type PlannedRoute, type RoutePlan } from '../routing/plan.js';
+import { HEALTH, NODES, nodeOfHealthKey } from '../store/keys.js';
 import type { Unwatch } from '../store/types.js';
 import type { AgentContext, AgentFeature, FeatureReport, MapSyncReport, ReconcilePass } from './feature.js';
 import { fingerprint } from './fingerprint.js';
 import { MapSync } from './map-sync.js';
+
+/** The id of the pinned program `name` (this build's, once the datapath is loaded). */
+function programId(cfg: Config, name: string): number {
+  const prog = openProgram(cfg, name);
+  try {
+    return prog.info().id;
+  } finally {
+    prog.close();
+  }
+}
 
 /** The `ip route` line that keeps `r` in the kernel. */
 function routeLine(r: PlannedRoute, uplink: string, selfIp: string): string {
@@ -97,7 +111,11 @@ export class RoutingFeature implements AgentFeature {
       if (a.role !== 'overlay' && a.role !== 'uplink') continue;
       const dev = a.role === 'overlay' ? vx.link : uplink;
       if (!dev) continue;
-      if (existsSync(linkPin(cfg, a.role, dev.name, a.program)) && !vx.created) continue;
+      // A pinned link is kept when it runs this build's program; after a reload (an
+      // upgrade) it still runs the old one, with the old maps: its program is replaced.
+      const pin = linkPin(cfg, a.role, dev.name, a.program);
+      const link = existsSync(pin) && !vx.created ? pinnedLinkState(pin) : undefined;
+      if (link && link.ifindex === dev.ifindex && link.programId === programId(cfg, a.program)) continue;
       attach(cfg, a.role, dev, a.program);
       changed.push(`attached ${a.program} to ${dev.name}`);
     }
@@ -112,7 +130,7 @@ export class RoutingFeature implements AgentFeature {
 
   async start(ctx: AgentContext): Promise<void> {
     for (const c of this.ensureDevices(ctx.cfg)) ctx.log(`routing: ${c}`);
-    this.unwatch = await ctx.node.store.watch('nodes/', () => ctx.scheduleReconcile('a node record changed'));
+    this.unwatch = await ctx.node.store.watch(NODES, () => ctx.scheduleReconcile('a node record changed'));
     // The start pass read sl_ipcache back already: this one writes only what changed since.
     await this.reconcile(ctx, { driftCheck: false });
   }
@@ -121,7 +139,7 @@ export class RoutingFeature implements AgentFeature {
     const { cfg, node } = ctx;
     const report: FeatureReport = { changed: this.ensureDevices(cfg), problems: [] };
     const u = underlayOf(cfg);
-    const records = (await node.store.list('nodes/')).map((kv) => JSON.parse(kv.value) as NodeRecord);
+    const records = (await node.store.list(NODES)).map((kv) => JSON.parse(kv.value) as NodeRecord);
     const self = { name: cfg.nodeName, podCIDR: ctx.init.podCIDR, underlayIP: u.ip, subnet: u.subnet };
     if (!u.ip && records.some((r) => r.name !== cfg.nodeName)) {
       report.problems.push(`this node has no underlay address (uplink ${u.uplink || 'none'}): other nodes' pods are unreachable`);
@@ -207,9 +225,9 @@ export class RoutingFeature implements AgentFeature {
   routes(ctx: AgentContext) {
     return [
       {
-        method: 'GET' as const, path: '/v1/nodes', handler: async () => {
-          const records = (await ctx.node.store.list('nodes/')).map((kv) => JSON.parse(kv.value) as NodeRecord);
-          const health = new Set((await ctx.node.store.list('health/')).map((kv) => kv.key.slice('health/'.length)));
+        method: 'GET' as const, path: '/v1/nodes', handler: async (): Promise<NodesResponse> => {
+          const records = (await ctx.node.store.list(NODES)).map((kv) => JSON.parse(kv.value) as NodeRecord);
+          const health = new Set((await ctx.node.store.list(HEALTH)).map((kv) => nodeOfHealthKey(kv.key)));
           const peers = new Map((this.lastPlan?.peers ?? []).map((p) => [p.name, p]));
           return {
             self: ctx.cfg.nodeName, mode: ctx.cfg.mode,
@@ -222,7 +240,7 @@ export class RoutingFeature implements AgentFeature {
           };
         },
       },
-      { method: 'GET' as const, path: '/v1/ipcache', handler: async () => ({ entries: Object.fromEntries(readIpcache(ctx.cfg)) }) },
+      { method: 'GET' as const, path: '/v1/ipcache', handler: async (): Promise<IpcacheResponse> => ({ entries: Object.fromEntries(readIpcache(ctx.cfg)) }) },
     ];
   }
 

@@ -6,6 +6,7 @@
 import http from 'node:http';
 import { chmodSync, existsSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
+import type { ApiErrorBody } from '../api/types.js';
 import { ApiError, apiError } from './errors.js';
 
 export type Handler = (body: unknown, query: URLSearchParams) => Promise<unknown>;
@@ -133,7 +134,8 @@ export class ApiServer {
     } catch (e) {
       const err = apiError(e);
       this.onError(key, err);
-      if (!res.headersSent) send(res, err.status, { error: { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) } });
+      const body: ApiErrorBody = { error: { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) } };
+      if (!res.headersSent) send(res, err.status, body);
     }
   }
 

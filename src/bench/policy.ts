@@ -130,7 +130,7 @@ export class PolicyRig {
       endpoints: this.loaded.map('sl_endpoints'),
       policy: this.loaded.map('sl_policy'),
       ipcache: this.loaded.map('sl_ipcache'),
-      ct: this.loaded.map('sl_ct'),
+      ct: this.loaded.map('sl_ct_v2'),
     };
     PODS.forEach((p, i) => {
       const labels = identityLabels(NS, p.labels);

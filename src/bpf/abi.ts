@@ -3,7 +3,7 @@
  * libbpf/kernel ABI, not sluice's own types (those come from BTF); the offsets are
  * checked against the C headers by test/unit/libbpf-abi.test.ts.
  */
-import { addressOf } from './native.js';
+import { addressOf } from '../sys/ffi.js';
 
 type FieldType = 'u32' | 'i32' | 'u64' | 'ptr' | 'bool';
 type Layout = Record<string, readonly [offset: number, type: FieldType]>;

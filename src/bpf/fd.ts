@@ -1,9 +1,11 @@
 /** File descriptors and object info shared by maps, programs and links. */
 import { BpfError } from './errors.js';
-import { c, lastErrno, libbpf } from './native.js';
+import { lastErrno } from '../sys/ffi.js';
+import { libc } from '../sys/libc.js';
+import { libbpf } from './native.js';
 
 export function closeFd(fd: number): void {
-  if (fd >= 0) c().close(fd);
+  if (fd >= 0) libc().close(fd);
 }
 
 /** Opens a pinned BPF object (map, program or link) by path. */

@@ -4,7 +4,9 @@
  * quote them) and forward them to stderr when SLUICE_LIBBPF_DEBUG is set.
  */
 import { BpfError } from './errors.js';
-import { c, koffi, libbpf, printProto, type Ptr } from './native.js';
+import { koffi, type Ptr } from '../sys/ffi.js';
+import { libc as libcBinding } from '../sys/libc.js';
+import { libbpf, printProto } from './native.js';
 
 export enum PrintLevel { Warn = 0, Info = 1, Debug = 2 }
 export interface LibbpfMessage { level: PrintLevel; text: string }
@@ -18,7 +20,7 @@ let registered: unknown;
 const VA_LIST_SIZE = 24;
 
 function format(fmt: Ptr, ap: Ptr): string {
-  const libc = c();
+  const libc = libcBinding();
   if (process.arch === 'x64') {
     const copy = Buffer.alloc(VA_LIST_SIZE);
     libc.memcpy(copy, ap, VA_LIST_SIZE);

@@ -9,7 +9,8 @@ import { Btf } from './btf.js';
 import { codecFor, percpuCodec, type Codec } from './codec.js';
 import { BpfError } from './errors.js';
 import { closeFd, objGet, objInfo } from './fd.js';
-import { copyOut, isNull, lastErrno, libbpf } from './native.js';
+import { copyOut, isNull, lastErrno } from '../sys/ffi.js';
+import { libbpf } from './native.js';
 import { pinAtomically } from './pin.js';
 
 export const MAP_TYPES = [

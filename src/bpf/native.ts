@@ -1,14 +1,9 @@
 /**
- * The raw FFI surface: libbpf.so.1 and the few libc calls the loader needs, bound
- * through koffi. Nothing here interprets results; callers turn negative returns into
- * errors (see errors.ts). Pointers are koffi 3 bigints; Buffers are passed for
- * `void *` arguments and stay owned by the caller.
+ * The raw FFI surface of libbpf.so.1, bound through koffi (src/sys/ffi.ts; libc is
+ * src/sys/libc.ts). Nothing here interprets results; callers turn negative returns into
+ * errors (see errors.ts).
  */
-import koffi from 'koffi';
-
-export type Ptr = bigint;
-/* eslint-disable @typescript-eslint/no-explicit-any */
-type Fn = (...args: any[]) => any;
+import { bind, koffi, type Fn } from '../sys/ffi.js';
 
 export interface LibBpf {
   bpf_object__open_file: Fn;
@@ -69,32 +64,11 @@ export interface LibBpf {
   ring_buffer__free: Fn;
 }
 
-export interface LibC {
-  close: Fn;
-  open: Fn;
-  setns: Fn;
-  flock: Fn;
-  vsnprintf: Fn;
-  memcpy: Fn;
-  if_nametoindex: Fn;
-}
-
 let bpf: LibBpf | undefined;
-let libc: LibC | undefined;
 /** Keeps the registered print callback alive for the life of the process. */
 export let printProto: ReturnType<typeof koffi.proto> | undefined;
 /** int (*ring_buffer_sample_fn)(void *ctx, void *data, size_t size) */
 export let ringSampleProto: ReturnType<typeof koffi.proto> | undefined;
-
-function bind<T>(lib: ReturnType<typeof koffi.load>, decls: string[]): T {
-  const out: Record<string, Fn> = {};
-  for (const d of decls) {
-    const m = /([A-Za-z_0-9]+)\s*\(/.exec(d);
-    if (!m) throw new Error(`bad declaration ${d}`);
-    out[m[1]!] = lib.func(d) as Fn;
-  }
-  return out as T;
-}
 
 export function libbpf(): LibBpf {
   if (bpf) return bpf;
@@ -168,39 +142,3 @@ export function libbpf(): LibBpf {
   bpf.libbpf_set_print(null);
   return bpf;
 }
-
-export function c(): LibC {
-  if (libc) return libc;
-  const lib = koffi.load('libc.so.6');
-  libc = bind<LibC>(lib, [
-    'int close(int fd)',
-    'int open(const char *path, int flags)',
-    'int setns(int fd, int nstype)',
-    'int flock(int fd, int op)',
-    'int vsnprintf(void *buf, size_t size, void *fmt, void *ap)',
-    'void *memcpy(void *dst, void *src, size_t n)',
-    'unsigned int if_nametoindex(const char *name)',
-  ]);
-  return libc;
-}
-
-/** The errno left by the last native call on this thread. */
-export function lastErrno(): number {
-  return koffi.errno();
-}
-
-export function isNull(p: unknown): boolean {
-  return p === null || p === undefined || p === 0n || p === 0;
-}
-
-/** Copies `len` bytes at a native address into a new Buffer. */
-export function copyOut(ptr: Ptr, len: number): Buffer {
-  if (len === 0) return Buffer.alloc(0);
-  return Buffer.from(koffi.view(ptr, len).slice(0));
-}
-
-export function addressOf(buf: Buffer): Ptr {
-  return koffi.address(buf);
-}
-
-export { koffi };

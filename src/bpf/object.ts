@@ -13,7 +13,8 @@ import { codecFor } from './codec.js';
 import { BpfError, VerifierError } from './errors.js';
 import { warnings, withLibbpfLog, type LibbpfMessage } from './log.js';
 import { BpfMap, mapInfo } from './map.js';
-import { copyOut, isNull, lastErrno, libbpf, type Ptr } from './native.js';
+import { copyOut, isNull, lastErrno, type Ptr } from '../sys/ffi.js';
+import { libbpf } from './native.js';
 import { ensurePinDir } from './pin.js';
 import { Program } from './program.js';
 

@@ -6,7 +6,8 @@
  */
 import { BpfError } from './errors.js';
 import { closeFd, objGet } from './fd.js';
-import { copyOut, isNull, koffi, lastErrno, libbpf, ringSampleProto, type Ptr } from './native.js';
+import { copyOut, isNull, koffi, lastErrno, type Ptr } from '../sys/ffi.js';
+import { libbpf, ringSampleProto } from './native.js';
 
 export class RingBufferReader {
   private rb: Ptr | undefined;

@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { agentPaths } from '../agent/agent.js';
 import { socketAlive } from '../agent/server.js';
-import { AgentClient, AgentHttpError } from '../cni/client.js';
+import { AgentClient, AgentHttpError } from '../api/client.js';
 import type { Config } from '../config/config.js';
 import { EndpointError, notInitialised } from '../endpoint/manager.js';
 import { withNode, type NodeHandle } from '../node/context.js';

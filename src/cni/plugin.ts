@@ -7,11 +7,12 @@
  */
 import {
   AgentClient, AgentHttpError, AgentProtocolError, AgentTimeoutError, AgentUnreachableError,
-} from './client.js';
+} from '../api/client.js';
+import type { AgentEndpoint } from '../api/types.js';
 import {
   CniError, ErrorCode, LATEST_VERSION, buildAddResult, comparePrevResult, errorObject, parseCniArgs, parseNetConf,
   parsePrevResult, readEnv, requestedVersion, validateAddResponse, validateEndpoint, versionResult, SUPPORTED_VERSIONS,
-  type AgentEndpoint, type CniCommand, type CniEnv, type NetConf,
+  type CniCommand, type CniEnv, type NetConf,
 } from './spec.js';
 
 export interface RunOutput {

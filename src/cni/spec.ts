@@ -4,6 +4,7 @@
  * version, and builds results and error objects in the formats of CNI spec 0.4.0,
  * 1.0.0 and 1.1.0. Nothing here does I/O; plugin.ts wires it to the process and the agent.
  */
+import type { AgentEndpoint, CniAddResponse } from '../api/types.js';
 
 /** Spec versions sluice speaks, oldest first. STATUS and GC need 1.1.0. */
 export const SUPPORTED_VERSIONS = ['0.4.0', '1.0.0', '1.1.0'] as const;
@@ -400,24 +401,6 @@ export function parseNetConf(text: string, command: CniCommand): NetConf {
 // ---------------------------------------------------------------------------------------
 // Results
 
-/** What the agent says about an endpoint (POST /v1/cni/add → endpoint). */
-export interface AgentEndpoint {
-  id: number | string;
-  name: string;
-  ip: string;
-  mac: string;
-  ifname: string;
-  netns: string;
-  hostIfname: string;
-  mtu: number;
-}
-
-export interface AgentAddResponse {
-  endpoint: AgentEndpoint;
-  gateway: string;
-  podCIDR: string;
-}
-
 const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
 
@@ -446,7 +429,7 @@ export function validateEndpoint(v: unknown, body: unknown = v): AgentEndpoint {
 }
 
 /** Validates the answer to POST /v1/cni/add. Throws CniError 1001. */
-export function validateAddResponse(body: unknown): AgentAddResponse {
+export function validateAddResponse(body: unknown): CniAddResponse {
   if (!isObject(body)) throw protocolError('not a JSON object', body);
   const endpoint = validateEndpoint(body.endpoint, body);
   if (!isIPv4(body.gateway)) throw protocolError(`gateway ${JSON.stringify(body.gateway)} is not an IPv4 address`, body);

@@ -1,10 +1,11 @@
 /**
  * The policy and conntrack maps decoded for people: sl_policy entries as (endpoint,
- * direction, peer, protocol, ports, verdict, policy), sl_ct entries as flows with their
+ * direction, peer, protocol, ports, verdict, policy), sl_ct_v2 entries as flows with their
  * state, time left and deciding policy. Numbers are named through a Namer (MapNames).
  */
 import type { Config } from '../config/config.js';
 import type { PolicyKey, PolicyValue } from '../policy/compile.js';
+import { CT_MAP, type CtEntry, type CtKey } from './conntrack.js';
 import { openMap } from './loader.js';
 
 /** What names numbers (MapNames, or a stand-in in tests). */
@@ -55,8 +56,6 @@ export function readPolicyRows(cfg: Pick<Config, 'pinRoot'>, names: Namer): Poli
   }
 }
 
-interface CtKey { saddr: string; daddr: string; sport: number; dport: number; protocol: number }
-interface CtVal { expires: bigint; packets: bigint; bytes: bigint; policy: number; state: number }
 
 export interface CtRow {
   protocol: string;
@@ -71,7 +70,7 @@ export interface CtRow {
 }
 
 export function readCtRows(cfg: Pick<Config, 'pinRoot'>, names: Namer, now = process.hrtime.bigint()): CtRow[] {
-  const m = openMap<CtKey, CtVal>(cfg, 'sl_ct');
+  const m = openMap<CtKey, CtEntry>(cfg, CT_MAP);
   try {
     const withPorts = (p: number) => p === 6 || p === 17 || p === 132;
     return [...m.entries()].map(([k, v]) => ({

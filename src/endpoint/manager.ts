@@ -15,6 +15,7 @@ import { getLink } from '../net/ip.js';
 import { currentNetnsId, netnsId, netnsPath } from '../net/netns.js';
 import { isIPv4 } from '../util/ipv4.js';
 import { labelKeyProblem, labelValueProblem, type Labels } from '../util/labels.js';
+import { removeEndpointFlows } from '../datapath/conntrack.js';
 import { attachEndpoint, deleteEndpointEntry, detachEndpoint, writeEndpointEntry } from './datapath.js';
 import { NodeState } from './state.js';
 import { checkIfname, parseEndpointName, type AddEndpointRequest, type Endpoint } from './types.js';
@@ -280,7 +281,7 @@ export class EndpointManager {
 
   /**
    * Removes everything an endpoint may have: map entry first (stops forwarding to it),
-   * programs, devices, address, record. Continues past failures and returns them; the
+   * its conntrack flows, programs, devices, address, record. Continues past failures and returns them; the
    * record stays (state 'deleting') until every step has succeeded. Call with the lock held.
    */
   async teardown(ep: Endpoint): Promise<string[]> {
@@ -297,6 +298,8 @@ export class EndpointManager {
       this.state.saveEndpoint(ep);
     }
     if (ep.ip) await step('map entry', () => deleteEndpointEntry(this.cfg, ep.ip));
+    // Its id will be reused: flows admitted for it go before its address can be.
+    await step('flows', () => removeEndpointFlows(this.cfg, ep.id));
     const dev = getLink(ep.hostIfname);
     const sameDevice = dev !== undefined && (ep.hostIfindex === 0 || dev.ifindex === ep.hostIfindex);
     await step('programs', () => detachEndpoint(this.cfg, { hostIfname: ep.hostIfname, hostIfindex: dev?.ifindex ?? 0 }, !sameDevice));

@@ -4,12 +4,11 @@
  * agrees on it (and can send it in the VXLAN VNI, 24 bits). Small numbers are reserved.
  * CIDR identities (for ipBlock peers) are node-local and live above the VNI range.
  *
- * Store keys:
- *   identities/ids/<n>          {labels, used}   the identity n, the label set it stands for,
- *                                                when an endpoint last asked for it
- *   identities/labels/<sha256>  {id}       index: canonical label set -> identity
+ * In the store (keys in store/keys.ts): each identity with the label set it stands for and
+ * when an endpoint last asked for it, and an index from label set digest to identity.
  */
 import { createHash } from 'node:crypto';
+import { IDENTITY_IDS, identityKey, identityLabelsKey, identityOfKey } from '../store/keys.js';
 import type { Store } from '../store/types.js';
 import type { Labels } from '../util/labels.js';
 
@@ -46,8 +45,6 @@ export function labelsDigest(labels: Labels): string {
   return createHash('sha256').update(JSON.stringify(identityLabels(labels[NAMESPACE_LABEL] ?? '', labels))).digest('hex');
 }
 
-const IDS = 'identities/ids/';
-const BY_LABELS = 'identities/labels/';
 const MAX_RACES = 64;
 /** How often an identity in use is marked as used (collection spares identities used within its grace period, 10 min). */
 const TOUCH_EVERY_MS = 60_000;
@@ -67,25 +64,25 @@ export class IdentityAllocator {
     const canon = identityLabels(namespace, labels);
     const digest = labelsDigest(canon);
     for (let race = 0; race < MAX_RACES; race++) {
-      const known = await this.store.get(`${BY_LABELS}${digest}`);
+      const known = await this.store.get(identityLabelsKey(digest));
       if (known) {
         const id = (JSON.parse(known.value) as { id: number }).id;
         // Touch it (only while it still stands for these labels), so a collection running now
         // spares it; at most once a minute, so asking for it often costs no store write.
-        const cur = await this.store.get(`${IDS}${id}`);
+        const cur = await this.store.get(identityKey(id));
         if (cur && Date.now() - ((JSON.parse(cur.value) as { used?: number }).used ?? 0) < TOUCH_EVERY_MS) return id;
-        const r = await this.store.txn([{ key: `${BY_LABELS}${digest}`, modRevision: known.modRevision }],
-          [{ op: 'put', key: `${IDS}${id}`, value: JSON.stringify({ labels: canon, used: Date.now() }) }]);
+        const r = await this.store.txn([{ key: identityLabelsKey(digest), modRevision: known.modRevision }],
+          [{ op: 'put', key: identityKey(id), value: JSON.stringify({ labels: canon, used: Date.now() }) }]);
         if (r.succeeded) return id;
         continue;
       }
-      const used = new Set((await this.store.list(IDS)).map((kv) => Number(kv.key.slice(IDS.length))));
+      const used = new Set((await this.store.list(IDENTITY_IDS)).map((kv) => identityOfKey(kv.key)));
       let id = FIRST_POD_IDENTITY + race; // racers spread out instead of all wanting the same number
       while (used.has(id)) id++;
       if (id > MAX_POD_IDENTITY) throw new IdentityError('no free security identity: all 16.7 million are in use');
       const r = await this.store.txn(
-        [{ key: `${BY_LABELS}${digest}`, modRevision: 0 }, { key: `${IDS}${id}`, modRevision: 0 }],
-        [{ op: 'put', key: `${IDS}${id}`, value: JSON.stringify({ labels: canon, used: Date.now() }) }, { op: 'put', key: `${BY_LABELS}${digest}`, value: JSON.stringify({ id }) }],
+        [{ key: identityLabelsKey(digest), modRevision: 0 }, { key: identityKey(id), modRevision: 0 }],
+        [{ op: 'put', key: identityKey(id), value: JSON.stringify({ labels: canon, used: Date.now() }) }, { op: 'put', key: identityLabelsKey(digest), value: JSON.stringify({ id }) }],
       );
       if (r.succeeded) return id;
     }
@@ -94,7 +91,7 @@ export class IdentityAllocator {
 
   /** Every allocated identity and its labels. */
   async list(): Promise<Map<number, Labels>> {
-    return new Map((await this.store.list(IDS)).map((kv) => [Number(kv.key.slice(IDS.length)), (JSON.parse(kv.value) as { labels: Labels }).labels]));
+    return new Map((await this.store.list(IDENTITY_IDS)).map((kv) => [identityOfKey(kv.key), (JSON.parse(kv.value) as { labels: Labels }).labels]));
   }
 
   /**
@@ -104,11 +101,11 @@ export class IdentityAllocator {
    */
   async collect(inUse: ReadonlySet<number>, graceMs = 10 * 60_000): Promise<number[]> {
     const freed: number[] = [];
-    for (const kv of await this.store.list(IDS)) {
-      const id = Number(kv.key.slice(IDS.length));
+    for (const kv of await this.store.list(IDENTITY_IDS)) {
+      const id = identityOfKey(kv.key);
       const { labels, used } = JSON.parse(kv.value) as { labels: Labels; used?: number };
       if (inUse.has(id) || Date.now() - (used ?? 0) < graceMs) continue;
-      const idx = `${BY_LABELS}${labelsDigest(labels)}`;
+      const idx = identityLabelsKey(labelsDigest(labels));
       const cur = await this.store.get(idx);
       const r = await this.store.txn(
         [{ key: kv.key, modRevision: kv.modRevision }, ...(cur ? [{ key: idx, modRevision: cur.modRevision }] : [])],

@@ -5,11 +5,10 @@
  * address is ever handed out twice: not under concurrent adds on one node, not across
  * nodes sharing etcd, and not after a crash (an allocation is a single atomic write).
  *
- * Keys (under the store's prefix):
- *   ipam/blocks/<a.b.c.d>-<len>        {node}            block ownership
- *   ipam/addrs/<block>/<ip>            {handle, node}    one allocated address
- *   ipam/handles/<handle>              {ip}              idempotency: (container, interface) -> address
+ * In the store (keys in store/keys.ts): which node owns each block, who holds each allocated
+ * address, and each handle's address (idempotency: (container, interface) -> address).
  */
+import { addrKey, blockAddrsPrefix, blockKey, blockOfKey, handleKey, IPAM_BLOCKS, ipOfAddrKey } from '../store/keys.js';
 import type { Store } from '../store/types.js';
 import {
   blockCount, blockHosts, cidrContains, formatCidr, formatIPv4, isUsableHost, nthBlock, parseCidr, parseIPv4, type Cidr,
@@ -28,20 +27,12 @@ export interface Allocation {
   handle: string;
 }
 
-const BLOCKS = 'ipam/blocks/';
-const ADDRS = 'ipam/addrs/';
-const HANDLES = 'ipam/handles/';
 /**
  * Lost compare-and-swap races (each followed by a fresh read) before giving up. Every
  * lost race is another writer's success, so this only bounds pathological contention.
  */
 const MAX_RACES = 64;
 
-export const blockKey = (b: string) => `${BLOCKS}${b.replace('/', '-')}`;
-const blockOfKey = (k: string) => k.slice(BLOCKS.length).replace('-', '/');
-const addrPrefix = (b: string) => `${ADDRS}${b.replace('/', '-')}/`;
-const addrKey = (b: string, ip: string) => `${addrPrefix(b)}${ip}`;
-const handleKey = (h: string) => `${HANDLES}${encodeURIComponent(h)}`;
 const ownerOf = (value: string) => (JSON.parse(value) as { node: string }).node;
 const holderOf = (value: string) => (JSON.parse(value) as { handle: string }).handle;
 const byAddress = (a: string, b: string) => parseCidr(a).base - parseCidr(b).base;
@@ -69,13 +60,13 @@ export class Pool {
 
   /** Blocks owned by this node, in address order. */
   async nodeBlocks(): Promise<string[]> {
-    const all = await this.store.list(BLOCKS);
+    const all = await this.store.list(IPAM_BLOCKS);
     return all.filter((kv) => ownerOf(kv.value) === this.node).map((kv) => blockOfKey(kv.key)).sort(byAddress);
   }
 
   /** Every block and its owner, in address order. */
   async blocks(): Promise<{ block: string; node: string }[]> {
-    return (await this.store.list(BLOCKS)).map((kv) => ({ block: blockOfKey(kv.key), node: ownerOf(kv.value) }))
+    return (await this.store.list(IPAM_BLOCKS)).map((kv) => ({ block: blockOfKey(kv.key), node: ownerOf(kv.value) }))
       .sort((a, b) => byAddress(a.block, b.block));
   }
 
@@ -99,7 +90,7 @@ export class Pool {
   /** Claims the lowest free block of the pool for this node (always a new one). */
   async claimBlock(): Promise<string> {
     for (let race = 0; race < MAX_RACES; race++) {
-      const free = this.lowestFreeBlock(new Set((await this.store.list(BLOCKS)).map((kv) => blockOfKey(kv.key))));
+      const free = this.lowestFreeBlock(new Set((await this.store.list(IPAM_BLOCKS)).map((kv) => blockOfKey(kv.key))));
       if (await this.tryClaim(free)) return free;
     }
     throw new IpamError('could not claim a block: too much contention, try again');
@@ -115,7 +106,7 @@ export class Pool {
   private async grow(known: readonly string[]): Promise<boolean> {
     const had = new Set(known);
     const taken = new Set<string>();
-    for (const kv of await this.store.list(BLOCKS)) {
+    for (const kv of await this.store.list(IPAM_BLOCKS)) {
       const b = blockOfKey(kv.key);
       if (ownerOf(kv.value) === this.node && !had.has(b)) return true;
       taken.add(b);
@@ -241,7 +232,7 @@ export class Pool {
     const spread = 2 ** Math.min(lost, 16);
     const free: { block: string; ip: string }[] = [];
     for (const block of blocks) {
-      const used = new Set((await this.store.list(addrPrefix(block))).map((kv) => kv.key.slice(addrPrefix(block).length)));
+      const used = new Set((await this.store.list(blockAddrsPrefix(block))).map((kv) => ipOfAddrKey(block, kv.key)));
       for (const n of blockHosts(parseCidr(block))) {
         const ip = formatIPv4(n);
         if (!used.has(ip)) free.push({ block, ip });
@@ -277,7 +268,7 @@ export class Pool {
   async releaseNode(): Promise<number> {
     let n = 0;
     for (const block of await this.nodeBlocks()) {
-      for (const kv of await this.store.list(addrPrefix(block))) {
+      for (const kv of await this.store.list(blockAddrsPrefix(block))) {
         const { handle } = JSON.parse(kv.value) as { handle: string };
         const h = await this.store.get(handleKey(handle));
         await this.store.txn([], [{ op: 'delete', key: kv.key }, ...(h ? [{ op: 'delete' as const, key: handleKey(handle) }] : [])]);
@@ -294,8 +285,8 @@ export class Pool {
   async allocations(): Promise<Allocation[]> {
     const out: Allocation[] = [];
     for (const block of await this.nodeBlocks()) {
-      for (const kv of await this.store.list(addrPrefix(block))) {
-        out.push({ ip: kv.key.slice(addrPrefix(block).length), block, handle: holderOf(kv.value) });
+      for (const kv of await this.store.list(blockAddrsPrefix(block))) {
+        out.push({ ip: ipOfAddrKey(block, kv.key), block, handle: holderOf(kv.value) });
       }
     }
     return out;

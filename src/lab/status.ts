@@ -3,7 +3,8 @@
  * agent (its pod block, its endpoints) when it answers.
  */
 import { existsSync } from 'node:fs';
-import { AgentClient } from '../cni/client.js';
+import { AgentClient } from '../api/client.js';
+import type { AgentStatus, EndpointListResponse } from '../api/types.js';
 import type { Labels } from '../util/labels.js';
 import type { PodPort } from '../endpoint/ports.js';
 import { netnsPathOf } from './plan.js';
@@ -84,8 +85,8 @@ async function askAgent(socket: string): Promise<AgentView | undefined> {
   if (!existsSync(socket)) return undefined;
   const c = new AgentClient(socket, { timeoutMs: 3000 });
   try {
-    const s = (await c.get('/v1/status')) as { ready: boolean; reason?: string; podCIDR?: string };
-    const eps = ((await c.get('/v1/endpoints')) as { endpoints: { name: string; ip: string; mac: string }[] }).endpoints;
+    const s = (await c.get('/v1/status')) as AgentStatus;
+    const eps = ((await c.get('/v1/endpoints')) as EndpointListResponse).endpoints;
     return { ...s, endpoints: new Map(eps.map((e) => [e.name, { ip: e.ip, mac: e.mac }])) };
   } catch {
     return undefined;

@@ -8,7 +8,8 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AgentClient } from '../cni/client.js';
+import { AgentClient } from '../api/client.js';
+import type { AgentStatus, CniAddRequest, CniAddResponse } from '../api/types.js';
 import { ipBatch } from '../net/ip.js';
 import { createNetns } from '../net/netns.js';
 import { run } from '../net/exec.js';
@@ -226,14 +227,13 @@ async function build(plan: Plan, state: LabState, log: (line: string) => void, o
   }), abort);
 }
 
-interface AddAnswer { endpoint: { ip: string; mac: string; hostIfname: string } }
-
-async function addPod(client: AgentClient, pod: PodPlan): Promise<AddAnswer> {
+async function addPod(client: AgentClient, pod: PodPlan): Promise<CniAddResponse> {
   try {
-    return (await client.post('/v1/cni/add', {
+    const req: CniAddRequest = {
       containerId: pod.containerId, ifname: 'eth0', netns: pod.netnsPath, podNamespace: pod.namespace, podName: pod.name,
       labels: pod.labels, ...(pod.ports.length ? { ports: pod.ports } : {}),
-    })) as AddAnswer;
+    };
+    return (await client.post('/v1/cni/add', req)) as CniAddResponse;
   } catch (e) {
     const d = (e as { details?: string }).details;
     throw new Error(`pod ${pod.ref} on ${pod.node}: ${(e as Error).message}${d ? ` (${d})` : ''}`);
@@ -249,8 +249,8 @@ export async function waitAgent(n: NodePlan, p: Spawned, signal: AbortSignal, ti
     if (p.gone) throw new Error(`node ${n.name}: the agent exited while starting (${await p.exited}): ${lastLine(n.log)}\nthe end of its log (${n.log}):\n${logTail(n.log)}`);
     if (existsSync(n.socket)) {
       try {
-        const s = (await client.get('/v1/status')) as { ready: boolean; reason?: string; podCIDR: string };
-        if (s.ready) return s;
+        const s = (await client.get('/v1/status')) as AgentStatus;
+        if (s.ready) return s as AgentStatus & { podCIDR: string };
         last = s.reason ?? 'not ready';
       } catch (e) {
         last = (e as Error).message;

@@ -7,7 +7,7 @@
  * hides /sys/fs/bpf.)
  */
 import { closeSync, existsSync, openSync, statSync, statfsSync } from 'node:fs';
-import { c } from '../bpf/native.js';
+import { libc as libcBinding } from '../sys/libc.js';
 import { run } from './exec.js';
 
 const CLONE_NEWNET = 0x40000000;
@@ -46,7 +46,7 @@ export function currentNetnsId(): number {
 
 /** Runs `fn` inside the network namespace at `path` and returns to the current one. */
 export function withNetns<T>(path: string, fn: () => T): T {
-  const libc = c();
+  const libc = libcBinding();
   const here = openSync('/proc/self/ns/net', 'r');
   let target: number | undefined;
   try {

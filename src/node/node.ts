@@ -16,8 +16,10 @@ import { run } from '../net/exec.js';
 import { deleteLink, getLink, listLinks } from '../net/ip.js';
 import { deleteVxlan, VXLAN_DEV } from '../net/vxlan.js';
 import { SLUICE_RT_PROTO } from '../routing/plan.js';
+import { healthKey, nodeKey } from '../store/keys.js';
 import { writeJsonAtomic } from '../util/fsatomic.js';
 import { openNode, type NodeHandle } from './context.js';
+import { mergeReports, migrateMaps, type MigrationReport } from '../datapath/migrate.js';
 
 export interface InitResult {
   node: string;
@@ -28,6 +30,11 @@ export interface InitResult {
   /** True when the pinned programs were already the current build and were kept as they are. */
   adopted: boolean;
   reattached: number;
+  /**
+   * Old-layout maps copied into their successors (src/datapath/migrate.ts); their pins stay
+   * until the agent has attached everything (retireOldMaps).
+   */
+  migrated: MigrationReport[];
 }
 
 /** Mounts bpffs at /sys/fs/bpf when the pin root is not on one. */
@@ -107,11 +114,14 @@ export async function initNode(node: NodeHandle, o: { cacheDir?: string; reload?
     const rec = readNodeRecord(cfg);
     const kept = o.reload ? undefined : adoptablePrograms(cfg, rec, fingerprint);
     const programs = kept ?? loadDatapath(cfg, { cacheDir: o.cacheDir });
+    // Before the new programs see a packet, and again after: the old ones ran until then.
+    const before = migrateMaps(cfg);
     const reattached = manager.attachAll();
+    const migrated = mergeReports(before, migrateMaps(cfg));
     writeJsonAtomic(nodeRecordPath(cfg), {
       node: cfg.nodeName, podCIDR, initialised: rec?.initialised ?? new Date().toISOString(), datapath: { fingerprint, programs },
     } satisfies NodeRecord);
-    return { node: cfg.nodeName, podCIDR, mtu: podMtu(cfg), uplink: up ?? null, programs, adopted: kept !== undefined, reattached };
+    return { node: cfg.nodeName, podCIDR, mtu: podMtu(cfg), uplink: up ?? null, programs, adopted: kept !== undefined, reattached, migrated };
   });
 }
 
@@ -145,8 +155,8 @@ export async function resetNode(cfg: Config): Promise<ResetResult> {
     if (node) {
       try {
         await node.pool.releaseNode();
-        await node.store.delete(`nodes/${cfg.nodeName}`);
-        await node.store.delete(`health/${cfg.nodeName}`);
+        await node.store.delete(nodeKey(cfg.nodeName));
+        await node.store.delete(healthKey(cfg.nodeName));
       } catch (e) {
         problems.push(`releasing the node's blocks and records: ${(e as Error).message}`);
       }

@@ -20,7 +20,7 @@ export function underlayOf(cfg: Config): Underlay {
   return { uplink, ip: addr.split('/')[0]!, subnet: formatCidr(parseCidr(addr, true)) };
 }
 
-/** What a node publishes about itself in the store (`nodes/<name>`, kept while the node exists). */
+/** What a node publishes about itself in the store (store/keys.ts nodeKey, kept while the node exists). */
 export interface NodeRecord {
   name: string;
   podCIDR: string;

@@ -1,13 +1,11 @@
 /**
  * NetworkPolicies and namespace labels as cluster state in the store, so a command given to
- * any node reaches every node (each agent watches these prefixes).
- *
- *   policies/<namespace>/<name>   the normalised policy (JSON)
- *   namespaces/<name>             {labels}
- *   endpoints/<node>/<id>         a pod's address, identity, labels and ports (its node's agent writes it)
+ * any node reaches every node (each agent watches these prefixes), and the endpoints each
+ * agent publishes. Their keys are in store/keys.ts.
  *
  * `applyPolicies` writes every policy of one input in a single transaction: all or nothing.
  */
+import { namespaceKey, namespaceOfKey, namespacePoliciesPrefix, NAMESPACES, POLICIES, policyStoreKey } from '../store/keys.js';
 import type { Store } from '../store/types.js';
 import { StoreError } from '../store/types.js';
 import { policyId } from './compile.js';
@@ -15,10 +13,7 @@ import { policyKey, type NetworkPolicy } from './types.js';
 import type { Labels } from '../util/labels.js';
 import type { PodPort } from '../endpoint/ports.js';
 
-export const POLICIES = 'policies/';
-/** Every node's endpoints, published by its agent: endpoints/<node>/<id>. */
-export const ENDPOINTS = 'endpoints/';
-
+/** A pod as its node's agent publishes it (store/keys.ts endpointKey). */
 export interface PublishedEndpoint {
   node: string;
   id: number;
@@ -29,9 +24,7 @@ export interface PublishedEndpoint {
   labels: Labels;
   ports: PodPort[];
 }
-export const NAMESPACES = 'namespaces/';
-
-const keyOf = (p: Pick<NetworkPolicy, 'metadata'>) => `${POLICIES}${p.metadata.namespace}/${p.metadata.name}`;
+const keyOf = (p: Pick<NetworkPolicy, 'metadata'>) => policyStoreKey(policyKey(p));
 
 export interface ApplyResult {
   created: string[];
@@ -62,7 +55,7 @@ export async function applyPolicies(store: Store, policies: readonly NetworkPoli
 }
 
 export async function listPolicies(store: Store, namespace?: string): Promise<NetworkPolicy[]> {
-  return (await store.list(namespace ? `${POLICIES}${namespace}/` : POLICIES)).map((kv) => JSON.parse(kv.value) as NetworkPolicy);
+  return (await store.list(namespace ? namespacePoliciesPrefix(namespace) : POLICIES)).map((kv) => JSON.parse(kv.value) as NetworkPolicy);
 }
 
 /** "namespace/name" of every stored policy by its datapath id (policyId), for naming map entries and events. */
@@ -71,35 +64,35 @@ export async function policyRefsById(store: Store): Promise<Map<number, string>>
 }
 
 export async function getPolicy(store: Store, ref: string): Promise<NetworkPolicy | undefined> {
-  const kv = await store.get(`${POLICIES}${ref}`);
+  const kv = await store.get(policyStoreKey(ref));
   return kv ? (JSON.parse(kv.value) as NetworkPolicy) : undefined;
 }
 
 /** Deletes the named policies ("ns/name") in one transaction; returns those that existed. */
 export async function deletePolicies(store: Store, refs: readonly string[]): Promise<string[]> {
-  const current = await Promise.all(refs.map((r) => store.get(`${POLICIES}${r}`)));
+  const current = await Promise.all(refs.map((r) => store.get(policyStoreKey(r))));
   const present = refs.filter((_, i) => current[i]);
   if (present.length === 0) return [];
   const t = await store.txn(
-    refs.flatMap((r, i) => (current[i] ? [{ key: `${POLICIES}${r}`, modRevision: current[i]!.modRevision }] : [])),
-    present.map((r) => ({ op: 'delete' as const, key: `${POLICIES}${r}` })),
+    refs.flatMap((r, i) => (current[i] ? [{ key: policyStoreKey(r), modRevision: current[i]!.modRevision }] : [])),
+    present.map((r) => ({ op: 'delete' as const, key: policyStoreKey(r) })),
   );
   if (!t.succeeded) throw new StoreError('the policies changed while deleting them: try again');
   return present;
 }
 
 export async function namespaceLabels(store: Store): Promise<Map<string, Labels>> {
-  return new Map((await store.list(NAMESPACES)).map((kv) => [kv.key.slice(NAMESPACES.length), (JSON.parse(kv.value) as { labels: Labels }).labels]));
+  return new Map((await store.list(NAMESPACES)).map((kv) => [namespaceOfKey(kv.key), (JSON.parse(kv.value) as { labels: Labels }).labels]));
 }
 
 /** Applies a kubectl-style label change (set, overwrite, `key-` removes) to a namespace; returns its labels. */
 export async function labelNamespace(store: Store, name: string, set: Labels, remove: readonly string[]): Promise<Labels> {
   for (let attempt = 0; attempt < 16; attempt++) {
-    const cur = await store.get(`${NAMESPACES}${name}`);
+    const cur = await store.get(namespaceKey(name));
     const labels: Labels = { ...(cur ? (JSON.parse(cur.value) as { labels: Labels }).labels : {}), ...set };
     for (const k of remove) delete labels[k];
-    const t = await store.txn([{ key: `${NAMESPACES}${name}`, modRevision: cur?.modRevision ?? 0 }],
-      [{ op: 'put', key: `${NAMESPACES}${name}`, value: JSON.stringify({ labels }) }]);
+    const t = await store.txn([{ key: namespaceKey(name), modRevision: cur?.modRevision ?? 0 }],
+      [{ op: 'put', key: namespaceKey(name), value: JSON.stringify({ labels }) }]);
     if (t.succeeded) return labels;
   }
   throw new StoreError(`labelling namespace ${name} kept racing with other writers: try again`);

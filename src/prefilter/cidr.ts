@@ -1,14 +1,10 @@
 /**
- * The prefilter's pure logic: parsing and validating denied CIDRs, their store keys
- * and records, and the difference between what the store wants in sl_prefilter and
+ * The prefilter's pure logic: parsing and validating denied CIDRs, their store records
+ * (the keys are in store/keys.ts), and the difference between what the store wants in sl_prefilter and
  * what the map holds. No I/O.
  */
+import { prefilterCidrText } from '../store/keys.js';
 import { formatCidr, formatIPv4, maskOf, parseIPv4 } from '../util/ipv4.js';
-
-/** Store keys of denied CIDRs: `prefilter/<a.b.c.d>-<len>`. */
-export const PREFILTER_PREFIX = 'prefilter/';
-/** The last rule id handed out (a counter outside PREFILTER_PREFIX, so listing rules never sees it). */
-export const PREFILTER_NEXT_ID_KEY = 'prefilter-next-id';
 
 /** A denied CIDR as the store keeps it (the JSON value of its key). */
 export interface PrefilterEntry {
@@ -79,18 +75,10 @@ export function parseDenyCidrs(args: unknown): string[] {
   return out;
 }
 
-/** "198.18.77.0/24" -> "prefilter/198.18.77.0-24". */
-export function prefilterKey(cidr: string): string {
-  return `${PREFILTER_PREFIX}${cidr.replace('/', '-')}`;
-}
-
-/** "prefilter/198.18.77.0-24" -> "198.18.77.0/24", or undefined for a key that is not a rule's. */
+/** A rule's store key (store/keys.ts prefilterKey) -> its CIDR, or undefined for a key that is not a rule's. */
 export function cidrOfKey(key: string): string | undefined {
-  if (!key.startsWith(PREFILTER_PREFIX)) return undefined;
-  const rest = key.slice(PREFILTER_PREFIX.length);
-  const i = rest.lastIndexOf('-');
-  if (i < 0) return undefined;
-  const cidr = `${rest.slice(0, i)}/${rest.slice(i + 1)}`;
+  const cidr = prefilterCidrText(key);
+  if (cidr === undefined) return undefined;
   try {
     return parseDenyCidr(cidr) === cidr ? cidr : undefined;
   } catch {

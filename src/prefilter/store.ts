@@ -1,11 +1,12 @@
 /**
- * Denied CIDRs in the store (cluster-wide): `prefilter/<a.b.c.d>-<len>` -> {cidr, id, added}.
- * Adds and deletes are one compare-and-swap transaction each: every CIDR of a request
- * is applied, or none is. Rule ids come from the counter key `prefilter-next-id`, which
- * every add compares and bumps, so two nodes adding at once never share an id.
+ * Denied CIDRs in the store (cluster-wide): one key per CIDR -> {cidr, id, added} (keys in
+ * store/keys.ts). Adds and deletes are one compare-and-swap transaction each: every CIDR of
+ * a request is applied, or none is. Rule ids come from the counter key PREFILTER_NEXT_ID_KEY,
+ * which every add compares and bumps, so two nodes adding at once never share an id.
  */
 import type { Compare, Store, TxnOp } from '../store/types.js';
-import { PREFILTER_NEXT_ID_KEY, PREFILTER_PREFIX, compareCidrs, parseEntry, prefilterKey, type PrefilterEntry } from './cidr.js';
+import { PREFILTER_NEXT_ID_KEY, PREFILTER_PREFIX, prefilterKey } from '../store/keys.js';
+import { compareCidrs, parseEntry, type PrefilterEntry } from './cidr.js';
 
 const MAX_TRIES = 20;
 

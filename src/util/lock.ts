@@ -5,7 +5,8 @@
 import { constants } from 'node:os';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { c, lastErrno } from '../bpf/native.js';
+import { lastErrno } from '../sys/ffi.js';
+import { libc as libcBinding } from '../sys/libc.js';
 
 /** errno values from Node's own table, not copied by hand. */
 const { EWOULDBLOCK, EINTR } = constants.errno;
@@ -20,7 +21,7 @@ export interface FileLock {
 
 /** One non-blocking attempt: true when taken, false when someone else holds it. */
 function tryFlock(fd: number, path: string): boolean {
-  if ((c().flock(fd, LOCK_EX | LOCK_NB) as number) === 0) return true;
+  if ((libcBinding().flock(fd, LOCK_EX | LOCK_NB) as number) === 0) return true;
   const err = lastErrno();
   if (err !== EWOULDBLOCK && err !== EINTR) {
     closeSync(fd);
@@ -71,7 +72,7 @@ export function tryLockFile(path: string): FileLock | undefined {
 }
 
 function held(fd: number): FileLock {
-  const libc = c();
+  const libc = libcBinding();
   let held = true;
   return {
     release() {

@@ -1,5 +1,5 @@
 /**
- * Conntrack and policy under BPF_PROG_TEST_RUN: a flow policy allows is recorded in sl_ct,
+ * Conntrack and policy under BPF_PROG_TEST_RUN: a flow policy allows is recorded in sl_ct_v2,
  * its replies pass although the replying side's policy would deny a new flow, TCP states
  * move (NEW -> ESTABLISHED -> CLOSING, with their timeouts), a dead entry no longer lets
  * replies through, and verdicts are counted per policy in sl_policy_st.
@@ -27,8 +27,8 @@ if (!IS_ROOT) {
   const endpoints = fc.map<{ ip: string }, { ifindex: number; id: number; mac: string; host_mac: string; identity: number; flags: number }>('sl_endpoints');
   const policy = fc.map<{ prefixlen: number; endpoint: number; identity: number; dir: number; protocol: number; dport: number }, { policy: number; flags: number }>('sl_policy');
   type CtKey = { saddr: string; daddr: string; sport: number; dport: number; protocol: number };
-  type CtVal = { expires: bigint; packets: bigint; bytes: bigint; policy: number; state: number };
-  const ct = fc.map<CtKey, CtVal>('sl_ct');
+  type CtVal = { expires: bigint; packets: bigint; bytes: bigint; policy: number; state: number; src_ep: number; dst_ep: number; nat: number };
+  const ct = fc.map<CtKey, CtVal>('sl_ct_v2');
   const stats = fc.map<{ policy: number; dir: number; allowed: number }, { packets: bigint; bytes: bigint }[]>('sl_policy_st');
   const metrics = fc.map<{ reason: string | number; dir: string | number }, { packets: bigint; bytes: bigint }[]>('sl_metrics');
 
@@ -116,5 +116,47 @@ if (!IS_ROOT) {
     tt.ok(e.expires < nowNs() + 61n * SEC);
     const unsolicited = P.udpFrame({ srcMac: B.mac, dstMac: B.host_mac, src: B.ip, dst: A.ip }, 53, 33001);
     tt.equal(send(B, unsolicited).verdict, SHOT, 'a datagram to another port is a new flow, denied');
+  });
+
+  // A flow is admitted between pods, and its entry says which: a packet of it between
+  // other endpoints is a new flow. Pod C (ingress isolated: allows nothing) at first is not
+  // there; B is selected by no policy.
+  const C = { ip: '10.244.0.7', id: 3, mac: '0a:58:0a:f4:00:07', host_mac: 'ee:ee:0a:f4:00:07', identity: 302, flags: 0 };
+  const bToC = () => P.udpFrame({ srcMac: B.mac, dstMac: B.host_mac, src: B.ip, dst: C.ip }, 41000, 9000);
+  const bcKey: CtKey = { saddr: B.ip, daddr: C.ip, sport: 41000, dport: 9000, protocol: 17 };
+  const TC_ACT_OK = 0;
+
+  t.test('the entry names the endpoints that admitted the flow, and no translation', async (tt) => {
+    ct.clear();
+    tt.equal(send(A, tcpAB(P.TCP_SYN)).verdict, REDIRECT);
+    tt.match(ct.lookup(flowKey), { src_ep: A.id, dst_ep: B.id, nat: 0, policy: 7 });
+  });
+
+  t.test('a flow to an address that becomes a pod meets that pod\'s ingress policy from its next packet', async (tt) => {
+    ct.clear();
+    endpoints.delete({ ip: C.ip });
+    policy.update({ prefixlen: 72, endpoint: C.id, dir: 1, identity: 0, protocol: 0, dport: 0 }, { policy: 9, flags: 0 });
+    tt.equal(send(B, bToC()).verdict, TC_ACT_OK, 'no pod there: the stack routes it');
+    tt.match(ct.lookup(bcKey), { src_ep: B.id, dst_ep: 0 }, 'recorded as a flow from B to no pod');
+    const { ip, ...v } = C;
+    endpoints.update({ ip }, { ...v, ifindex: 4343 });
+    const r = h.run(prog, bToC());
+    tt.equal(r?.retval, SHOT, 'the address is pod C\'s now: its ingress policy denies the flow');
+    tt.equal(ct.lookup(bcKey), undefined, 'the stale entry is gone');
+    endpoints.delete({ ip: C.ip });
+  });
+
+  t.test('a flow to an address that another endpoint holds now is a new flow', async (tt) => {
+    ct.clear();
+    policy.update({ prefixlen: 72, endpoint: 5, dir: 1, identity: 0, protocol: 0, dport: 0 }, { policy: 9, flags: 0 });
+    policy.update({ prefixlen: 72, endpoint: C.id, dir: 1, identity: 0, protocol: 0, dport: 0 }, { policy: 0, flags: 2 });
+    const { ip, ...v } = C;
+    endpoints.update({ ip }, { ...v, ifindex: 4343 });
+    tt.equal(h.run(prog, bToC())?.retval, REDIRECT, 'C (endpoint 3) is selected by no policy: delivered');
+    tt.match(ct.lookup(bcKey), { src_ep: B.id, dst_ep: C.id });
+    endpoints.update({ ip }, { ...v, id: 5, ifindex: 4344 });
+    tt.equal(h.run(prog, bToC())?.retval, SHOT, 'endpoint 5 at the same address allows nothing in: denied');
+    tt.equal(ct.lookup(bcKey), undefined);
+    endpoints.delete({ ip: C.ip });
   });
 }

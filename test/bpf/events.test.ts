@@ -25,7 +25,7 @@ if (!IS_ROOT) {
   const prog = fc.program('from_container');
   const endpoints = fc.map<{ ip: string }, { ifindex: number; id: number; mac: string; host_mac: string; identity: number; flags: number }>('sl_endpoints');
   const policy = fc.map<{ prefixlen: number; endpoint: number; identity: number; dir: number; protocol: number; dport: number }, { policy: number; flags: number }>('sl_policy');
-  const ct = fc.map('sl_ct');
+  const ct = fc.map('sl_ct_v2');
   const monitor = fc.map<number, { trace: number; rate: number }>('sl_monitor');
   const state = fc.map<number, { last: bigint; tokens: bigint; sent: bigint; rate_limited: bigint; ring_full: bigint }[]>('sl_monitor_st');
   const decoder = new EventDecoder(h.objects[0]!.btf);

@@ -15,7 +15,7 @@ import { attachTc, detachTc, queryTc } from '../../src/bpf/tc.js';
 import { attachXdp, detachXdp, queryXdp } from '../../src/bpf/xdp.js';
 import { buildProgram } from '../../src/datapath/build.js';
 import { withNetns } from '../../src/net/netns.js';
-import { c } from '../../src/bpf/native.js';
+import { libc as c } from '../../src/sys/libc.js';
 import { kernelFeatures } from '../../src/datapath/status.js';
 import { release } from 'node:os';
 import { IS_ROOT, REPO, mustSh, netns, pinRoot, sh, tempDir, uniquePrefix } from '../helpers/env.js';

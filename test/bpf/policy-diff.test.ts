@@ -112,7 +112,7 @@ if (!IS_ROOT) {
   const endpoints = fc.map<{ ip: string }, { ifindex: number; id: number; mac: string; host_mac: string; identity: number; flags: number }>('sl_endpoints');
   const policyMap = fc.map<PolicyKey, PolicyValue>('sl_policy');
   const ipcache = fc.map<{ prefixlen: number; ip: string }, { identity: number; tunnel_endpoint: string; flags: number }>('sl_ipcache');
-  const ct = fc.map('sl_ct');
+  const ct = fc.map('sl_ct_v2');
   const metrics = fc.map<{ reason: string | number; dir: string | number }, { packets: bigint; bytes: bigint }[]>('sl_metrics');
 
   // Identities: one per distinct (namespace, labels), as the allocator would give them.

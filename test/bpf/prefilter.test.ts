@@ -14,7 +14,7 @@ import { BpfObject, type LoadedObject } from '../../src/bpf/object.js';
 import { BpfError } from '../../src/bpf/errors.js';
 import { testRun } from '../../src/bpf/testrun.js';
 import { attachXdp, detachXdp, queryXdp } from '../../src/bpf/xdp.js';
-import { c } from '../../src/bpf/native.js';
+import { libc as c } from '../../src/sys/libc.js';
 import { buildProgram } from '../../src/datapath/build.js';
 import { nodePins } from '../../src/datapath/pins.js';
 import { withNetns } from '../../src/net/netns.js';

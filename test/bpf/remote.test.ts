@@ -251,7 +251,7 @@ if (!IS_ROOT) {
   t.test('unwrapped VXLAN meets the pod\'s ingress policy with the VNI as source identity', async (tt) => {
     const m = maps();
     const policy = fc.map<{ prefixlen: number; endpoint: number; identity: number; dir: number; protocol: number; dport: number }, { policy: number; flags: number }>('sl_policy');
-    const ct = fc.map<{ saddr: string; daddr: string; sport: number; dport: number; protocol: number }, unknown>('sl_ct');
+    const ct = fc.map<{ saddr: string; daddr: string; sport: number; dport: number; protocol: number }, unknown>('sl_ct_v2');
     m.endpoints.clear();
     for (const { ip, ...v } of [A, B]) m.endpoints.update({ ip }, v);
     m.ipcache.clear();

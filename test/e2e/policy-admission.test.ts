@@ -9,13 +9,13 @@
  * and a loop inside the new pod's namespace pings that pod as soon as eth0 exists. Captures
  * on both ends must see none of it arrive; the drop counters show it was sent.
  */
-import t, { type Test } from 'tap';
-import { spawn, type ChildProcess } from 'node:child_process';
+import t from 'tap';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AgentClient } from '../../src/cni/client.js';
+import { AgentClient } from '../../src/api/client.js';
 import { IS_ROOT, SLUICE_BIN, sh, tempDir, uniquePrefix } from '../helpers/env.js';
 import { labUp, sluice } from '../helpers/lab.js';
+import { background, waitOutput } from '../helpers/spawn.js';
 
 if (!IS_ROOT) {
   t.plan(0, 'needs root');
@@ -31,25 +31,6 @@ spec:
   podSelector: {}
   policyTypes: [Ingress, Egress]
 `;
-
-/** A background command in a network namespace, ended at teardown whatever happens. */
-function background(tt: Test, netns: string, argv: string[]): { p: ChildProcess; out: () => string; stop: () => Promise<void> } {
-  const p = spawn('nsenter', [`--net=${netns}`, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  p.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
-  p.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
-  const closed = new Promise<void>((r) => p.once('close', () => r()));
-  tt.teardown(() => { if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL'); });
-  return { p, out: () => out, stop: async () => { if (p.exitCode === null && p.signalCode === null) p.kill('SIGINT'); await closed; } };
-}
-
-async function listening(c: { out: () => string }, what: string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!/listening on/.test(c.out())) {
-    if (Date.now() > deadline) throw new Error(`${what} did not start: ${c.out()}`);
-    await sleep(50);
-  }
-}
 
 function counter(netns: string, config: string, reason: string): number {
   const r = sh('nsenter', [`--net=${netns}`, process.execPath, SLUICE_BIN, '--config', config, 'bpf', 'metrics', '-o', 'json']);
@@ -81,8 +62,8 @@ t.test('a pod under default deny is denied from its first packet, both ways', as
 
   const capNew = background(tt, nsPath, ['tcpdump', '-i', 'any', '-n', '-l', 'icmp']);
   const capOld = background(tt, old.netns, ['tcpdump', '-i', 'eth0', '-n', '-l', `icmp and src host ${ip}`]);
-  await listening(capNew, 'tcpdump in the new pod');
-  await listening(capOld, 'tcpdump in the old pod');
+  await waitOutput(capNew, /listening on/, 'tcpdump in the new pod');
+  await waitOutput(capOld, /listening on/, 'tcpdump in the old pod');
   const before = { egress: counter(n1.netns, n1.config, 'drop_policy_egress'), ingress: counter(n1.netns, n1.config, 'drop_policy_ingress') };
   // Into the new pod: from the old one, every 10 ms. Out of it: a loop that pings as soon as it has an address.
   const toNew = background(tt, old.netns, ['ping', '-n', '-i', '0.01', '-W', '1', ip]);

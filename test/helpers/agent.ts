@@ -7,7 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AgentClient, AgentHttpError } from '../../src/cni/client.js';
+import { AgentClient, AgentHttpError } from '../../src/api/client.js';
 import { SLUICE_BIN, type TestNode, type Teardown } from './env.js';
 
 export interface AgentProcess {

@@ -60,3 +60,40 @@ export function spawnCollect(cmd: string, args: readonly string[], o: CollectOpt
 export function exitStatus(c: Pick<Collected, 'code' | 'signal'>): number {
   return c.code ?? (c.signal ? 128 : -1);
 }
+
+/** A command left running in a network namespace: its output so far, and a stop that waits for its end. */
+export interface Background {
+  child: ChildProcess;
+  out(): string;
+  /** SIGINT (ping and tcpdump print their summaries), then waits for the exit. */
+  stop(): Promise<void>;
+}
+
+/** Starts `argv` in network namespace `netns` (a path); killed at teardown by PID whatever happens. */
+export function background(t: { teardown(fn: () => void): void }, netns: string, argv: readonly string[]): Background {
+  const child = spawn('nsenter', [`--net=${netns}`, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+  child.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
+  const closed = new Promise<void>((r) => child.once('close', () => r()));
+  const running = () => child.exitCode === null && child.signalCode === null;
+  t.teardown(() => { if (running() && child.pid !== undefined) process.kill(child.pid, 'SIGKILL'); });
+  return {
+    child,
+    out: () => out,
+    stop: async () => {
+      if (running() && child.pid !== undefined) process.kill(child.pid, 'SIGINT');
+      await closed;
+    },
+  };
+}
+
+/** Waits until `b` printed something matching `ready` (tcpdump's "listening on"). */
+export async function waitOutput(b: Background, ready: RegExp, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!ready.test(b.out())) {
+    if (Date.now() > deadline) throw new Error(`${what} did not start: ${b.out()}`);
+    if (b.child.exitCode !== null) throw new Error(`${what} ended (${b.child.exitCode}): ${b.out()}`);
+    await new Promise<void>((r) => setTimeout(r, 50));
+  }
+}

@@ -6,8 +6,9 @@ import t, { type Test } from 'tap';
 import {
   CniError, ErrorCode, SUPPORTED_VERSIONS, buildAddResult, compareVersions, comparePrevResult, decodeConfig,
   errorObject, ifnameProblem, negotiateVersion, parseCniArgs, parseNetConf, parsePrevResult, readEnv,
-  requestedVersion, validateAddResponse, versionResult, type AgentEndpoint,
+  requestedVersion, validateAddResponse, versionResult,
 } from '../../src/cni/spec.js';
+import type { AgentEndpoint } from '../../src/api/types.js';
 
 /** Asserts fn throws a CniError with `code` whose message matches `msg`. */
 function throwsCni(tt: Test, fn: () => unknown, code: number, msg?: RegExp, what?: string): void {

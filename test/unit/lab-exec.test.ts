@@ -13,3 +13,11 @@ t.test('lab exec --node: sluice is this build, the node config in force; pods ge
   tt.same(pod, { argv: ['nsenter', '--net=/run/netns/x-n1.d.a', 'sluice', 'status'], env: {} }, 'a pod is not a node');
   tt.throws(() => execCommand({ netns: '/x' }, [], {}), { message: /no command given/ });
 });
+
+t.test('lab restart --upgrade: an agent argv with this build in place of the old one', async (tt) => {
+  const { upgradedArgv } = await import('../../src/lab/restart.js');
+  const tools = { node: '/new/node', sluice: '/new/bin/sluice.js' };
+  tt.same(upgradedArgv(['nsenter', '--net=/run/netns/l-n1', '/old/node', '/old/bin/sluice.js', '--config', '/c.yaml', 'agent'], tools),
+    ['nsenter', '--net=/run/netns/l-n1', '/new/node', '/new/bin/sluice.js', '--config', '/c.yaml', 'agent']);
+  tt.throws(() => upgradedArgv(['/usr/bin/etcd', '--data-dir', 'x'], tools), /not a lab agent's command line/);
+});

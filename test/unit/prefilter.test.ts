@@ -8,9 +8,10 @@ import t from 'tap';
 import { FileStore } from '../../src/store/file.js';
 import type { Store } from '../../src/store/types.js';
 import {
-  PREFILTER_NEXT_ID_KEY, PrefilterInputError, cidrOfKey, compareCidrs, describeDiff, diffRules, matchRule, parseDenyCidr,
-  parseDenyCidrs, parseEntry, prefilterKey, type MapRule, type PrefilterEntry,
+  PrefilterInputError, cidrOfKey, compareCidrs, describeDiff, diffRules, matchRule, parseDenyCidr,
+  parseDenyCidrs, parseEntry, type MapRule, type PrefilterEntry,
 } from '../../src/prefilter/cidr.js';
+import { PREFILTER_NEXT_ID_KEY, prefilterKey } from '../../src/store/keys.js';
 import { addEntries, deleteEntries, listEntries } from '../../src/prefilter/store.js';
 import { tempDir } from '../helpers/env.js';
 

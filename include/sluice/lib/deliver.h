@@ -9,8 +9,7 @@
 #include "ipv4.h"
 #include "endpoint.h"
 #include "l4.h"
-#include "conntrack.h"
-#include "policy.h"
+#include "flow.h"
 
 /* The identity behind a source address from outside this node: the ipcache's, else world. */
 static __always_inline __u32 sl_source_identity(__be32 saddr)
@@ -22,26 +21,20 @@ static __always_inline __u32 sl_source_identity(__be32 saddr)
 }
 
 /*
- * Ingress policy for a packet entering local pod `dst` from `identity`: replies and known
+ * The pipeline (lib/flow.h) for a packet entering local pod `dst` from `identity`: known
  * flows pass; the node itself always may; a new flow needs dst's ingress policy. Returns
  * 0 to go on, or the drop verdict.
  */
 static __always_inline int sl_enforce_ingress(struct __sk_buff *skb, struct iphdr *ip, void *data_end,
 					      const struct sl_endpoint *dst, __u32 identity)
 {
+	struct sl_peer from = { .ep = NULL, .identity = identity };
+	struct sl_peer to = { .ep = dst, .identity = dst->identity };
 	struct sl_flow f;
-	__u32 policy = 0;
 
 	if (sl_flow_parse(ip, data_end, &f) < 0)
 		return sl_drop(skb, SL_REASON_DROP_MALFORMED, SL_DIR_INGRESS);
-	if (sl_ct_lookup(&f, skb) != SL_CT_MISS || identity == SL_IDENTITY_HOST)
-		return 0;
-	if (!sl_policy_allows(dst->id, identity, SL_DIR_INGRESS, &f, skb, &policy))
-		return sl_drop_policy(skb, SL_REASON_DROP_POLICY_INGRESS, SL_DIR_INGRESS, identity, dst->identity, policy);
-	sl_ct_create(&f, skb, policy);
-	if (policy)
-		sl_verdict_allowed(skb, SL_DIR_INGRESS, identity, dst->identity, policy);
-	return 0;
+	return sl_flow_admit(skb, &f, &from, &to, SL_DIR_INGRESS);
 }
 
 /*

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * NetworkPolicy verdicts (map sl_policy): two LPM lookups per packet whatever the number
- * of rules, the peer's identity first, then "any identity". An endpoint with no entry at
+ * The policy stage: NetworkPolicy verdicts for a new flow (map sl_policy), two LPM lookups
+ * per end whatever the number of rules, the peer's identity first, then "any identity". An endpoint with no entry at
  * all is treated as selected by no policy (allowed): its entries are written when it is
  * created and whenever policies change.
  */
@@ -49,6 +49,33 @@ static __always_inline int sl_policy_allows(__u32 ep, __u32 identity, enum sl_di
 	if (!(v->flags & SL_POLICY_F_UNISOLATED))
 		sl_policy_count(v->policy, dir, allowed, skb);
 	return allowed;
+}
+
+/* One end of a flow: a pod of this node (`ep`), or NULL (a remote pod, the node, the world), and its identity. */
+struct sl_peer {
+	const struct sl_endpoint *ep;
+	__u32 identity;
+};
+
+/*
+ * The policy stage for a new flow from `src` to `dst`, seen by a program of direction
+ * `dir`: a pod of this node at the source needs its egress policy, one at the destination
+ * its ingress policy. Sets *policy to the one that let the flow in, else the one that let
+ * it out (0: none needed). Returns 0 to go on, or the drop verdict.
+ */
+static __always_inline int sl_policy_verdict(struct __sk_buff *skb, const struct sl_flow *f, const struct sl_peer *src,
+					     const struct sl_peer *dst, enum sl_dir dir, __u32 *policy)
+{
+	__u32 egress = 0, ingress = 0;
+
+	if (src->ep && !sl_policy_allows(src->ep->id, dst->identity, SL_DIR_EGRESS, f, skb, &egress))
+		return sl_drop_policy(skb, SL_REASON_DROP_POLICY_EGRESS, dir, src->identity, dst->identity, egress);
+	if (dst->ep && !sl_policy_allows(dst->ep->id, src->identity, SL_DIR_INGRESS, f, skb, &ingress))
+		return sl_drop_policy(skb, SL_REASON_DROP_POLICY_INGRESS, dir, src->identity, dst->identity, ingress);
+	*policy = ingress ? ingress : egress;
+	if (*policy)
+		sl_verdict_allowed(skb, dir, src->identity, dst->identity, *policy);
+	return 0;
 }
 
 #endif

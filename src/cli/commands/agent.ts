@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { Agent, DEFAULT_DRIFT_CHECK_MS } from '../../agent/agent.js';
+import type { AgentStatus, ReconcileRequest, ReconcileResponse } from '../../api/types.js';
 import { callAgent, requireAgent } from '../agent-access.js';
 import { configOf } from '../context.js';
 import { parseOutput, printJson } from '../output.js';
@@ -44,7 +45,7 @@ export function register(program: Command): void {
     .action(async function (this: Command) {
       const cfg = configOf(this);
       const a = await requireAgent(cfg);
-      const s = await callAgent<{ ready: boolean; reason?: string; node: string; podCIDR: string; store: string; pid: number; endpoints: number; metrics: string | null }>(a, 'GET', '/v1/status');
+      const s = await callAgent<AgentStatus>(a, 'GET', '/v1/status');
       if (this.opts().output === 'json') printJson(s);
       else {
         process.stdout.write(`agent of node ${s.node} (pid ${s.pid}): ${s.ready ? 'ready' : `not ready: ${s.reason ?? '?'}`}\n`
@@ -61,14 +62,14 @@ export function register(program: Command): void {
     .action(async function (this: Command) {
       const cfg = configOf(this);
       const a = await requireAgent(cfg);
-      const r = await callAgent<Record<string, unknown>>(a, 'POST', '/v1/reconcile', { driftCheck: this.opts<{ driftCheck: boolean }>().driftCheck });
+      const req: ReconcileRequest = { driftCheck: this.opts<{ driftCheck: boolean }>().driftCheck };
+      const r = await callAgent<ReconcileResponse>(a, 'POST', '/v1/reconcile', req);
       if (this.opts().output === 'json') return printJson(r);
       for (const [k, v] of Object.entries(r)) {
         if (Array.isArray(v) && v.length) process.stdout.write(`${k}: ${v.join(', ')}\n`);
       }
       // What the features did with the maps they keep in sync (skipped, applied, verified).
-      const features = (r.features ?? {}) as Record<string, { sync?: Record<string, { action: string; reason: string; written?: number; removed?: number }> }>;
-      for (const f of Object.values(features)) {
+      for (const f of Object.values(r.features ?? {})) {
         for (const [map, x] of Object.entries(f.sync ?? {})) {
           process.stdout.write(`${map}: ${x.action} (${x.reason})${x.written !== undefined ? `: ${x.written} written, ${x.removed ?? 0} removed` : ''}\n`);
         }

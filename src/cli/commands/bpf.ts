@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { buildAll } from '../../datapath/build.js';
+import { datapathMapLayouts } from '../../datapath/layouts.js';
 import { IPCACHE_FLAGS, readIpcache } from '../../datapath/ipcache.js';
 import { readMetrics } from '../../datapath/metrics.js';
 import { readCtRows, readPolicyRows } from '../../datapath/listings.js';
@@ -42,6 +43,13 @@ export function register(program: Command): void {
         PROGRAM: (r) => r.program, HASH: (r) => r.hash, BUILD: (r) => (r.cached ? 'cached' : 'compiled'), OBJECT: (r) => r.object,
       });
     });
+
+  listCommand(bpf, 'layouts', "every map of this build with its layout (name suffix _vN: layout N), key and value fields at their offsets, as the objects' BTF declares them", (_cmd, format) => {
+    print(format, datapathMapLayouts(), {
+      MAP: (r) => r.name, LAYOUT: (r) => r.version, TYPE: (r) => r.type, ENTRIES: (r) => r.maxEntries,
+      KEY: (r) => r.key[0] ?? '-', VALUE: (r) => r.value[0] ?? '-',
+    });
+  });
 
   listCommand(bpf, 'metrics', 'packet and byte counters by reason and direction (sl_metrics, all CPUs)', (cmd, format) => {
     print(format, readMetrics(configOf(cmd)), {
@@ -89,7 +97,7 @@ export function register(program: Command): void {
     });
   });
 
-  listCommand(bpf, 'ct', 'the sl_ct map: tracked flows, their state, seconds left and the policy that allowed them', async (cmd, format) => {
+  listCommand(bpf, 'ct', 'the sl_ct_v2 map: tracked flows, their state, seconds left and the policy that allowed them', async (cmd, format) => {
     const cfg = configOf(cmd);
     print(format, readCtRows(cfg, await mapNames(cfg)), {
       PROTOCOL: (r) => r.protocol, SOURCE: (r) => r.src, DESTINATION: (r) => r.dst, STATE: (r) => r.state,

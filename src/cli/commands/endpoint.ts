@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { parsePortSpec } from '../../endpoint/ports.js';
+import type { EndpointAddRequest, EndpointLabelRequest, EndpointListResponse, EndpointRefRequest, EndpointResponse } from '../../api/types.js';
 import type { Endpoint } from '../../endpoint/types.js';
 import { formatLabels, parseLabelChanges, parseLabels } from '../../util/labels.js';
 import { callAgent, onNode } from '../agent-access.js';
@@ -33,9 +34,9 @@ export function register(program: Command): void {
       const o = this.opts<{ netns: string; name?: string; labels?: string[]; port?: string[]; ip?: string; ifname: string; output: 'table' | 'json' }>();
       const labels = o.labels ? parseLabels(o.labels) : {};
       const ports = (o.port ?? []).map(parsePortSpec);
-      const req = { netns: o.netns, name: o.name, labels, ip: o.ip, ifname: o.ifname, ...(ports.length ? { ports } : {}) };
+      const req: EndpointAddRequest = { netns: o.netns, name: o.name, labels, ip: o.ip, ifname: o.ifname, ...(ports.length ? { ports } : {}) };
       const e = await onNode(configOf(this),
-        async (a) => (await callAgent<{ endpoint: Endpoint }>(a, 'POST', '/v1/endpoints/add', req)).endpoint,
+        async (a) => (await callAgent<EndpointResponse>(a, 'POST', '/v1/endpoints/add', req)).endpoint,
         (n) => n.manager.add(req));
       print(o.output, [e], COLUMNS, e);
     });
@@ -48,7 +49,7 @@ export function register(program: Command): void {
     .action(async function (this: Command, ref: string) {
       const cfg = configOf(this);
       const e = await onNode(cfg,
-        async (a) => (await callAgent<{ endpoint: Endpoint }>(a, 'POST', '/v1/endpoints/del', { ref })).endpoint,
+        async (a) => (await callAgent<EndpointResponse>(a, 'POST', '/v1/endpoints/del', { ref } satisfies EndpointRefRequest)).endpoint,
         (n) => n.manager.remove(ref),
         () => {
           throw new Error(`no endpoint '${ref}' on node ${cfg.nodeName} (see \`sluice endpoint list\`)`);
@@ -65,7 +66,7 @@ export function register(program: Command): void {
     .action(async function (this: Command, ref: string, changes: string[]) {
       const { set, remove } = parseLabelChanges(changes);
       const e = await onNode(configOf(this),
-        async (a) => (await callAgent<{ endpoint: Endpoint }>(a, 'POST', '/v1/endpoints/label', { ref, set, remove })).endpoint,
+        async (a) => (await callAgent<EndpointResponse>(a, 'POST', '/v1/endpoints/label', { ref, set, remove } satisfies EndpointLabelRequest)).endpoint,
         (n) => n.manager.relabel(ref, set, remove));
       if (this.opts().output === 'json') print('json', [e], COLUMNS, e);
       else process.stdout.write(`endpoint ${e.name} labeled: ${formatLabels(e.labels) || '(no labels)'}\n`);
@@ -77,7 +78,7 @@ export function register(program: Command): void {
     .option('-o, --output <format>', 'table or json', parseOutput, 'table')
     .action(async function (this: Command) {
       const list = await onNode(configOf(this),
-        async (a) => (await callAgent<{ endpoints: Endpoint[] }>(a, 'GET', '/v1/endpoints')).endpoints,
+        async (a) => (await callAgent<EndpointListResponse>(a, 'GET', '/v1/endpoints')).endpoints,
         async (n) => n.manager.list(),
         () => []);
       print(this.opts().output, list, COLUMNS);

@@ -166,11 +166,12 @@ export function register(program: Command): void {
     .option('--name <lab>', `lab name (default ${DEFAULT_LAB})`, labName, DEFAULT_LAB)
     .option('--mode <mode>', 'write this mode into the nodes\' configs first: vxlan, direct or hybrid')
     .option('--kill', 'SIGKILL the agents (a crash) instead of SIGTERM')
+    .option('--upgrade', 'start the agents from this build of sluice (an upgrade of running nodes: pods keep their traffic)')
     .action(async function (this: Command, nodes: string[]) {
-      const o = this.opts<{ name: string; kill?: boolean }>();
+      const o = this.opts<{ name: string; kill?: boolean; upgrade?: boolean }>();
       const mode = optionOf<Mode>(this, 'mode');
-      await labRestartAgents({ name: o.name, nodes, ...(mode ? { mode } : {}), kill: o.kill === true, log: (l) => process.stderr.write(`${l}\n`) });
-      process.stdout.write(`lab ${o.name}: ${nodes.length ? nodes.join(', ') : 'every node'} restarted${mode ? ` in mode ${mode}` : ''}\n`);
+      await labRestartAgents({ name: o.name, nodes, ...(mode ? { mode } : {}), kill: o.kill === true, upgrade: o.upgrade === true, log: (l) => process.stderr.write(`${l}\n`) });
+      process.stdout.write(`lab ${o.name}: ${nodes.length ? nodes.join(', ') : 'every node'} ${o.upgrade ? 'upgraded to this build' : 'restarted'}${mode ? ` in mode ${mode}` : ''}\n`);
     });
 
   lab.command('down')

@@ -1,12 +1,11 @@
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { EVENT_TYPES } from '../../datapath/events.js';
-import type { EventEnd, NamedEvent } from '../../agent/event-names.js';
+import type { EventEnd } from '../../agent/event-names.js';
+import type { MonitorLine } from '../../api/types.js';
 import { requireAgent } from '../agent-access.js';
 import { configOf } from '../context.js';
 import { parseOutput } from '../output.js';
-
-interface LostLine { time: string; node: string; type: 'lost'; rateLimited: number; ringFull: number; agentBacklog: number }
 
 function parseType(v: string, prev: string[] = []): string[] {
   for (const t of v.split(',')) {
@@ -27,7 +26,7 @@ function end(e: EventEnd): string {
 }
 
 /** One line per event: time, node, what, 5-tuple with pods, why. */
-export function formatEvent(e: NamedEvent | LostLine): string {
+export function formatEvent(e: MonitorLine): string {
   const time = e.time.slice(11, 23);
   if (e.type === 'lost') {
     const parts = [e.rateLimited && `${e.rateLimited} over the rate limit`, e.ringFull && `${e.ringFull} to a full ring buffer`, e.agentBacklog && `${e.agentBacklog} to the agent's backlog`].filter(Boolean);
@@ -61,7 +60,7 @@ export function register(program: Command): void {
       process.stderr.write(`sluice: monitoring node ${cfg.nodeName} (${o.type ? [...new Set(o.type)].join(', ') : 'all events'}${o.pod ? `, pod ${o.pod}` : ''}); Ctrl-C to stop\n`);
       try {
         await agent.stream(`/v1/monitor?${q}`, (doc) => {
-          const e = doc as NamedEvent | LostLine;
+          const e = doc as MonitorLine;
           process.stdout.write(o.output === 'json' ? `${JSON.stringify(e)}\n` : `${formatEvent(e)}\n`);
           if (e.type !== 'lost' && o.count && ++seen >= o.count) ac.abort();
         }, ac.signal);

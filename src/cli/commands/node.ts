@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
+import type { NodesResponse } from '../../api/types.js';
 import type { Config } from '../../config/config.js';
 import {
   INSTALL_DEFAULTS, checkPaths, installNode, systemdMode, uninstallNode, type InstallPaths, type Item, type Report,
@@ -7,8 +8,6 @@ import {
 import { withNode } from '../../node/context.js';
 import { initNode, resetNode } from '../../node/node.js';
 import { callAgent, requireAgent, runningAgent } from '../agent-access.js';
-
-interface NodeRow { name: string; podCIDR: string; underlayIP: string; subnet: string; mode: string; path: string; agentAlive: boolean; reason?: string }
 import { configOf } from '../context.js';
 import { parseOutput, print, printJson, type OutputFormat } from '../output.js';
 
@@ -80,7 +79,7 @@ export function register(program: Command): void {
     .action(async function (this: Command) {
       const cfg = configOf(this);
       const a = await requireAgent(cfg, '`node list` asks the agent (start it with `sluice agent`)');
-      const r = await callAgent<{ self: string; mode: string; nodes: NodeRow[]; kernelRoutes: { podCIDR: string; underlayIP: string; name: string }[] }>(a, 'GET', '/v1/nodes');
+      const r = await callAgent<NodesResponse>(a, 'GET', '/v1/nodes');
       if (this.opts().output === 'json') return printJson(r);
       print('table', r.nodes, {
         NAME: (n) => n.name, 'POD CIDR': (n) => n.podCIDR, UNDERLAY: (n) => n.underlayIP || '-', SUBNET: (n) => n.subnet || '-',

@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { parsePolicies, PolicyParseError, formatProblem } from '../../policy/parse.js';
-import { applyPolicies, deletePolicies, ENDPOINTS, getPolicy, labelNamespace, listPolicies, namespaceLabels, type PublishedEndpoint } from '../../policy/store.js';
+import { applyPolicies, deletePolicies, getPolicy, labelNamespace, listPolicies, namespaceLabels, type PublishedEndpoint } from '../../policy/store.js';
+import { ENDPOINTS } from '../../store/keys.js';
 import { formatSelector } from '../../policy/selector.js';
 import { policyKey, type NetworkPolicy, type Protocol } from '../../policy/types.js';
 import { evaluate, explain, type ClusterInput, type Pod } from '../../policy/evaluate.js';

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import type { PrefilterRequest } from '../../api/types.js';
 import { uplinkName } from '../../endpoint/mtu.js';
 import { parseDenyCidrs } from '../../prefilter/cidr.js';
 import { prefilterAdd, prefilterDel, prefilterList, type PrefilterAddResult, type PrefilterDelResult, type PrefilterList } from '../../prefilter/service.js';
@@ -25,7 +26,7 @@ export function register(program: Command): void {
       const cidrs = parseDenyCidrs(args);
       const cfg = configOf(this);
       const r = await onNode<PrefilterAddResult & { direct?: boolean }>(cfg,
-        (a) => callAgent<PrefilterAddResult>(a, 'POST', '/v1/prefilter/add', { cidrs }),
+        (a) => callAgent<PrefilterAddResult>(a, 'POST', '/v1/prefilter/add', { cidrs } satisfies PrefilterRequest),
         async (n) => ({ ...(await prefilterAdd(cfg, n.store, cidrs)), direct: true }));
       if (r.direct) note(r.applied);
       if (this.opts().output === 'json') return printJson({ added: r.added, existing: r.existing });
@@ -42,7 +43,7 @@ export function register(program: Command): void {
       const cidrs = parseDenyCidrs(args);
       const cfg = configOf(this);
       const r = await onNode<PrefilterDelResult & { direct?: boolean }>(cfg,
-        (a) => callAgent<PrefilterDelResult>(a, 'POST', '/v1/prefilter/del', { cidrs }),
+        (a) => callAgent<PrefilterDelResult>(a, 'POST', '/v1/prefilter/del', { cidrs } satisfies PrefilterRequest),
         async (n) => ({ ...(await prefilterDel(cfg, n.store, cidrs)), direct: true }));
       if (r.direct) note(r.applied);
       if (this.opts().output === 'json') return printJson({ deleted: r.deleted, absent: r.absent });

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import type { AgentStatus } from '../../api/types.js';
 import type { Config } from '../../config/config.js';
 import { kernelFeatures, mapStatus, programStatus, type MapStatus, type ProgramStatus, type KernelFeatures } from '../../datapath/status.js';
 import { NodeState } from '../../endpoint/state.js';
@@ -43,7 +44,7 @@ export async function nodeStatus(cfg: Config): Promise<NodeStatusReport> {
   let agentStatus: NodeStatusReport['agent'] = { running: false };
   if (agent) {
     try {
-      const s = await callAgent<{ ready: boolean; reason?: string; pid: number; lastReconcile: unknown }>(agent, 'GET', '/v1/status');
+      const s = await callAgent<AgentStatus>(agent, 'GET', '/v1/status');
       agentStatus = { running: true, ready: s.ready, ...(s.reason ? { reason: s.reason } : {}), pid: s.pid, lastReconcile: s.lastReconcile };
     } catch (e) {
       agentStatus = { running: true, ready: false, reason: (e as Error).message };

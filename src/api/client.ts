@@ -1,5 +1,5 @@
 /**
- * A small JSON client for the sluice agent's HTTP API on a unix socket (node:http with
+ * A small JSON client for the sluice agent's HTTP API (types.ts) on a unix socket (node:http with
  * `socketPath`). One request per connection (no keep-alive), so a short-lived plugin
  * process exits as soon as it is done. Every failure is one of four errors:
  * AgentUnreachableError (nothing answers on the socket), AgentTimeoutError,
