@@ -8,8 +8,8 @@ import { endpointValue, readEndpointEntries } from '../endpoint/datapath.js';
 import type { PodPort } from '../endpoint/ports.js';
 import type { Endpoint } from '../endpoint/types.js';
 import { addresses, getLink } from '../net/ip.js';
-import { nodePins } from '../datapath/pins.js';
-import { POD_PROGRAMS } from '../datapath/programs.js';
+import { linkPin } from '../datapath/attach.js';
+import { attachmentsOf, hookName } from '../datapath/attachments.js';
 import { netnsPath } from '../net/netns.js';
 import type { NodeHandle } from '../node/context.js';
 import { ApiError } from './errors.js';
@@ -75,9 +75,8 @@ export async function endpointProblems(node: NodeHandle, ep: Endpoint, netns?: s
   const entry = readEndpointEntries(node.cfg).get(ep.ip);
   if (!entry) p.push(`sl_endpoints has no entry for ${ep.ip}`);
   else if (JSON.stringify(entry) !== JSON.stringify(endpointValue(ep))) p.push(`the sl_endpoints entry of ${ep.ip} differs from the endpoint`);
-  const pins = nodePins(node.cfg);
-  for (const prog of POD_PROGRAMS) {
-    if (!existsSync(pins.link(ep.hostIfname, prog.hook))) p.push(`${prog.program} is not attached to ${ep.hostIfname} ${prog.hook}`);
+  for (const a of attachmentsOf({ role: 'pod' })) {
+    if (!existsSync(linkPin(node.cfg, 'pod', ep.hostIfname, a.program))) p.push(`${a.program} is not attached to ${ep.hostIfname} ${hookName(a.hook)}`);
   }
   const held = await node.pool.lookup(ep.handle);
   if (!held) p.push(`the store has no address record for ${ep.handle}`);

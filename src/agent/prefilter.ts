@@ -12,8 +12,10 @@
 import { uplinkName } from '../endpoint/mtu.js';
 import { PrefilterInputError, describeDiff } from '../prefilter/cidr.js';
 import {
-  attachPrefilter, detachPrefilter, ifindexOf, pinnedDevices, readCounters, readRules, syncRules, xdpAttachment,
+  readCounters, readRules, syncRules,
 } from '../prefilter/datapath.js';
+import { attachPrefilter, detachPrefilter, pinnedDevices, xdpAttachment } from '../prefilter/attach.js';
+import { ifindexOf } from '../net/ifindex.js';
 import { prefilterAdd, prefilterDel, prefilterList } from '../prefilter/service.js';
 import { listEntries } from '../prefilter/store.js';
 import { PREFILTER_PREFIX } from '../store/keys.js';

@@ -14,8 +14,9 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { linkAttached } from '../bpf/link.js';
 import { unpin } from '../bpf/pin.js';
+import { linkPin } from '../datapath/attach.js';
+import { attachmentsOf } from '../datapath/attachments.js';
 import { nodePins } from '../datapath/pins.js';
-import { POD_PROGRAMS } from '../datapath/programs.js';
 import { attachEndpoint, deleteEndpointEntry, endpointValue, readEndpointEntries, writeEndpointEntry } from '../endpoint/datapath.js';
 import { podGone } from '../endpoint/manager.js';
 import { HOST_IF_PATTERN } from '../endpoint/veth.js';
@@ -69,6 +70,7 @@ export async function reconcile(node: NodeHandle): Promise<ReconcileReport> {
   };
   await manager.state.lockedAsync(async () => {
     const pins = nodePins(cfg);
+    const podPrograms = attachmentsOf({ role: 'pod' }).map((a) => a.program);
     const links = new Map(listLinks().map((l) => [l.name, l]));
     for (const ep of manager.list()) {
       if (ep.state !== 'ready' || podGone(ep, links)) {
@@ -93,7 +95,7 @@ export async function reconcile(node: NodeHandle): Promise<ReconcileReport> {
         r.repairedEntries.push(ep.name);
       }
       // A pinned link can be detached (bpftool link detach) and stay pinned: check the link.
-      if (POD_PROGRAMS.some((p) => !linkAttached(pins.link(ep.hostIfname, p.hook)))) {
+      if (podPrograms.some((p) => !linkAttached(linkPin(cfg, 'pod', ep.hostIfname, p)))) {
         await attempt(`${ep.name}: programs`, () => attachEndpoint(cfg, ep));
         r.reattached.push(ep.name);
       }
@@ -128,7 +130,7 @@ export async function reconcile(node: NodeHandle): Promise<ReconcileReport> {
       r.strays.push(l.name);
     }
     if (existsSync(pins.links)) {
-      const linkNames = new Set([...devices].flatMap((d) => POD_PROGRAMS.map((p) => pins.link(d, p.hook))));
+      const linkNames = new Set([...devices].flatMap((d) => podPrograms.map((p) => linkPin(cfg, 'pod', d, p))));
       for (const f of readdirSync(pins.links)) {
         const path = `${pins.links}/${f}`;
         // Only pod veths' links are the endpoints' business (the node's devices have their own).

@@ -12,13 +12,12 @@
 import { existsSync } from 'node:fs';
 import type { IpcacheResponse, NodesResponse } from '../api/types.js';
 import { pinnedLinkState } from '../bpf/link.js';
-import { attachTc } from '../bpf/tc.js';
+import { attach, linkPin } from '../datapath/attach.js';
+import { attachmentsOf } from '../datapath/attachments.js';
+import { openProgram } from '../datapath/loader.js';
 import { readIpcache, readNodeConfig, syncIpcache, writeNodeConfig, type IpcacheChange, type IpcacheEntry } from '../datapath/ipcache.js';
 import { pinnedMapState } from '../datapath/map-state.js';
 import { cidrWithin, parseCidr } from '../util/ipv4.js';
-import { openProgram } from '../datapath/loader.js';
-import { nodePins } from '../datapath/pins.js';
-import { NODE_PROGRAMS } from '../datapath/programs.js';
 import { podMtu, uplinkMtu } from '../endpoint/mtu.js';
 import { run } from '../net/exec.js';
 import { getLink, ipBatch, listRoutes } from '../net/ip.js';
@@ -31,6 +30,16 @@ import type { Unwatch } from '../store/types.js';
 import type { AgentContext, AgentFeature, FeatureReport, MapSyncReport, ReconcilePass } from './feature.js';
 import { fingerprint } from './fingerprint.js';
 import { MapSync } from './map-sync.js';
+
+/** The id of the pinned program `name` (this build's, once the datapath is loaded). */
+function programId(cfg: Config, name: string): number {
+  const prog = openProgram(cfg, name);
+  try {
+    return prog.info().id;
+  } finally {
+    prog.close();
+  }
+}
 
 /** The `ip route` line that keeps `r` in the kernel. */
 function routeLine(r: PlannedRoute, uplink: string, selfIp: string): string {
@@ -97,23 +106,18 @@ export class RoutingFeature implements AgentFeature {
     const u = underlayOf(cfg);
     const vx = ensureVxlan(uplinkMtu(cfg) - VXLAN_OVERHEAD);
     if (vx.created) changed.push(`created ${VXLAN_DEV}`);
-    const pins = nodePins(cfg);
     const uplink = u.uplink ? getLink(u.uplink) : undefined;
-    for (const spec of NODE_PROGRAMS) {
-      const dev = spec.device === 'overlay' ? vx.link : uplink;
+    for (const a of attachmentsOf({ owner: 'routing' })) {
+      if (a.role !== 'overlay' && a.role !== 'uplink') continue;
+      const dev = a.role === 'overlay' ? vx.link : uplink;
       if (!dev) continue;
-      const pin = pins.link(dev.name, spec.hook);
-      const prog = openProgram(cfg, spec.program);
-      try {
-        // A pinned link is kept when it runs this build's program; after a reload (an
-        // upgrade) it still runs the old one, with the old maps: its program is replaced.
-        const link = existsSync(pin) && !vx.created ? pinnedLinkState(pin) : undefined;
-        if (link && link.ifindex === dev.ifindex && link.programId === prog.info().id) continue;
-        attachTc(prog, dev.ifindex, spec.hook, { linkPin: pin });
-      } finally {
-        prog.close();
-      }
-      changed.push(`attached ${spec.program} to ${dev.name}`);
+      // A pinned link is kept when it runs this build's program; after a reload (an
+      // upgrade) it still runs the old one, with the old maps: its program is replaced.
+      const pin = linkPin(cfg, a.role, dev.name, a.program);
+      const link = existsSync(pin) && !vx.created ? pinnedLinkState(pin) : undefined;
+      if (link && link.ifindex === dev.ifindex && link.programId === programId(cfg, a.program)) continue;
+      attach(cfg, a.role, dev, a.program);
+      changed.push(`attached ${a.program} to ${dev.name}`);
     }
     const want = { vxlan_ifindex: vx.link.ifindex, uplink_ifindex: uplink?.ifindex ?? 0, underlay_ip: u.ip || '0.0.0.0', flags: 0 };
     const have = readNodeConfig(cfg);

@@ -8,20 +8,20 @@ import { constants } from 'node:os';
 import { existsSync } from 'node:fs';
 import { opts } from './abi.js';
 import { BpfError } from './errors.js';
+import { ATTACH_TYPE, createLink, detachPinnedLink, pinNewLink, updateLink, withPinnedLink } from './link.js';
 import { callChecked } from './log.js';
-import { closeFd, objGet } from './fd.js';
 import { libbpf } from './native.js';
-import { pinAtomically, unpin } from './pin.js';
+import { unpin } from './pin.js';
 import { Program } from './program.js';
 
 /** errno values from Node's own table, not copied by hand. */
-const { ENOENT, EEXIST, EINVAL, EOPNOTSUPP, ENOLINK, ENODEV } = constants.errno;
+const { ENOENT, EEXIST, EINVAL, EOPNOTSUPP, ENODEV } = constants.errno;
 
 export type TcDirection = 'ingress' | 'egress';
 export type TcMode = 'tcx' | 'tc';
 
 const BPF_TC = { ingress: 1, egress: 2 } as const;
-const BPF_TCX = { ingress: 46, egress: 47 } as const;
+const BPF_TCX = { ingress: ATTACH_TYPE.tcx_ingress, egress: ATTACH_TYPE.tcx_egress } as const;
 const BPF_TC_F_REPLACE = 1;
 /** The cls_bpf filter sluice owns on each hook: handle 1, priority 1. */
 const TC_HANDLE = 1;
@@ -35,6 +35,8 @@ export interface TcAttachment {
   programId: number;
   /** Pin of the tcx link (tcx mode only). */
   linkPin?: string;
+  /** A new link or filter, or the program swapped on the pinned tcx link. (cls_bpf's replace flag does not tell which.) */
+  action: 'attached' | 'replaced';
 }
 
 export interface TcAttachOptions {
@@ -55,33 +57,20 @@ function tcHook(ifindex: number, direction: TcDirection) {
   return opts('bpf_tc_hook').set('ifindex', ifindex).set('attach_point', BPF_TC[direction]);
 }
 
-function attachTcx(prog: Program, ifindex: number, direction: TcDirection, linkPin: string): boolean {
-  const lib = libbpf();
+/** 'attached' (a new link), 'replaced' (the program swapped on the pinned link), or false: this kernel has no tcx. */
+function attachTcx(prog: Program, ifindex: number, direction: TcDirection, linkPin: string): 'attached' | 'replaced' | false {
   if (existsSync(linkPin)) {
-    const fd = objGet(linkPin, 'tcx link');
-    try {
-      const ret = lib.bpf_link_update(fd, prog.fd, null) as number;
-      if (ret === 0) return true;
-      if (-ret !== ENOLINK && -ret !== ENOENT && -ret !== EINVAL) throw new BpfError(`replace program on tcx link ${linkPin}`, -ret);
-    } finally {
-      closeFd(fd);
-    }
+    const r = withPinnedLink(linkPin, 'tcx link', (fd) => updateLink(fd, prog.fd, `replace program on tcx link ${linkPin}`));
+    if (r === 'replaced') return r;
     unpin(linkPin); // the link's device is gone (ifindex reused): make a new link
   }
-  const fd = lib.bpf_link_create(prog.fd, ifindex, BPF_TCX[direction], null) as number;
+  const fd = createLink(prog.fd, ifindex, BPF_TCX[direction]);
   if (fd < 0) {
     if (-fd === EINVAL || -fd === EOPNOTSUPP) return false;
     throw new BpfError(`attach ${prog.name} to tcx ${direction} of ifindex ${ifindex}`, -fd);
   }
-  try {
-    pinAtomically(fd, linkPin, `tcx link of ${prog.name}`);
-  } catch (e) {
-    lib.bpf_link_detach(fd);
-    throw e;
-  } finally {
-    closeFd(fd);
-  }
-  return true;
+  pinNewLink(fd, linkPin, `tcx link of ${prog.name}`);
+  return 'attached';
 }
 
 function attachClassic(prog: Program, ifindex: number, direction: TcDirection): void {
@@ -96,15 +85,16 @@ function attachClassic(prog: Program, ifindex: number, direction: TcDirection): 
 export function attachTc(prog: Program, ifindex: number, direction: TcDirection, o: TcAttachOptions = {}): TcAttachment {
   const programId = prog.info().id;
   const wantTcx = o.mode !== 'tc' && tcxSupported !== false && o.linkPin !== undefined;
-  if (wantTcx && attachTcx(prog, ifindex, direction, o.linkPin!)) {
+  const tcx = wantTcx && attachTcx(prog, ifindex, direction, o.linkPin!);
+  if (tcx) {
     tcxSupported = true;
     detachClassic(ifindex, direction); // a tc filter left by an older sluice would run too
-    return { ifindex, direction, mode: 'tcx', programId, linkPin: o.linkPin! };
+    return { ifindex, direction, mode: 'tcx', programId, linkPin: o.linkPin!, action: tcx };
   }
   if (o.mode === 'tcx') throw new BpfError(`attach ${prog.name} with tcx`, EOPNOTSUPP, 'this kernel has no tcx links (Linux 6.6+)');
   if (wantTcx) tcxSupported = false;
   attachClassic(prog, ifindex, direction);
-  return { ifindex, direction, mode: 'tc', programId };
+  return { ifindex, direction, mode: 'tc', programId, action: 'attached' };
 }
 
 function detachClassic(ifindex: number, direction: TcDirection): boolean {
@@ -119,15 +109,7 @@ function detachClassic(ifindex: number, direction: TcDirection): boolean {
 /** Detaches sluice's program from a hook, whichever way it was attached. True when something was removed. */
 export function detachTc(ifindex: number, direction: TcDirection, o: { linkPin?: string } = {}): boolean {
   let removed = false;
-  if (o.linkPin && existsSync(o.linkPin)) {
-    const fd = objGet(o.linkPin, 'tcx link');
-    try {
-      removed = (libbpf().bpf_link_detach(fd) as number) === 0;
-    } finally {
-      closeFd(fd);
-    }
-    unpin(o.linkPin);
-  }
+  if (o.linkPin) removed = detachPinnedLink(o.linkPin, 'tcx link');
   if (ifindex > 0 && detachClassic(ifindex, direction)) removed = true;
   return removed;
 }

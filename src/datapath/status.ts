@@ -82,7 +82,7 @@ function pinnedLinks(cfg: Pick<Config, 'pinRoot'>): { path: string; device: stri
       if (m) out.push({ path: `${pins.links}/${f}`, device: m[1]!.replace(/:/g, '.'), hook: m[2]! });
     }
   }
-  const xdp = `${pins.root}/xdp`;
+  const xdp = pins.xdpLinks;
   if (existsSync(xdp)) for (const f of readdirSync(xdp)) out.push({ path: `${xdp}/${f}`, device: f.replace(/:/g, '.'), hook: 'xdp' });
   return out;
 }

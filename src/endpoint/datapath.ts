@@ -1,9 +1,8 @@
 /** An endpoint's presence in the datapath: its sl_endpoints entry and its veth's programs. */
-import { attachTc, detachTc } from '../bpf/tc.js';
 import type { Config } from '../config/config.js';
-import { nodePins } from '../datapath/pins.js';
-import { openMap, openProgram } from '../datapath/loader.js';
-import { POD_PROGRAMS } from '../datapath/programs.js';
+import { attach, detach } from '../datapath/attach.js';
+import { attachmentsOf } from '../datapath/attachments.js';
+import { openMap } from '../datapath/loader.js';
 import type { Endpoint } from './types.js';
 
 export interface EndpointKey { ip: string }
@@ -51,20 +50,9 @@ export function readEndpointEntries(cfg: Config): Map<string, EndpointValue> {
 
 /** Attaches (or atomically replaces) the pod programs on the endpoint's host veth. */
 export function attachEndpoint(cfg: Config, ep: Pick<Endpoint, 'hostIfname' | 'hostIfindex'>): void {
-  const pins = nodePins(cfg);
-  for (const spec of POD_PROGRAMS) {
-    const prog = openProgram(cfg, spec.program);
-    try {
-      attachTc(prog, ep.hostIfindex, spec.hook, { linkPin: pins.link(ep.hostIfname, spec.hook) });
-    } finally {
-      prog.close();
-    }
-  }
+  for (const a of attachmentsOf({ role: 'pod' })) attach(cfg, 'pod', { name: ep.hostIfname, ifindex: ep.hostIfindex }, a.program);
 }
 
 export function detachEndpoint(cfg: Config, ep: Pick<Endpoint, 'hostIfname' | 'hostIfindex'>, deviceGone = false): void {
-  const pins = nodePins(cfg);
-  for (const spec of POD_PROGRAMS) {
-    detachTc(deviceGone ? 0 : ep.hostIfindex, spec.hook, { linkPin: pins.link(ep.hostIfname, spec.hook) });
-  }
+  for (const a of attachmentsOf({ role: 'pod' })) detach(cfg, 'pod', { name: ep.hostIfname, ifindex: deviceGone ? 0 : ep.hostIfindex }, a.program);
 }

@@ -9,7 +9,7 @@
  */
 import type { Config } from '../config/config.js';
 import { openProgram } from '../datapath/loader.js';
-import { POD_PROGRAMS } from '../datapath/programs.js';
+import { attachmentsOf } from '../datapath/attachments.js';
 import type { Pool } from '../ipam/pool.js';
 import { getLink } from '../net/ip.js';
 import { currentNetnsId, netnsId, netnsPath } from '../net/netns.js';
@@ -99,9 +99,9 @@ export class EndpointManager {
 
   /** Fails unless the programs this node needs are loaded and pinned. */
   requireInitialised(): void {
-    for (const spec of POD_PROGRAMS) {
+    for (const a of attachmentsOf({ role: 'pod' })) {
       try {
-        openProgram(this.cfg, spec.program).close();
+        openProgram(this.cfg, a.program).close();
       } catch {
         throw new EndpointError(notInitialised(this.cfg), 'not_ready');
       }

@@ -6,8 +6,9 @@
  */
 import type { Config } from '../config/config.js';
 import type { Store } from '../store/types.js';
+import { xdpAttachment, type XdpAttachment } from './attach.js';
 import { parseDenyCidrs, type PrefilterEntry } from './cidr.js';
-import { prefilterMapsPinned, readCounters, readRules, syncRules, xdpAttachment, type XdpAttachment } from './datapath.js';
+import { prefilterMapsPinned, readCounters, readRules, syncRules } from './datapath.js';
 import { addEntries, deleteEntries, listEntries, type AddResult, type DelResult } from './store.js';
 
 export interface PrefilterRow extends PrefilterEntry {
