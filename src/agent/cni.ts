@@ -3,7 +3,8 @@
  * endpoints keyed by (containerId, ifname).
  */
 import { existsSync } from 'node:fs';
-import { endpointValue, readEndpointEntries } from '../endpoint/datapath.js';
+import { endpointValue } from '../endpoint/datapath.js';
+import { readEndpoints } from '../maps/endpoints.js';
 import type { AgentEndpoint } from '../cni/spec.js';
 import type { PodPort } from '../endpoint/ports.js';
 import type { Endpoint } from '../endpoint/types.js';
@@ -75,7 +76,7 @@ export async function endpointProblems(node: NodeHandle, ep: Endpoint, netns?: s
       if (!addresses(ep.ifname, ns).includes(`${ep.ip}/32`)) p.push(`interface ${ep.ifname} does not have ${ep.ip}/32`);
     }
   }
-  const entry = readEndpointEntries(node.cfg).get(ep.ip);
+  const entry = readEndpoints(node.cfg).get(ep.ip);
   if (!entry) p.push(`sl_endpoints has no entry for ${ep.ip}`);
   else if (JSON.stringify(entry) !== JSON.stringify(endpointValue(ep))) p.push(`the sl_endpoints entry of ${ep.ip} differs from the endpoint`);
   const pins = nodePins(node.cfg);

@@ -10,9 +10,9 @@
  */
 import { uplinkName } from '../endpoint/mtu.js';
 import { PREFILTER_PREFIX, PrefilterInputError, describeDiff } from '../prefilter/cidr.js';
-import {
-  attachPrefilter, detachPrefilter, ifindexOf, pinnedDevices, readCounters, readRules, syncRules, xdpAttachment,
-} from '../prefilter/datapath.js';
+import { readPrefilterRules } from '../maps/prefilter.js';
+import { readPrefilterCounters } from '../maps/prefilter-counters.js';
+import { attachPrefilter, detachPrefilter, ifindexOf, pinnedDevices, syncRules, xdpAttachment } from '../prefilter/datapath.js';
 import { prefilterAdd, prefilterDel, prefilterList } from '../prefilter/service.js';
 import { listEntries } from '../prefilter/store.js';
 import type { Unwatch } from '../store/types.js';
@@ -36,7 +36,7 @@ export class PrefilterFeature implements AgentFeature {
     const r = await this.serial.run(() => this.converge(ctx));
     for (const c of r.changed) ctx.log(`prefilter: ${c}`);
     const a = this.device ? xdpAttachment(ctx.cfg, this.device) : undefined;
-    if (a) ctx.log(`prefilter: xdp_prefilter on ${a.device} in ${a.mode} mode, ${readRules(ctx.cfg).size} denied CIDR(s)`);
+    if (a) ctx.log(`prefilter: xdp_prefilter on ${a.device} in ${a.mode} mode, ${readPrefilterRules(ctx.cfg).size} denied CIDR(s)`);
     for (const p of r.problems) ctx.log(`prefilter: ${p} (tried again at the next reconciliation)`);
     this.unwatch = await ctx.node.store.watch(PREFILTER_PREFIX, () => ctx.scheduleReconcile('prefilter change'));
     ctx.registry.collect('sluice_prefilter_packets_total', 'Packets the XDP prefilter dropped on this node, by denied CIDR', 'counter',
@@ -78,8 +78,8 @@ export class PrefilterFeature implements AgentFeature {
   }
 
   private samples(ctx: AgentContext, name: string, field: 'packets' | 'bytes') {
-    const counters = readCounters(ctx.cfg);
-    return [...readRules(ctx.cfg)].map(([cidr, r]) => ({ name, labels: { cidr }, value: counters.get(r.id)?.[field] ?? 0 }));
+    const counters = readPrefilterCounters(ctx.cfg);
+    return [...readPrefilterRules(ctx.cfg)].map(([cidr, r]) => ({ name, labels: { cidr }, value: counters.get(r.id)?.[field] ?? 0 }));
   }
 
   /**

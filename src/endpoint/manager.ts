@@ -15,7 +15,8 @@ import { getLink } from '../net/ip.js';
 import { currentNetnsId, netnsId, netnsPath } from '../net/netns.js';
 import { isIPv4 } from '../util/ipv4.js';
 import { labelKeyProblem, labelValueProblem, type Labels } from '../util/labels.js';
-import { attachEndpoint, deleteEndpointEntry, detachEndpoint, writeEndpointEntry } from './datapath.js';
+import { deleteEndpoint, writeEndpoint } from '../maps/endpoints.js';
+import { attachEndpoint, detachEndpoint, endpointValue } from './datapath.js';
 import { NodeState } from './state.js';
 import { checkIfname, parseEndpointName, type AddEndpointRequest, type Endpoint } from './types.js';
 import { activateHostSide, createVeth, deleteVeth, hostIfname } from './veth.js';
@@ -196,7 +197,7 @@ export class EndpointManager {
           this.state.saveEndpoint(ep);
         }
         // Complete from its first write: the datapath never sees the pod without its identity.
-        writeEndpointEntry(this.cfg, ep);
+        writeEndpoint(this.cfg, ep.ip, endpointValue(ep));
         attachEndpoint(this.cfg, ep);
         activateHostSide(hostIf, ep.ip, ep.mac);
         ep.state = 'ready';
@@ -238,7 +239,7 @@ export class EndpointManager {
       if (!ep || ep.state !== 'ready' || JSON.stringify(ep.labels) !== JSON.stringify(seen.labels)) return false;
       const next = { ...ep, identity };
       this.state.saveEndpoint(next);
-      writeEndpointEntry(this.cfg, next);
+      writeEndpoint(this.cfg, next.ip, endpointValue(next));
       return true;
     });
   }
@@ -296,7 +297,7 @@ export class EndpointManager {
       ep.state = 'deleting';
       this.state.saveEndpoint(ep);
     }
-    if (ep.ip) await step('map entry', () => deleteEndpointEntry(this.cfg, ep.ip));
+    if (ep.ip) await step('map entry', () => deleteEndpoint(this.cfg, ep.ip));
     const dev = getLink(ep.hostIfname);
     const sameDevice = dev !== undefined && (ep.hostIfindex === 0 || dev.ifindex === ep.hostIfindex);
     await step('programs', () => detachEndpoint(this.cfg, { hostIfname: ep.hostIfname, hostIfindex: dev?.ifindex ?? 0 }, !sameDevice));
@@ -314,7 +315,7 @@ export class EndpointManager {
       const dev = getLink(ep.hostIfname);
       if (!dev || dev.ifindex !== ep.hostIfindex) continue;
       attachEndpoint(this.cfg, ep);
-      writeEndpointEntry(this.cfg, ep);
+      writeEndpoint(this.cfg, ep.ip, endpointValue(ep));
       n++;
     }
     return n;

@@ -3,6 +3,7 @@
  * and records, and the difference between what the store wants in sl_prefilter and
  * what the map holds. No I/O.
  */
+import type { PrefilterRule } from '../maps/prefilter.js';
 import { formatCidr, formatIPv4, maskOf, parseIPv4 } from '../util/ipv4.js';
 
 /** Store keys of denied CIDRs: `prefilter/<a.b.c.d>-<len>`. */
@@ -125,17 +126,11 @@ export function compareCidrs(a: string, b: string): number {
   return parseIPv4(pa!) - parseIPv4(pb!) || Number(la) - Number(lb);
 }
 
-/** A rule as sl_prefilter holds it. */
-export interface MapRule {
-  id: number;
-  flags: number;
-}
-
 export interface RuleDiff {
   /** CIDRs to insert (absent from the map). */
-  add: [cidr: string, rule: MapRule][];
+  add: [cidr: string, rule: PrefilterRule][];
   /** CIDRs whose map value differs from the store's (rewritten in place). */
-  update: [cidr: string, rule: MapRule][];
+  update: [cidr: string, rule: PrefilterRule][];
   /** CIDRs in the map the store no longer has. */
   del: string[];
   /** Counter entries (rule ids) that belong to no wanted rule. */
@@ -146,9 +141,9 @@ export interface RuleDiff {
  * What must change so that the map equals the store's entries: `have` is sl_prefilter
  * (CIDR -> rule), `counters` the ids present in sl_prefilter_ct.
  */
-export function diffRules(want: readonly PrefilterEntry[], have: ReadonlyMap<string, MapRule>, counters: Iterable<number> = []): RuleDiff {
+export function diffRules(want: readonly PrefilterEntry[], have: ReadonlyMap<string, PrefilterRule>, counters: Iterable<number> = []): RuleDiff {
   const d: RuleDiff = { add: [], update: [], del: [], staleCounters: [] };
-  const wanted = new Map(want.map((e) => [e.cidr, { id: e.id, flags: 0 } satisfies MapRule]));
+  const wanted = new Map(want.map((e) => [e.cidr, { id: e.id, flags: 0 } satisfies PrefilterRule]));
   for (const [cidr, rule] of wanted) {
     const h = have.get(cidr);
     if (!h) d.add.push([cidr, rule]);

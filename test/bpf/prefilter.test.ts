@@ -19,8 +19,10 @@ import { buildProgram } from '../../src/datapath/build.js';
 import { nodePins } from '../../src/datapath/pins.js';
 import { withNetns } from '../../src/net/netns.js';
 import { matchRule, type PrefilterEntry } from '../../src/prefilter/cidr.js';
+import { readPrefilterRules as readRules } from '../../src/maps/prefilter.js';
+import { readPrefilterCounters as readCounters } from '../../src/maps/prefilter-counters.js';
 import {
-  attachPrefilter, detachPrefilter, pinnedDevices, readCounters, readRules, syncRules, xdpAttachment, xdpLinkPin,
+  attachPrefilter, detachPrefilter, pinnedDevices, syncRules, xdpAttachment, xdpLinkPin,
 } from '../../src/prefilter/datapath.js';
 import { IS_ROOT, REPO, mustSh, netns, pinRoot, sh, tempDir, uniquePrefix } from '../helpers/env.js';
 import * as P from '../helpers/packets.js';
