@@ -5,6 +5,7 @@
  * entries go in before stale ones go, so a flow both the old and the new policies allow is
  * never dropped in between.
  */
+import type { BpfMap } from '../bpf/map.js';
 import type { Config } from '../config/config.js';
 import { applyMapDiff } from './diff.js';
 import { MapDef } from './map.js';
@@ -34,13 +35,15 @@ export interface PolicyMapChange {
   removed: number;
 }
 
+function entriesOf(m: BpfMap<PolicyKey, PolicyValue>): Map<string, PolicyEntry> {
+  const out = new Map<string, PolicyEntry>();
+  for (const [key, value] of m.entries()) out.set(policyKeyString(key), { key, value });
+  return out;
+}
+
 /** Every entry, keyed by `policyKeyString`. */
 export function readPolicy(cfg: Pick<Config, 'pinRoot'>): Map<string, PolicyEntry> {
-  return POLICY_MAP.with(cfg, (m) => {
-    const out = new Map<string, PolicyEntry>();
-    for (const [key, value] of m.entries()) out.set(policyKeyString(key), { key, value });
-    return out;
-  });
+  return POLICY_MAP.with(cfg, entriesOf);
 }
 
 /** Writes `entries` into sl_policy, touching nothing else (for keys no other entry shares). */
@@ -53,9 +56,7 @@ export function writePolicy(cfg: Pick<Config, 'pinRoot'>, entries: ReadonlyMap<s
 /** Makes sl_policy hold exactly `want` (keyed by `policyKeyString`); returns what it changed. */
 export function syncPolicy(cfg: Pick<Config, 'pinRoot'>, want: ReadonlyMap<string, PolicyEntry>): PolicyMapChange {
   return POLICY_MAP.with(cfg, (m) => {
-    const have = new Map<string, PolicyEntry>();
-    for (const [key, value] of m.entries()) have.set(policyKeyString(key), { key, value });
-    const d = applyMapDiff(have, want, (a, b) => a.value.policy === b.value.policy && a.value.flags === b.value.flags, {
+    const d = applyMapDiff(entriesOf(m), want, (a, b) => a.value.policy === b.value.policy && a.value.flags === b.value.flags, {
       write: (_, e) => m.update(e.key, e.value),
       remove: (_, e) => m.delete(e.key),
     });
