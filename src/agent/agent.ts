@@ -13,10 +13,9 @@ import { join } from 'node:path';
 import type { AgentStatus } from '../api/types.js';
 import type { Config } from '../config/config.js';
 import type { PodPort } from '../endpoint/ports.js';
-import { readMetrics } from '../datapath/metrics.js';
-import { openMap } from '../datapath/loader.js';
-import { CT_MAP } from '../datapath/conntrack.js';
 import { describeMigration, migrateMaps } from '../datapath/migrate.js';
+import { readMetrics } from '../maps/metrics.js';
+import { FILL_WATCHED_MAPS } from '../maps/registry.js';
 import { tryLockFile, type FileLock } from '../util/lock.js';
 import { openNode, type NodeHandle } from '../node/context.js';
 import { initNode, type InitResult } from '../node/node.js';
@@ -53,8 +52,6 @@ export interface AgentOptions {
 export function agentPaths(cfg: Pick<Config, 'runDir'>): { socket: string; lock: string } {
   return { socket: join(cfg.runDir, 'agent.sock'), lock: join(cfg.runDir, 'agent.lock') };
 }
-
-export const MAPS_TO_WATCH = ['sl_endpoints', 'sl_metrics', 'sl_ipcache', 'sl_prefilter', 'sl_policy', CT_MAP];
 
 /** Default of AgentOptions.driftCheckIntervalMs. */
 export const DEFAULT_DRIFT_CHECK_MS = 5 * 60_000;
@@ -131,7 +128,8 @@ export class Agent {
       this.node.manager.admission = {
         admit: async (ep) => {
           const out: { identity?: number } = {};
-          for (const f of this.features) if (f.admit) Object.assign(out, await f.admit(ctx, ep));
+          // Each feature sees what the ones before it admitted (policy: the identity).
+          for (const f of this.features) if (f.admit) Object.assign(out, await f.admit(ctx, { ...ep, ...out }));
           return out;
         },
         forget: (ep) => {
@@ -421,22 +419,10 @@ export class Agent {
       () => readMetrics(cfg).map((r) => ({ name: 'sluice_datapath_packets_total', labels: { reason: r.reason, direction: r.direction }, value: r.packets })));
     this.registry.collect('sluice_datapath_bytes_total', 'Bytes the datapath handled, by reason and direction', 'counter',
       () => readMetrics(cfg).map((r) => ({ name: 'sluice_datapath_bytes_total', labels: { reason: r.reason, direction: r.direction }, value: r.bytes })));
-    this.registry.collect('sluice_map_entries', 'Entries in each pinned map', 'gauge', () => MAPS_TO_WATCH.map((name) => {
-      const m = openMap(cfg, name);
-      try {
-        return { name: 'sluice_map_entries', labels: { map: name }, value: m.count() };
-      } finally {
-        m.close();
-      }
-    }));
-    this.registry.collect('sluice_map_max_entries', 'Capacity of each pinned map', 'gauge', () => MAPS_TO_WATCH.map((name) => {
-      const m = openMap(cfg, name);
-      try {
-        return { name: 'sluice_map_max_entries', labels: { map: name }, value: m.info.maxEntries };
-      } finally {
-        m.close();
-      }
-    }));
+    this.registry.collect('sluice_map_entries', 'Entries in each pinned map', 'gauge', () => FILL_WATCHED_MAPS.map((def) =>
+      ({ name: 'sluice_map_entries', labels: { map: def.name }, value: def.with(cfg, (m) => m.count()) })));
+    this.registry.collect('sluice_map_max_entries', 'Capacity of each pinned map', 'gauge', () => FILL_WATCHED_MAPS.map((def) =>
+      ({ name: 'sluice_map_max_entries', labels: { map: def.name }, value: def.with(cfg, (m) => m.info.maxEntries) })));
     this.registry.collect('sluice_endpoints', 'Endpoints on this node, by state', 'gauge', () => {
       const by = new Map<string, number>([['ready', 0], ['creating', 0], ['deleting', 0]]);
       for (const e of this.node?.manager.list() ?? []) by.set(e.state, (by.get(e.state) ?? 0) + 1);

@@ -4,7 +4,8 @@
  */
 import { existsSync } from 'node:fs';
 import type { CniAddResponse, CniCheckResponse, CniDelResponse, CniEndpoint, CniGcResponse } from '../api/types.js';
-import { endpointValue, readEndpointEntries } from '../endpoint/datapath.js';
+import { endpointValue } from '../endpoint/datapath.js';
+import { readEndpoints } from '../maps/endpoints.js';
 import type { PodPort } from '../endpoint/ports.js';
 import type { Endpoint } from '../endpoint/types.js';
 import { addresses, getLink } from '../net/ip.js';
@@ -72,7 +73,7 @@ export async function endpointProblems(node: NodeHandle, ep: Endpoint, netns?: s
       if (!addresses(ep.ifname, ns).includes(`${ep.ip}/32`)) p.push(`interface ${ep.ifname} does not have ${ep.ip}/32`);
     }
   }
-  const entry = readEndpointEntries(node.cfg).get(ep.ip);
+  const entry = readEndpoints(node.cfg).get(ep.ip);
   if (!entry) p.push(`sl_endpoints has no entry for ${ep.ip}`);
   else if (JSON.stringify(entry) !== JSON.stringify(endpointValue(ep))) p.push(`the sl_endpoints entry of ${ep.ip} differs from the endpoint`);
   for (const a of attachmentsOf({ role: 'pod' })) {

@@ -5,7 +5,7 @@
  */
 import type { Config } from '../config/config.js';
 import type { Endpoint } from '../endpoint/types.js';
-import type { IpcacheEntry } from '../datapath/ipcache.js';
+import type { IpcacheEntry } from '../maps/ipcache.js';
 import type { NodeHandle } from '../node/context.js';
 import type { InitResult } from '../node/node.js';
 import type { SyncDecision } from './map-sync.js';
@@ -79,7 +79,8 @@ export interface AgentFeature {
   routes?(ctx: AgentContext): Route[];
   /**
    * A new endpoint, before the datapath knows it (see EndpointAdmission): what its map entry
-   * must carry. `forget` when its add failed afterwards.
+   * must carry. `ep` carries what the features before this one admitted (its identity).
+   * `forget` when its add failed afterwards.
    */
   admit?(ctx: AgentContext, ep: Readonly<Endpoint>): Promise<{ identity?: number }>;
   forget?(ctx: AgentContext, ep: Readonly<Endpoint>): void;

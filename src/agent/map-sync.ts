@@ -14,7 +14,7 @@
  *           drift-check interval
  *   skip    nothing: no compile, no map read, no write
  */
-import type { MapState } from '../datapath/map-state.js';
+import type { MapState } from '../maps/map.js';
 
 export type { MapState };
 

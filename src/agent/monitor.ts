@@ -9,9 +9,11 @@
  */
 import type { LostEvents } from '../api/types.js';
 import type { RingBufferReader } from '../bpf/ringbuf.js';
-import { EVENT_TYPES, openEvents, readEventCounters, writeMonitorSettings, type EventCounters, type EventType, type RawEvent } from '../datapath/events.js';
+import { EventNames, type NamedEvent } from '../inspect/events.js';
+import { EVENT_TYPES, openEvents, type EventType, type RawEvent } from '../maps/events.js';
+import { readEventCounters, type EventCounters } from '../maps/monitor-state.js';
+import { writeMonitorSettings } from '../maps/monitor.js';
 import { ApiError } from './errors.js';
-import { EventNames, type NamedEvent } from './event-names.js';
 import type { AgentContext, AgentFeature } from './feature.js';
 import type { Route, StreamOut } from './server.js';
 
@@ -61,7 +63,10 @@ export class MonitorFeature implements AgentFeature {
 
   async start(ctx: AgentContext): Promise<void> {
     this.ctx = ctx;
-    this.names = new EventNames(ctx);
+    this.names = new EventNames({
+      nodeName: ctx.cfg.nodeName, store: ctx.node.store, localEndpoints: () => ctx.node.manager.list(),
+      ipcache: () => [...ctx.ipcache.values()].map((c) => c.entries),
+    });
     try {
       writeMonitorSettings(ctx.cfg, { trace: false, rate: 0 });
       this.reader = openEvents(ctx.cfg, (e) => this.onEvent(e));

@@ -8,7 +8,7 @@
  * (addresses, identities and ports), this node's endpoints and this node's addresses.
  * Collections are sets: their order does not change it.
  */
-import type { IpcacheEntry } from '../datapath/ipcache.js';
+import type { IpcacheEntry } from '../maps/ipcache.js';
 import type { PodPort } from '../endpoint/ports.js';
 import { IDENTITY } from '../identity/identity.js';
 import type { CompileInput } from '../policy/compile.js';

@@ -1,18 +1,14 @@
 /**
- * NetworkPolicy as an agent feature.
+ * NetworkPolicy as an agent feature: the policies compiled into sl_policy for this node's
+ * endpoints, and conntrack garbage collection.
  *
- * A new endpoint is admitted before the datapath knows it (EndpointAdmission): it gets the
- * identity of (namespace, labels) and its own sl_policy entries, compiled from the inputs
- * of the last pass, so its first packet in either direction meets the policy in force.
- * Peers' entries for a new identity follow with the pass the add schedules.
+ * A new endpoint is admitted before the datapath knows it (EndpointAdmission): with the
+ * identity identities.ts allocated for it, it gets its own sl_policy entries, compiled from
+ * the inputs of the last pass, so its first packet in either direction meets the policy in
+ * force. Peers' entries for a new identity follow with the pass the add schedules.
  *
  * Every reconciliation (and whenever policies, namespace labels, identities or published
- * endpoints change in the store):
- *   1. each ready local endpoint gets the cluster-wide identity of (namespace, labels),
- *      written by the endpoint manager into its record and its sl_endpoints entry (the VNI
- *      carries it) when its labels changed;
- *   2. the node's endpoints are published (`endpoints/<node>/<id>`), so other nodes know
- *      each pod's address, identity and ports;
+ * endpoints change in the store), after identities.ts and publish.ts (policy-pipeline.ts):
  *   3. the policies are compiled for the local endpoints and sl_policy is made equal to the
  *      result, new entries before stale ones go (a flow both the old and the new policies
  *      allow is never dropped in between);
@@ -25,31 +21,24 @@
  * (map-sync.ts). At 50,000 rules a compile and a read-back cost seconds of CPU; a skip, the
  * store reads and a fingerprint (~10 ms).
  */
-import { readEndpointEntries } from '../endpoint/datapath.js';
 import { parseEndpointName, type Endpoint } from '../endpoint/types.js';
-import { CT_MAP, type CtEntry, type CtKey } from '../datapath/conntrack.js';
-import { openMap } from '../datapath/loader.js';
-import { pinnedMapState } from '../datapath/map-state.js';
-import { syncPolicyMap, writePolicyEntries, type PolicyEntry } from '../datapath/policy-map.js';
 import { IdentityAllocator, identityLabels } from '../identity/identity.js';
+import { liveCt } from '../maps/ct.js';
+import { POLICY_MAP, syncPolicy, writePolicy, type PolicyEntry } from '../maps/policy.js';
+import { readPolicyStats } from '../maps/policy-stats.js';
 import { allAddresses } from '../net/ip.js';
 import { compilePolicies } from '../policy/compile.js';
-import type { PublishedEndpoint } from '../policy/store.js';
-import { ENDPOINTS, NAMESPACES, POLICIES } from '../store/keys.js';
-import type { Store, Unwatch } from '../store/types.js';
+import { ENDPOINTS, IDENTITY_IDS, NAMESPACES, POLICIES, identityOfKey } from '../store/keys.js';
+import type { Unwatch } from '../store/types.js';
 import { Serial } from '../util/serial.js';
 import type { AgentContext, AgentFeature, FeatureReport, MapSyncReport, ReconcilePass } from './feature.js';
 import { MapSync } from './map-sync.js';
 import { compileInputOf, policyInputsFingerprint, policyIpcache, type LocalEndpointInput, type PolicyInputs } from './policy-inputs.js';
+import type { PolicyPipeline } from './policy-pipeline.js';
+import { storedValues } from './stored-values.js';
 
 /** The cluster-wide inputs of a compile: everything but this node's endpoints. */
 type ClusterInputs = Omit<PolicyInputs, 'local'>;
-
-
-/** The values under `prefix`, by key. */
-async function storedValues(store: Store, prefix: string): Promise<Map<string, string>> {
-  return new Map((await store.list(prefix)).map((kv) => [kv.key, kv.value]));
-}
 
 /** This node's IPv4 addresses but loopback's. */
 function ownAddresses(): Set<string> {
@@ -82,35 +71,38 @@ export class PolicyFeature implements AgentFeature {
   /** The cluster-wide inputs of the last pass (admissions compile from them). */
   private lastCluster: ClusterInputs | undefined;
 
+  constructor(private readonly pipeline: PolicyPipeline) {}
+
   async start(ctx: AgentContext): Promise<void> {
-    for (const prefix of [POLICIES, NAMESPACES, ENDPOINTS, 'identities/ids/']) {
+    for (const prefix of [POLICIES, NAMESPACES, ENDPOINTS, IDENTITY_IDS]) {
       this.unwatch.push(await ctx.node.store.watch(prefix, (e) => {
         // Our own endpoint records change when we publish them: not a reason to run again.
         if (prefix === ENDPOINTS && e.key.startsWith(`${ENDPOINTS}${ctx.cfg.nodeName}/`)) return;
         // An identity marked as used again changes nothing; a new or removed one does.
-        if (prefix === 'identities/ids/' && e.type === 'put' && this.knownIdentities.has(Number(e.key.slice(prefix.length)))) return;
+        if (prefix === IDENTITY_IDS && e.type === 'put' && this.knownIdentities.has(identityOfKey(e.key))) return;
         ctx.scheduleReconcile(`${prefix.replace(/\/.*/, '')} changed`);
       }));
     }
     ctx.registry.collect('sluice_policy_verdicts_total', 'Packets decided by policy, by policy, direction and verdict', 'counter', () => this.verdictSamples(ctx));
-    ctx.registry.collect('sluice_ct_entries', 'Live entries in the conntrack table', 'gauge', () => [{ name: 'sluice_ct_entries', value: this.liveCt(ctx).live }]);
+    ctx.registry.collect('sluice_ct_entries', 'Live entries in the conntrack table', 'gauge', () => [{ name: 'sluice_ct_entries', value: liveCt(ctx.cfg).live }]);
   }
 
-  async admit(ctx: AgentContext, ep: Readonly<Endpoint>): Promise<{ identity: number }> {
+  /** `ep` carries the identity the identities feature allocated for it. */
+  async admit(ctx: AgentContext, ep: Readonly<Endpoint>): Promise<{ identity?: number }> {
+    const identity = ep.identity;
+    if (identity === undefined) return {};
     const namespace = parseEndpointName(ep.name).namespace;
-    const ids = new IdentityAllocator(ctx.node.store);
-    const identity = await ids.allocate(namespace, ep.labels);
-    const cluster = this.lastCluster ?? await this.readCluster(ctx, ids);
+    const cluster = this.lastCluster ?? await this.readCluster(ctx, new IdentityAllocator(ctx.node.store));
     await this.writer.run(async () => {
       const me: LocalEndpointInput = { id: ep.id, namespace, identity, labels: ep.labels, ports: ep.ports ?? [] };
       const identities = new Map(cluster.identities);
       if (!identities.has(identity)) identities.set(identity, identityLabels(namespace, ep.labels));
       const compiled = compilePolicies(compileInputOf({ ...cluster, identities, local: new Map([[ep.id, me]]) }));
       // New keys only (the endpoint id is new): nothing another endpoint relies on changes.
-      writePolicyEntries(ctx.cfg, compiled.entries);
+      writePolicy(ctx.cfg, compiled.entries);
       this.admitted.set(ep.id, me);
     });
-    return { identity };
+    return {};
   }
 
   forget(ctx: AgentContext, ep: Readonly<Endpoint>): void {
@@ -136,59 +128,23 @@ export class PolicyFeature implements AgentFeature {
   }
 
   async reconcile(ctx: AgentContext, pass: ReconcilePass = { driftCheck: false }): Promise<FeatureReport> {
-    const { cfg, node } = ctx;
+    return await this.pipeline.step(this.name, () => this.compile(ctx, pass)) ?? { changed: [], problems: [] };
+  }
+
+  private async compile(ctx: AgentContext, pass: ReconcilePass): Promise<FeatureReport> {
     const changed: string[] = [];
     const problems: string[] = [];
-    const ids = new IdentityAllocator(node.store);
-
-    // 1. Identities of the local endpoints: allocated without the node lock (a store outage
-    // must not hold up adds and deletes), written under it if the endpoint did not change meanwhile.
-    const wanted = new Map<number, { identity: number; labels: string }>();
-    for (const ep of node.manager.list()) {
-      if (ep.state !== 'ready') continue;
-      wanted.set(ep.id, { identity: await ids.allocate(parseEndpointName(ep.name).namespace, ep.labels), labels: JSON.stringify(ep.labels) });
-    }
-    const entries = readEndpointEntries(cfg);
-    for (const ep of node.manager.list()) {
-      const w = wanted.get(ep.id);
-      if (ep.state !== 'ready' || !w || w.labels !== JSON.stringify(ep.labels)) continue;
-      if (ep.identity === w.identity && entries.get(ep.ip)?.identity === w.identity) continue;
-      if (await node.manager.setIdentity(ep, w.identity)) changed.push(`${ep.name} identity ${w.identity}`);
-    }
-    const local = node.manager.list().filter((e) => e.state === 'ready' && e.identity !== undefined);
-
-    // 2. Publish this node's endpoints.
-    const mine = `${ENDPOINTS}${cfg.nodeName}/`;
-    let endpoints = await storedValues(node.store, ENDPOINTS);
-    const published = new Map([...endpoints].filter(([key]) => key.startsWith(mine)));
-    let wrote = false;
-    for (const ep of local) {
-      const { namespace } = parseEndpointName(ep.name);
-      const rec: PublishedEndpoint = { node: cfg.nodeName, id: ep.id, name: ep.name, namespace, ip: ep.ip, identity: ep.identity!, labels: ep.labels, ports: ep.ports ?? [] };
-      const key = `${mine}${ep.id}`;
-      const value = JSON.stringify(rec);
-      if (published.get(key) !== value) {
-        await node.store.put(key, value);
-        wrote = true;
-      }
-      published.delete(key);
-    }
-    for (const key of published.keys()) {
-      await node.store.delete(key);
-      wrote = true;
-    }
-    if (wrote) endpoints = await storedValues(node.store, ENDPOINTS);
 
     // 3. Compile and apply, when the inputs changed; read sl_policy back when drift is suspected or due.
-    const cluster = await this.readCluster(ctx, ids, endpoints);
+    const cluster = await this.readCluster(ctx, new IdentityAllocator(ctx.node.store), this.pipeline.takeEndpoints());
     this.lastCluster = cluster;
     this.knownIdentities = new Set(cluster.identities.keys());
     const report = await this.writer.run(() => this.apply(ctx, pass, cluster, changed, problems));
 
     // 5. Conntrack garbage.
-    const gc = this.liveCt(ctx, true);
+    const gc = liveCt(ctx.cfg, { collect: true });
     if (gc.deleted) changed.push(`conntrack: ${gc.deleted} dead entries removed`);
-    return { changed, problems, sync: { sl_policy: report } };
+    return { changed, problems, sync: { [POLICY_MAP.name]: report } };
   }
 
   /**
@@ -206,8 +162,8 @@ export class PolicyFeature implements AgentFeature {
     }
     const inputs: PolicyInputs = { ...cluster, local };
     const fp = policyInputsFingerprint(inputs);
-    this.sync ??= new MapSync('sl_policy', ctx.driftCheckMs);
-    const decision = this.sync.decide(fp, pinnedMapState(cfg, 'sl_policy'), pass.driftCheck);
+    this.sync ??= new MapSync(POLICY_MAP.name, ctx.driftCheckMs);
+    const decision = this.sync.decide(fp, POLICY_MAP.state(cfg), pass.driftCheck);
     const report: MapSyncReport = { ...decision };
     let want = this.sync.wanted();
     if (decision.action === 'apply') {
@@ -219,13 +175,13 @@ export class PolicyFeature implements AgentFeature {
     }
     if (decision.action !== 'skip' && want) {
       try {
-        const c = syncPolicyMap(cfg, want);
+        const c = syncPolicy(cfg, want);
         Object.assign(report, c);
         if (c.written || c.removed) {
           const what = `sl_policy: ${c.written} written, ${c.removed} removed (${want.size} entries)`;
           changed.push(decision.action === 'verify' ? `${what}: drift repaired (${decision.reason})` : what);
         }
-        this.sync.done(fp, pinnedMapState(cfg, 'sl_policy'), want);
+        this.sync.done(fp, POLICY_MAP.state(cfg), want);
       } catch (e) {
         this.sync.failed();
         problems.push(`sl_policy: ${(e as Error).message}`);
@@ -234,38 +190,12 @@ export class PolicyFeature implements AgentFeature {
     return report;
   }
 
-  /** Counts live conntrack entries; with `collect`, deletes the dead ones. */
-  private liveCt(ctx: AgentContext, collect = false): { live: number; deleted: number } {
-    const m = openMap<CtKey, CtEntry>(ctx.cfg, CT_MAP);
-    const now = process.hrtime.bigint();
-    let live = 0;
-    let deleted = 0;
-    try {
-      // Walk first, delete after: bpf_map_get_next_key from a key just deleted starts over
-      // at the first key, which made this quadratic (tens of seconds at a few thousand flows).
-      const dead: CtKey[] = [];
-      for (const [k, v] of m.entries()) {
-        if (v.expires > now) live++;
-        else if (collect) dead.push(k);
-      }
-      for (const k of dead) if (m.delete(k)) deleted++;
-    } finally {
-      m.close();
-    }
-    return { live, deleted };
-  }
-
   private verdictSamples(ctx: AgentContext) {
     const names = new Map([...this.lastPolicyIds].map(([ref, id]) => [id, ref]));
-    const m = openMap<{ policy: number; dir: number; allowed: number }, { packets: bigint; bytes: bigint }[]>(ctx.cfg, 'sl_policy_st');
-    try {
-      return [...m.entries()].map(([k, v]) => ({
-        name: 'sluice_policy_verdicts_total',
-        labels: { policy: names.get(k.policy) ?? String(k.policy), direction: k.dir === 1 ? 'ingress' : 'egress', verdict: k.allowed ? 'allowed' : 'denied' },
-        value: Number(v.reduce((a, x) => a + x.packets, 0n)),
-      }));
-    } finally {
-      m.close();
-    }
+    return readPolicyStats(ctx.cfg).map((s) => ({
+      name: 'sluice_policy_verdicts_total',
+      labels: { policy: names.get(s.policy) ?? String(s.policy), direction: s.dir === 1 ? 'ingress' : 'egress', verdict: s.allowed ? 'allowed' : 'denied' },
+      value: s.packets,
+    }));
   }
 }

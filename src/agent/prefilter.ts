@@ -11,9 +11,9 @@
  */
 import { uplinkName } from '../endpoint/mtu.js';
 import { PrefilterInputError, describeDiff } from '../prefilter/cidr.js';
-import {
-  readCounters, readRules, syncRules,
-} from '../prefilter/datapath.js';
+import { readPrefilterRules } from '../maps/prefilter.js';
+import { readPrefilterCounters } from '../maps/prefilter-counters.js';
+import { syncRules } from '../prefilter/datapath.js';
 import { attachPrefilter, detachPrefilter, pinnedDevices, xdpAttachment } from '../prefilter/attach.js';
 import { ifindexOf } from '../net/ifindex.js';
 import { prefilterAdd, prefilterDel, prefilterList } from '../prefilter/service.js';
@@ -40,7 +40,7 @@ export class PrefilterFeature implements AgentFeature {
     const r = await this.serial.run(() => this.converge(ctx));
     for (const c of r.changed) ctx.log(`prefilter: ${c}`);
     const a = this.device ? xdpAttachment(ctx.cfg, this.device) : undefined;
-    if (a) ctx.log(`prefilter: xdp_prefilter on ${a.device} in ${a.mode} mode, ${readRules(ctx.cfg).size} denied CIDR(s)`);
+    if (a) ctx.log(`prefilter: xdp_prefilter on ${a.device} in ${a.mode} mode, ${readPrefilterRules(ctx.cfg).size} denied CIDR(s)`);
     for (const p of r.problems) ctx.log(`prefilter: ${p} (tried again at the next reconciliation)`);
     this.unwatch = await ctx.node.store.watch(PREFILTER_PREFIX, () => ctx.scheduleReconcile('prefilter change'));
     ctx.registry.collect('sluice_prefilter_packets_total', 'Packets the XDP prefilter dropped on this node, by denied CIDR', 'counter',
@@ -82,8 +82,8 @@ export class PrefilterFeature implements AgentFeature {
   }
 
   private samples(ctx: AgentContext, name: string, field: 'packets' | 'bytes') {
-    const counters = readCounters(ctx.cfg);
-    return [...readRules(ctx.cfg)].map(([cidr, r]) => ({ name, labels: { cidr }, value: counters.get(r.id)?.[field] ?? 0 }));
+    const counters = readPrefilterCounters(ctx.cfg);
+    return [...readPrefilterRules(ctx.cfg)].map(([cidr, r]) => ({ name, labels: { cidr }, value: counters.get(r.id)?.[field] ?? 0 }));
   }
 
   /**

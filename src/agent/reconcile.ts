@@ -17,9 +17,10 @@ import { unpin } from '../bpf/pin.js';
 import { linkPin } from '../datapath/attach.js';
 import { attachmentsOf } from '../datapath/attachments.js';
 import { nodePins } from '../datapath/pins.js';
-import { attachEndpoint, deleteEndpointEntry, endpointValue, readEndpointEntries, writeEndpointEntry } from '../endpoint/datapath.js';
+import { attachEndpoint, endpointValue } from '../endpoint/datapath.js';
 import { podGone } from '../endpoint/manager.js';
 import { HOST_IF_PATTERN } from '../endpoint/veth.js';
+import { deleteEndpoint, readEndpoints, writeEndpoint, type EndpointValue } from '../maps/endpoints.js';
 import { deleteLink, listLinks } from '../net/ip.js';
 import type { NodeHandle } from '../node/context.js';
 import type { FeatureReport } from './feature.js';
@@ -83,15 +84,15 @@ export async function reconcile(node: NodeHandle): Promise<ReconcileReport> {
     const ready = manager.list().filter((e) => e.state === 'ready');
     r.endpoints = ready.length;
 
-    let entries = new Map<string, ReturnType<typeof endpointValue>>();
+    let entries = new Map<string, EndpointValue>();
     await attempt('reading sl_endpoints', () => {
-      entries = readEndpointEntries(cfg);
+      entries = readEndpoints(cfg);
     });
     for (const ep of ready) {
       const want = endpointValue(ep);
       const have = entries.get(ep.ip);
       if (!have || JSON.stringify(have) !== JSON.stringify(want)) {
-        await attempt(`${ep.name}: map entry`, () => writeEndpointEntry(cfg, ep));
+        await attempt(`${ep.name}: map entry`, () => writeEndpoint(cfg, ep.ip, want));
         r.repairedEntries.push(ep.name);
       }
       // A pinned link can be detached (bpftool link detach) and stay pinned: check the link.
@@ -110,7 +111,7 @@ export async function reconcile(node: NodeHandle): Promise<ReconcileReport> {
     const readyIps = new Set(ready.map((e) => e.ip));
     for (const ip of entries.keys()) {
       if (readyIps.has(ip)) continue;
-      await attempt(`stale map entry ${ip}`, () => deleteEndpointEntry(cfg, ip));
+      await attempt(`stale map entry ${ip}`, () => deleteEndpoint(cfg, ip));
       r.staleEntries.push(ip);
     }
 

@@ -15,8 +15,8 @@ import { pinnedLinkState } from '../bpf/link.js';
 import { attach, linkPin } from '../datapath/attach.js';
 import { attachmentsOf } from '../datapath/attachments.js';
 import { openProgram } from '../datapath/loader.js';
-import { readIpcache, readNodeConfig, syncIpcache, writeNodeConfig, type IpcacheChange, type IpcacheEntry } from '../datapath/ipcache.js';
-import { pinnedMapState } from '../datapath/map-state.js';
+import { IPCACHE_MAP, readIpcache, syncIpcache, type IpcacheChange, type IpcacheEntry } from '../maps/ipcache.js';
+import { readNodeConfig, writeNodeConfig } from '../maps/node.js';
 import { cidrWithin, parseCidr } from '../util/ipv4.js';
 import { podMtu, uplinkMtu } from '../endpoint/mtu.js';
 import { run } from '../net/exec.js';
@@ -188,8 +188,8 @@ export class RoutingFeature implements AgentFeature {
    */
   private syncIpcache(ctx: AgentContext, plan: RoutePlan, pass: ReconcilePass): { changed: string[]; report: MapSyncReport } {
     const fp = fingerprint({ format: 1, plan: plan.ipcache, contributions: new Map([...ctx.ipcache].map(([k, c]) => [k, c.fingerprint])) });
-    this.ipcacheSync ??= new MapSync('sl_ipcache', ctx.driftCheckMs);
-    const d = this.ipcacheSync.decide(fp, pinnedMapState(ctx.cfg, 'sl_ipcache'), pass.driftCheck);
+    this.ipcacheSync ??= new MapSync(IPCACHE_MAP.name, ctx.driftCheckMs);
+    const d = this.ipcacheSync.decide(fp, IPCACHE_MAP.state(ctx.cfg), pass.driftCheck);
     const want = d.action === 'apply' ? mergeIpcache(plan.ipcache, new Map([...ctx.ipcache].map(([k, c]) => [k, c.entries]))) : this.ipcacheSync.wanted();
     if (d.action === 'skip' || !want) return { changed: [], report: d };
     let ipc: IpcacheChange;
@@ -199,7 +199,7 @@ export class RoutingFeature implements AgentFeature {
       this.ipcacheSync.failed();
       throw e;
     }
-    this.ipcacheSync.done(fp, pinnedMapState(ctx.cfg, 'sl_ipcache'), want);
+    this.ipcacheSync.done(fp, IPCACHE_MAP.state(ctx.cfg), want);
     const changed = [...ipc.added.map((c) => `ipcache +${c}`), ...ipc.changed.map((c) => `ipcache ~${c}`), ...ipc.removed.map((c) => `ipcache -${c}`)];
     if (d.action === 'verify' && changed.length) changed.unshift(`sl_ipcache: drift repaired (${d.reason})`);
     return { changed, report: { ...d, written: ipc.added.length + ipc.changed.length, removed: ipc.removed.length } };

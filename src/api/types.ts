@@ -7,9 +7,9 @@
  * Only types: nothing here runs, so importing it costs the plugin nothing. Optional fields
  * are absent on the wire, never null, unless a type says null.
  */
-import type { NamedEvent } from '../agent/event-names.js';
+import type { NamedEvent } from '../inspect/events.js';
 import type { ReconcileReport } from '../agent/reconcile.js';
-import type { IpcacheEntry } from '../datapath/ipcache.js';
+import type { IpcacheEntry } from '../maps/ipcache.js';
 import type { LoadedProgram } from '../datapath/loader.js';
 import type { PodPort } from '../endpoint/ports.js';
 import type { Endpoint } from '../endpoint/types.js';

@@ -1,11 +1,11 @@
 /**
  * Loading the node's datapath: each program is built (or taken from the cache), loaded
  * with the node's globals, its maps pinned (or reused) under the pin root, and the
- * program pinned at <pinRoot>/progs/<name>. Nothing is attached here.
+ * program pinned at <pinRoot>/progs/<name>. Nothing is attached here; the maps are opened
+ * through their modules (src/maps/).
  */
 import { join } from 'node:path';
 import { BpfObject } from '../bpf/object.js';
-import { BpfMap } from '../bpf/map.js';
 import { Program } from '../bpf/program.js';
 import type { Config } from '../config/config.js';
 import { buildProgram, datapathSources } from './build.js';
@@ -54,8 +54,4 @@ export function loadDatapath(cfg: Config, o: LoadOptions = {}): LoadedProgram[] 
 
 export function openProgram(cfg: Pick<Config, 'pinRoot'>, name: string): Program {
   return Program.openPinned(nodePins(cfg).program(name));
-}
-
-export function openMap<K = unknown, V = unknown>(cfg: Pick<Config, 'pinRoot'>, name: string): BpfMap<K, V> {
-  return BpfMap.openPinned<K, V>(nodePins(cfg).map(name));
 }

@@ -17,6 +17,7 @@ import { existsSync, rmSync } from 'node:fs';
 import { BpfError } from '../bpf/errors.js';
 import { BpfMap, UpdateFlag } from '../bpf/map.js';
 import type { Config } from '../config/config.js';
+import { ENDPOINTS_MAP, readEndpoints } from '../maps/endpoints.js';
 import { nodePins } from './pins.js';
 
 /** What a conversion may ask about the node. */
@@ -79,16 +80,8 @@ export interface MigrationReport {
 }
 
 function pinnedEndpoints(cfg: Pick<Config, 'pinRoot'>): MigrationEnv {
-  const path = nodePins(cfg).map('sl_endpoints');
   const ids = new Map<string, number>();
-  if (existsSync(path)) {
-    const m = BpfMap.openPinned<{ ip: string }, { id: number }>(path);
-    try {
-      for (const [k, v] of m.entries()) ids.set(k.ip, v.id);
-    } finally {
-      m.close();
-    }
-  }
+  if (ENDPOINTS_MAP.pinned(cfg)) for (const [ip, v] of readEndpoints(cfg)) ids.set(ip, v.id);
   return { endpointOf: (ip) => ids.get(ip) ?? 0 };
 }
 

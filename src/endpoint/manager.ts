@@ -15,8 +15,9 @@ import { getLink } from '../net/ip.js';
 import { currentNetnsId, netnsId, netnsPath } from '../net/netns.js';
 import { isIPv4 } from '../util/ipv4.js';
 import { labelKeyProblem, labelValueProblem, type Labels } from '../util/labels.js';
-import { removeEndpointFlows } from '../datapath/conntrack.js';
-import { attachEndpoint, deleteEndpointEntry, detachEndpoint, writeEndpointEntry } from './datapath.js';
+import { removeEndpointFlows } from '../maps/ct.js';
+import { deleteEndpoint, writeEndpoint } from '../maps/endpoints.js';
+import { attachEndpoint, detachEndpoint, endpointValue } from './datapath.js';
 import { NodeState } from './state.js';
 import { checkIfname, parseEndpointName, type AddEndpointRequest, type Endpoint } from './types.js';
 import { activateHostSide, createVeth, deleteVeth, hostIfname } from './veth.js';
@@ -197,7 +198,7 @@ export class EndpointManager {
           this.state.saveEndpoint(ep);
         }
         // Complete from its first write: the datapath never sees the pod without its identity.
-        writeEndpointEntry(this.cfg, ep);
+        writeEndpoint(this.cfg, ep.ip, endpointValue(ep));
         attachEndpoint(this.cfg, ep);
         activateHostSide(hostIf, ep.ip, ep.mac);
         ep.state = 'ready';
@@ -239,7 +240,7 @@ export class EndpointManager {
       if (!ep || ep.state !== 'ready' || JSON.stringify(ep.labels) !== JSON.stringify(seen.labels)) return false;
       const next = { ...ep, identity };
       this.state.saveEndpoint(next);
-      writeEndpointEntry(this.cfg, next);
+      writeEndpoint(this.cfg, next.ip, endpointValue(next));
       return true;
     });
   }
@@ -297,7 +298,7 @@ export class EndpointManager {
       ep.state = 'deleting';
       this.state.saveEndpoint(ep);
     }
-    if (ep.ip) await step('map entry', () => deleteEndpointEntry(this.cfg, ep.ip));
+    if (ep.ip) await step('map entry', () => deleteEndpoint(this.cfg, ep.ip));
     // Its id will be reused: flows admitted for it go before its address can be.
     await step('flows', () => removeEndpointFlows(this.cfg, ep.id));
     const dev = getLink(ep.hostIfname);
@@ -317,7 +318,7 @@ export class EndpointManager {
       const dev = getLink(ep.hostIfname);
       if (!dev || dev.ifindex !== ep.hostIfindex) continue;
       attachEndpoint(this.cfg, ep);
-      writeEndpointEntry(this.cfg, ep);
+      writeEndpoint(this.cfg, ep.ip, endpointValue(ep));
       n++;
     }
     return n;

@@ -16,6 +16,7 @@
 import { createHash } from 'node:crypto';
 import type { PodPort } from '../endpoint/ports.js';
 import { FIRST_CIDR_IDENTITY, NAMESPACE_LABEL } from '../identity/identity.js';
+import { policyKeyString, type PolicyKey, type PolicyValue } from '../maps/policy.js';
 import { cidrWithin, formatCidr, parseCidr } from '../util/ipv4.js';
 import type { Labels } from '../util/labels.js';
 import { matchesSelector } from './selector.js';
@@ -25,9 +26,6 @@ export const DIR = { egress: 0, ingress: 1 } as const;
 export const FLAGS = { deny: 0, allow: 1, unisolated: 2 } as const;
 const PROTO: Record<Protocol, number> = { TCP: 6, UDP: 17, SCTP: 132 };
 export const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';
-
-export interface PolicyKey { prefixlen: number; endpoint: number; identity: number; dir: number; protocol: number; dport: number }
-export interface PolicyValue { policy: number; flags: number }
 
 export interface LocalEndpoint {
   /** Endpoint id (the key of its entries). */
@@ -49,7 +47,7 @@ export interface CompileInput {
 }
 
 export interface Compiled {
-  /** Entries keyed by a canonical string of the key. */
+  /** Entries keyed by the canonical string of the key (policyKeyString). */
   entries: Map<string, { key: PolicyKey; value: PolicyValue }>;
   /** CIDR identities to put in the ipcache. */
   cidrIdentities: Map<string, number>;
@@ -79,9 +77,6 @@ export function portPrefixes(lo: number, hi: number): [number, number][] {
   }
   return out;
 }
-
-/** The canonical string of a policy key (the keys of `Compiled.entries`). */
-export const keyString = (k: PolicyKey): string => `${k.endpoint}/${k.identity}/${k.dir}/${k.protocol}/${k.dport}/${k.prefixlen}`;
 
 function nsLabels(input: CompileInput, ns: string): Labels {
   return { ...(input.namespaces.get(ns) ?? {}), [NAMESPACE_NAME_LABEL]: ns };
@@ -140,7 +135,7 @@ export function compilePolicies(input: CompileInput): Compiled {
   };
 
   const put = (key: PolicyKey, value: PolicyValue, overwrite: boolean) => {
-    const s = keyString(key);
+    const s = policyKeyString(key);
     if (!overwrite && entries.has(s)) return;
     entries.set(s, { key, value });
   };

@@ -4,6 +4,7 @@
  * what the map holds. No I/O.
  */
 import { prefilterCidrText } from '../store/keys.js';
+import type { PrefilterRule } from '../maps/prefilter.js';
 import { formatCidr, formatIPv4, maskOf, parseIPv4 } from '../util/ipv4.js';
 
 /** A denied CIDR as the store keeps it (the JSON value of its key). */
@@ -113,17 +114,11 @@ export function compareCidrs(a: string, b: string): number {
   return parseIPv4(pa!) - parseIPv4(pb!) || Number(la) - Number(lb);
 }
 
-/** A rule as sl_prefilter holds it. */
-export interface MapRule {
-  id: number;
-  flags: number;
-}
-
 export interface RuleDiff {
   /** CIDRs to insert (absent from the map). */
-  add: [cidr: string, rule: MapRule][];
+  add: [cidr: string, rule: PrefilterRule][];
   /** CIDRs whose map value differs from the store's (rewritten in place). */
-  update: [cidr: string, rule: MapRule][];
+  update: [cidr: string, rule: PrefilterRule][];
   /** CIDRs in the map the store no longer has. */
   del: string[];
   /** Counter entries (rule ids) that belong to no wanted rule. */
@@ -134,9 +129,9 @@ export interface RuleDiff {
  * What must change so that the map equals the store's entries: `have` is sl_prefilter
  * (CIDR -> rule), `counters` the ids present in sl_prefilter_ct.
  */
-export function diffRules(want: readonly PrefilterEntry[], have: ReadonlyMap<string, MapRule>, counters: Iterable<number> = []): RuleDiff {
+export function diffRules(want: readonly PrefilterEntry[], have: ReadonlyMap<string, PrefilterRule>, counters: Iterable<number> = []): RuleDiff {
   const d: RuleDiff = { add: [], update: [], del: [], staleCounters: [] };
-  const wanted = new Map(want.map((e) => [e.cidr, { id: e.id, flags: 0 } satisfies MapRule]));
+  const wanted = new Map(want.map((e) => [e.cidr, { id: e.id, flags: 0 } satisfies PrefilterRule]));
   for (const [cidr, rule] of wanted) {
     const h = have.get(cidr);
     if (!h) d.add.push([cidr, rule]);

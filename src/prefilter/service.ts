@@ -8,7 +8,9 @@ import type { Config } from '../config/config.js';
 import type { Store } from '../store/types.js';
 import { xdpAttachment, type XdpAttachment } from './attach.js';
 import { parseDenyCidrs, type PrefilterEntry } from './cidr.js';
-import { prefilterMapsPinned, readCounters, readRules, syncRules } from './datapath.js';
+import { readPrefilterRules } from '../maps/prefilter.js';
+import { readPrefilterCounters } from '../maps/prefilter-counters.js';
+import { prefilterMapsPinned, syncRules } from './datapath.js';
 import { addEntries, deleteEntries, listEntries, type AddResult, type DelResult } from './store.js';
 
 export interface PrefilterRow extends PrefilterEntry {
@@ -59,8 +61,8 @@ export async function prefilterDel(cfg: Config, store: Store, cidrs: unknown, ap
 export async function prefilterList(cfg: Config, store: Store, uplink: string | undefined): Promise<PrefilterList> {
   const entries = await listEntries(store);
   const pinned = prefilterMapsPinned(cfg);
-  const counters = pinned ? readCounters(cfg) : new Map<number, { packets: number; bytes: number }>();
-  const rules = pinned ? readRules(cfg) : new Map<string, { id: number }>();
+  const counters = pinned ? readPrefilterCounters(cfg) : new Map<number, { packets: number; bytes: number }>();
+  const rules = pinned ? readPrefilterRules(cfg) : new Map<string, { id: number }>();
   let attachment: XdpAttachment | undefined;
   if (uplink) {
     try {

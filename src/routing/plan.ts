@@ -13,7 +13,7 @@
  * gateway too, unless a node record in the store already covers the prefix.
  */
 import type { Mode } from '../config/config.js';
-import { IPCACHE_FLAGS, type IpcacheEntry } from '../datapath/ipcache.js';
+import { IPCACHE_FLAGS, type IpcacheEntry } from '../maps/ipcache.js';
 import { cidrContains, cidrOverlaps, cidrWithin, formatCidr, isIPv4, parseCidr, parseIPv4 } from '../util/ipv4.js';
 
 /** The routing protocol number sluice marks its kernel routes with (`ip route … proto 210`). */

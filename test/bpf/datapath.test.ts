@@ -22,7 +22,7 @@
  *    be reached from here; those rows (verdict 'short') accept either outcome, EINVAL with
  *    no counter moved or SHOT with drop_malformed, and report which one happened.
  */
-import type { EndpointKey, EndpointValue } from '../../src/endpoint/datapath.js';
+import type { EndpointKey, EndpointValue } from '../../src/maps/endpoints.js';
 import t, { type Test } from 'tap';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';

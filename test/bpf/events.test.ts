@@ -12,7 +12,7 @@ import { IS_ROOT, uniquePrefix } from '../helpers/env.js';
 import * as P from '../helpers/packets.js';
 import { possibleCpus } from '../../src/bpf/map.js';
 import { RingBufferReader } from '../../src/bpf/ringbuf.js';
-import { EventDecoder, type RawEvent } from '../../src/datapath/events.js';
+import { EventDecoder, type RawEvent } from '../../src/maps/events.js';
 
 const A = { ip: '10.244.0.5', id: 1, mac: '0a:58:0a:f4:00:05', host_mac: 'ee:ee:0a:f4:00:05', identity: 300, flags: 0 };
 const B = { ip: '10.244.0.6', id: 2, mac: '0a:58:0a:f4:00:06', host_mac: 'ee:ee:0a:f4:00:06', identity: 301, flags: 0 };

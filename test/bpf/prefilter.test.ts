@@ -20,7 +20,9 @@ import { nodePins } from '../../src/datapath/pins.js';
 import { withNetns } from '../../src/net/netns.js';
 import { matchRule, type PrefilterEntry } from '../../src/prefilter/cidr.js';
 import { attachPrefilter, detachPrefilter, pinnedDevices, xdpAttachment, xdpLinkPin } from '../../src/prefilter/attach.js';
-import { readCounters, readRules, syncRules } from '../../src/prefilter/datapath.js';
+import { readPrefilterRules as readRules } from '../../src/maps/prefilter.js';
+import { readPrefilterCounters as readCounters } from '../../src/maps/prefilter-counters.js';
+import { syncRules } from '../../src/prefilter/datapath.js';
 import { IS_ROOT, REPO, mustSh, netns, pinRoot, sh, tempDir, uniquePrefix } from '../helpers/env.js';
 import * as P from '../helpers/packets.js';
 

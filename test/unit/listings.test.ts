@@ -1,6 +1,7 @@
 /** sl_policy keys decoded for people: prefix lengths back to "any protocol", "any port", a port or a range. Pure. */
 import t from 'tap';
-import { policyRow, type Namer } from '../../src/datapath/listings.js';
+import { policyRow } from '../../src/inspect/listings.js';
+import type { Namer } from '../../src/inspect/names.js';
 import { portPrefixes } from '../../src/policy/compile.js';
 
 const names: Namer = {

@@ -1,6 +1,6 @@
 /** applyMapDiff: what the agent writes to sl_policy and sl_ipcache, and in which order. No root needed. */
 import t from 'tap';
-import { applyMapDiff } from '../../src/datapath/map-diff.js';
+import { applyMapDiff } from '../../src/maps/diff.js';
 
 const same = (a: number, b: number) => a === b;
 

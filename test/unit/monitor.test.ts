@@ -2,7 +2,7 @@
 import t from 'tap';
 import { monitorQuery, wanted } from '../../src/agent/monitor.js';
 import { formatEvent } from '../../src/cli/commands/monitor.js';
-import type { NamedEvent } from '../../src/agent/event-names.js';
+import type { NamedEvent } from '../../src/inspect/events.js';
 
 t.test('query: types and pod', async (tt) => {
   tt.same([...monitorQuery(new URLSearchParams('')).types].sort(), ['drop', 'policy-verdict', 'trace'], 'no type: all of them');

@@ -9,8 +9,9 @@ import { FileStore } from '../../src/store/file.js';
 import type { Store } from '../../src/store/types.js';
 import {
   PrefilterInputError, cidrOfKey, compareCidrs, describeDiff, diffRules, matchRule, parseDenyCidr,
-  parseDenyCidrs, parseEntry, type MapRule, type PrefilterEntry,
+  parseDenyCidrs, parseEntry, type PrefilterEntry,
 } from '../../src/prefilter/cidr.js';
+import type { PrefilterRule as MapRule } from '../../src/maps/prefilter.js';
 import { PREFILTER_NEXT_ID_KEY, prefilterKey } from '../../src/store/keys.js';
 import { addEntries, deleteEntries, listEntries } from '../../src/prefilter/store.js';
 import { tempDir } from '../helpers/env.js';

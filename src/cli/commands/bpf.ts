@@ -1,13 +1,10 @@
 import type { Command } from 'commander';
 import { buildAll } from '../../datapath/build.js';
 import { datapathMapLayouts } from '../../datapath/layouts.js';
-import { IPCACHE_FLAGS, readIpcache } from '../../datapath/ipcache.js';
-import { readMetrics } from '../../datapath/metrics.js';
-import { readCtRows, readPolicyRows } from '../../datapath/listings.js';
-import { MapNames } from '../../datapath/names.js';
+import { endpointRows, ipcacheRows, prefilterRows, readCtRows, readPolicyRows } from '../../inspect/listings.js';
+import { Names } from '../../inspect/names.js';
+import { readMetrics } from '../../maps/metrics.js';
 import { listLinks } from '../../net/ip.js';
-import { readEndpointEntries } from '../../endpoint/datapath.js';
-import { readCounters, readRules } from '../../prefilter/datapath.js';
 import { openStore } from '../../store/open.js';
 import type { Config } from '../../config/config.js';
 import { configOf } from '../context.js';
@@ -24,10 +21,10 @@ function listCommand(parent: Command, name: string, description: string, action:
 }
 
 /** Names for identities, policies and endpoints (the store is read, never written). */
-async function mapNames(cfg: Config): Promise<MapNames> {
+async function mapNames(cfg: Config): Promise<Names> {
   const store = await openStore(cfg.store, { stateDir: cfg.stateDir });
   try {
-    return await MapNames.load(cfg, store);
+    return await Names.load(cfg, store);
   } finally {
     await store.close();
   }
@@ -61,10 +58,7 @@ export function register(program: Command): void {
     const cfg = configOf(cmd);
     const names = await mapNames(cfg);
     const devices = new Map(listLinks().map((l) => [l.ifindex, l.name]));
-    const rows = [...readEndpointEntries(cfg)].map(([ip, v]) => ({
-      ip, pod: names.endpoint(v.id), ...v, device: devices.get(v.ifindex) ?? null, labels: v.identity === 0 ? null : names.identity(v.identity),
-    }));
-    print(format, rows, {
+    print(format, endpointRows(cfg, names, devices), {
       IP: (r) => r.ip, POD: (r) => r.pod, ID: (r) => r.id, DEVICE: (r) => r.device ?? `ifindex ${r.ifindex} (gone)`, MAC: (r) => r.mac,
       'GATEWAY MAC': (r) => r.host_mac, IDENTITY: (r) => (r.labels === null ? '0 (none yet)' : `${r.identity} ${r.labels}`), FLAGS: (r) => r.flags,
     });
@@ -73,20 +67,13 @@ export function register(program: Command): void {
   listCommand(bpf, 'ipcache', 'the sl_ipcache map: where addresses outside this node live and how they are reached', async (cmd, format) => {
     const cfg = configOf(cmd);
     const names = await mapNames(cfg);
-    const flagWords = (f: number) => [f & IPCACHE_FLAGS.tunnel ? 'tunnel' : '', f & IPCACHE_FLAGS.direct ? 'direct' : ''].filter(Boolean).join(',') || '-';
-    const rows = [...readIpcache(cfg)].map(([prefix, v]) => ({ prefix, ...v, labels: names.identity(v.identity), path: flagWords(v.flags) }))
-      .sort((a, b) => a.prefix.localeCompare(b.prefix, 'en', { numeric: true }));
-    print(format, rows, {
+    print(format, ipcacheRows(cfg, names), {
       PREFIX: (r) => r.prefix, IDENTITY: (r) => `${r.identity} ${r.labels}`, 'TUNNEL ENDPOINT': (r) => r.tunnel_endpoint, PATH: (r) => r.path,
     });
   });
 
   listCommand(bpf, 'prefilter', 'the sl_prefilter map: denied source CIDRs as the XDP prefilter holds them, with what each dropped', (cmd, format) => {
-    const cfg = configOf(cmd);
-    const counters = readCounters(cfg);
-    const rows = [...readRules(cfg)].map(([cidr, r]) => ({ cidr, rule: r.id, packets: counters.get(r.id)?.packets ?? 0, bytes: counters.get(r.id)?.bytes ?? 0 }))
-      .sort((a, b) => a.cidr.localeCompare(b.cidr, 'en', { numeric: true }));
-    print(format, rows, { CIDR: (r) => r.cidr, RULE: (r) => r.rule, PACKETS: (r) => r.packets, BYTES: (r) => r.bytes });
+    print(format, prefilterRows(configOf(cmd)), { CIDR: (r) => r.cidr, RULE: (r) => r.rule, PACKETS: (r) => r.packets, BYTES: (r) => r.bytes });
   });
 
   listCommand(bpf, 'policy', 'the sl_policy map: what each local endpoint may exchange, with identities and policies named', async (cmd, format) => {

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
-import { EVENT_TYPES } from '../../datapath/events.js';
-import type { EventEnd } from '../../agent/event-names.js';
+import type { EventEnd } from '../../inspect/events.js';
+import { EVENT_TYPES } from '../../maps/events.js';
 import type { MonitorLine } from '../../api/types.js';
 import { requireAgent } from '../agent-access.js';
 import { configOf } from '../context.js';

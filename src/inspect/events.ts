@@ -1,17 +1,20 @@
 /**
- * Puts names on the numbers of datapath events: pods for addresses (this node's endpoints
- * and the ones other nodes publish), labels for identities, "namespace/name" for policy
- * ids, device names for ifindexes. Each table is read from the store or the system once
- * and read again when a number is missing from it, at most every few seconds, so a flood
- * of events about unknown numbers cannot turn into a flood of store reads.
+ * Puts names on the numbers of datapath events (for `sluice monitor`): pods for addresses
+ * (this node's endpoints and the ones other nodes publish), device names for ifindexes, and
+ * identities and policy ids through the one namer (names.ts). Each table is read from the
+ * store or the system once and read again when a number is missing from it, at most every
+ * few seconds, so a flood of events about unknown numbers cannot turn into a flood of store
+ * reads.
  */
-import { RESERVED_NAMES, FIRST_CIDR_IDENTITY, IdentityAllocator } from '../identity/identity.js';
+import type { Endpoint } from '../endpoint/types.js';
+import { IdentityAllocator } from '../identity/identity.js';
+import type { RawEvent } from '../maps/events.js';
 import { listLinks } from '../net/ip.js';
 import { policyRefsById, type PublishedEndpoint } from '../policy/store.js';
 import { ENDPOINTS } from '../store/keys.js';
-import { formatLabels, type Labels } from '../util/labels.js';
-import type { RawEvent } from '../datapath/events.js';
-import type { AgentContext } from './feature.js';
+import type { Store } from '../store/types.js';
+import type { Labels } from '../util/labels.js';
+import { allocatedIdentity, Names } from './names.js';
 
 const REFRESH_MS = 3000;
 
@@ -33,6 +36,11 @@ class Table<K, V> {
       });
       await this.loading;
     }
+    return this.map.get(k);
+  }
+
+  /** What the table holds now, without reading anything. */
+  peek(k: K): V | undefined {
     return this.map.get(k);
   }
 }
@@ -61,41 +69,51 @@ export interface NamedEvent {
   len: number;
 }
 
+/** What the event names are read from. */
+export interface EventNameSources {
+  nodeName: string;
+  store: Store;
+  /** This node's endpoints (their addresses name pods before their records are published). */
+  localEndpoints(): readonly Pick<Endpoint, 'ip' | 'name'>[];
+  /** The ipcache entries the agent computed, by source: where CIDR identities are found. */
+  ipcache(): Iterable<ReadonlyMap<string, { identity: number }>>;
+}
+
 export class EventNames {
   private readonly pods: Table<string, string>;
   private readonly identities: Table<number, Labels>;
   private readonly policies: Table<number, string>;
   private readonly devices: Table<number, string>;
+  private readonly names: Names;
 
-  constructor(private readonly ctx: AgentContext) {
+  constructor(private readonly src: EventNameSources) {
     this.pods = new Table(async () => {
       const m = new Map<string, string>();
-      for (const kv of await ctx.node.store.list(ENDPOINTS)) {
+      for (const kv of await src.store.list(ENDPOINTS)) {
         const e = JSON.parse(kv.value) as PublishedEndpoint;
         m.set(e.ip, e.name);
       }
-      for (const e of ctx.node.manager.list()) if (e.ip) m.set(e.ip, e.name);
+      for (const e of src.localEndpoints()) if (e.ip) m.set(e.ip, e.name);
       return m;
     });
-    this.identities = new Table(() => new IdentityAllocator(ctx.node.store).list());
-    this.policies = new Table(() => policyRefsById(ctx.node.store));
+    this.identities = new Table(() => new IdentityAllocator(src.store).list());
+    this.policies = new Table(() => policyRefsById(src.store));
     this.devices = new Table(async () => new Map(listLinks().map((l) => [l.ifindex, l.name])));
-  }
-
-  private async identityName(id: number): Promise<string | undefined> {
-    if (id === 0) return undefined;
-    if (RESERVED_NAMES[id]) return RESERVED_NAMES[id];
-    if (id >= FIRST_CIDR_IDENTITY) {
-      for (const { entries } of this.ctx.ipcache.values()) for (const [cidr, e] of entries) if (e.identity === id) return `cidr:${cidr}`;
-      return 'cidr';
-    }
-    const labels = await this.identities.get(id);
-    return labels ? formatLabels(labels) : undefined;
+    this.names = new Names({
+      identityLabels: (id) => this.identities.peek(id),
+      cidr: (id) => {
+        for (const entries of src.ipcache()) for (const [cidr, e] of entries) if (e.identity === id) return cidr;
+        return undefined;
+      },
+      policy: (id) => this.policies.peek(id),
+      endpoint: () => undefined,
+    });
   }
 
   private async end(ip: string, port: number, identity: number, withPorts: boolean): Promise<EventEnd> {
     const pod = await this.pods.get(ip);
-    const labels = await this.identityName(identity);
+    if (allocatedIdentity(identity)) await this.identities.get(identity);
+    const labels = this.names.labels(identity);
     return {
       ip, ...(withPorts ? { port } : {}), ...(pod ? { pod } : {}),
       ...(identity ? { identity } : {}), ...(labels ? { labels } : {}),
@@ -104,11 +122,12 @@ export class EventNames {
 
   async name(e: RawEvent): Promise<NamedEvent> {
     const withPorts = e.protocol === 'TCP' || e.protocol === 'UDP' || e.protocol === 'SCTP';
-    const policy = e.policyId ? (await this.policies.get(e.policyId)) ?? `id:${e.policyId}` : undefined;
+    if (e.policyId) await this.policies.get(e.policyId);
+    const policy = e.policyId ? this.names.policy(e.policyId) : undefined;
     const device = await this.devices.get(e.ifindex);
     return {
       time: new Date(e.time).toISOString(),
-      node: this.ctx.cfg.nodeName,
+      node: this.src.nodeName,
       type: e.type,
       direction: e.direction,
       ...(e.reason ? { reason: e.reason } : {}),

@@ -1,9 +1,10 @@
 /**
- * The datapath's per-reason counters (sl_metrics), summed over CPUs. Reason and
- * direction names come from the map's BTF enums (enum sl_reason, enum sl_dir).
+ * sl_metrics: the datapath's per-CPU packet and byte counters by reason and direction
+ * (struct sl_metrics_key → struct sl_metrics_val), summed over CPUs. Reason and direction
+ * names come from the map's BTF enums (enum sl_reason, enum sl_dir).
  */
 import type { Config } from '../config/config.js';
-import { openMap } from './loader.js';
+import { MapDef } from './map.js';
 
 export interface MetricRow {
   reason: string;
@@ -13,8 +14,16 @@ export interface MetricRow {
   bytes: number;
 }
 
-interface Key { reason: string | number; dir: string | number }
-interface Val { packets: bigint; bytes: bigint }
+/** Enum members decode to their names (SL_REASON_…), or numbers BTF has no name for. */
+export interface MetricsKey { reason: string | number; dir: string | number }
+export interface MetricsValue { packets: bigint; bytes: bigint }
+
+export const METRICS_MAP = new MapDef<MetricsKey, MetricsValue[]>({
+  name: 'sl_metrics',
+  key: { name: 'sl_metrics_key', fields: { reason: true, dir: true } },
+  value: { name: 'sl_metrics_val', fields: { packets: true, bytes: true } },
+  watchFill: true,
+});
 
 /** "SL_REASON_DROP_SPOOFED_IP" -> "drop_spoofed_ip"; "SL_DIR_EGRESS" -> "egress". */
 export function enumWord(v: string | number, prefix: string): string {
@@ -22,8 +31,7 @@ export function enumWord(v: string | number, prefix: string): string {
 }
 
 export function readMetrics(cfg: Pick<Config, 'pinRoot'>): MetricRow[] {
-  const m = openMap<Key, Val[]>(cfg, 'sl_metrics');
-  try {
+  return METRICS_MAP.with(cfg, (m) => {
     const rows: MetricRow[] = [];
     for (const [k, perCpu] of m.entries()) {
       const reason = enumWord(k.reason, 'SL_REASON_');
@@ -36,9 +44,7 @@ export function readMetrics(cfg: Pick<Config, 'pinRoot'>): MetricRow[] {
       });
     }
     return rows.sort((a, b) => a.reason.localeCompare(b.reason) || a.direction.localeCompare(b.direction));
-  } finally {
-    m.close();
-  }
+  });
 }
 
 /** Packets counted for one reason (all directions). */

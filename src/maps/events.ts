@@ -1,17 +1,21 @@
 /**
- * Datapath events (ring buffer sl_events): decoding records with the layout and the enum
- * names from BTF (struct sl_event and its enum fields, read from the kernel BTF of the
- * sl_monitor map, which the same objects created), the event settings
- * in sl_monitor, and the per-CPU counters of sent and lost events in sl_monitor_st.
+ * sl_events: the datapath's events (a ring buffer of struct sl_event records), decoded with
+ * the layout and the enum names from BTF (struct sl_event and its enum fields, read from the
+ * kernel BTF of the sl_monitor map, which the same objects created). Their settings are
+ * sl_monitor (monitor.ts), their counters sl_monitor_st (monitor-state.ts).
  */
 import type { Config } from '../config/config.js';
 import type { Btf } from '../bpf/btf.js';
 import { codecFor, type Codec } from '../bpf/codec.js';
 import { kernelBtf } from '../bpf/map.js';
 import { RingBufferReader } from '../bpf/ringbuf.js';
+import { typeProblems, type CType, type CTypeNames } from './btf-check.js';
+import { MapDef } from './map.js';
 import { enumWord } from './metrics.js';
-import { openMap } from './loader.js';
-import { nodePins } from './pins.js';
+import { MONITOR_MAP } from './monitor.js';
+
+/** A ring buffer: no key, no value; its records are struct sl_event (EVENT_RECORD). */
+export const EVENTS_MAP = new MapDef<never, never>({ name: 'sl_events' });
 
 export type EventType = 'drop' | 'policy-verdict' | 'trace';
 export const EVENT_TYPES: readonly EventType[] = ['drop', 'policy-verdict', 'trace'];
@@ -54,6 +58,15 @@ interface WireEvent {
   len: number;
 }
 
+/** The record, as the members TypeScript reads of struct sl_event. */
+const EVENT_RECORD: CType<WireEvent> = {
+  name: 'sl_event',
+  fields: {
+    timestamp: true, type: true, reason: true, dir: true, protocol: true, ifindex: true, saddr: true, daddr: true,
+    sport: true, dport: true, src_identity: true, dst_identity: true, policy: true, len: true,
+  },
+};
+
 const PROTOCOLS: Record<number, string> = { 0: '', 1: 'ICMP', 6: 'TCP', 17: 'UDP', 132: 'SCTP' };
 
 /** Monotonic (CLOCK_MONOTONIC, what bpf_ktime_get_ns reads) to wall-clock, measured once. */
@@ -68,20 +81,19 @@ export class EventDecoder {
   private readonly toWall = monotonicToWall();
 
   constructor(btf: Btf) {
-    const t = btf.findByName('sl_event', 'STRUCT');
+    const t = btf.findByName(EVENT_RECORD.name, 'STRUCT');
     if (!t) throw new Error('the datapath has no struct sl_event in its BTF: it was built before events existed; reload it (sluice node init --reload)');
+    const problems = typeProblems(btf, t.id, EVENT_RECORD as CTypeNames, 'its record');
+    if (problems.length) throw new Error(`${EVENTS_MAP.name} is not what sluice reads: ${problems.join('; ')}`);
     this.codec = codecFor(btf, t.id);
   }
 
   /** The decoder for the node's datapath (BTF of its pinned sl_monitor map). */
   static forNode(cfg: Pick<Config, 'pinRoot'>): EventDecoder {
-    const m = openMap(cfg, 'sl_monitor');
-    try {
-      if (!m.info.btfId) throw new Error('sl_monitor has no BTF');
+    return MONITOR_MAP.with(cfg, (m) => {
+      if (!m.info.btfId) throw new Error(`${MONITOR_MAP.name} has no BTF`);
       return new EventDecoder(kernelBtf(m.info.btfId));
-    } finally {
-      m.close();
-    }
+    });
   }
 
   get size(): number {
@@ -114,38 +126,5 @@ export class EventDecoder {
 /** Reads the node's event ring buffer; records go to `onEvent` decoded. */
 export function openEvents(cfg: Pick<Config, 'pinRoot'>, onEvent: (e: RawEvent) => void): RingBufferReader {
   const decoder = EventDecoder.forNode(cfg);
-  return RingBufferReader.openPinned(nodePins(cfg).map('sl_events'), (r) => onEvent(decoder.decode(r)));
-}
-
-export interface MonitorSettings {
-  trace: boolean;
-  /** Events per second per CPU (0: the datapath's default). */
-  rate: number;
-}
-
-export function writeMonitorSettings(cfg: Pick<Config, 'pinRoot'>, s: MonitorSettings): void {
-  const m = openMap<number, { trace: number; rate: number }>(cfg, 'sl_monitor');
-  try {
-    m.update(0, { trace: s.trace ? 1 : 0, rate: s.rate });
-  } finally {
-    m.close();
-  }
-}
-
-export interface EventCounters {
-  sent: number;
-  rateLimited: number;
-  ringFull: number;
-}
-
-/** Events sent and lost, summed over CPUs. */
-export function readEventCounters(cfg: Pick<Config, 'pinRoot'>): EventCounters {
-  const m = openMap<number, { sent: bigint; rate_limited: bigint; ring_full: bigint }[]>(cfg, 'sl_monitor_st');
-  try {
-    const perCpu = m.lookup(0) ?? [];
-    const sum = (f: (v: { sent: bigint; rate_limited: bigint; ring_full: bigint }) => bigint) => Number(perCpu.reduce((a, v) => a + f(v), 0n));
-    return { sent: sum((v) => v.sent), rateLimited: sum((v) => v.rate_limited), ringFull: sum((v) => v.ring_full) };
-  } finally {
-    m.close();
-  }
+  return RingBufferReader.openPinned(EVENTS_MAP.path(cfg), (r) => onEvent(decoder.decode(r)));
 }

@@ -1,0 +1,116 @@
+/**
+ * The datapath's maps decoded for people, one row per entry, for `sluice bpf …` (tables and
+ * JSON): sl_endpoints as pods with their devices and identities, sl_ipcache as prefixes and
+ * how they are reached, sl_prefilter as denied CIDRs with what each dropped, sl_policy as
+ * (endpoint, direction, peer, protocol, ports, verdict, policy), sl_ct_v2 as flows with their
+ * state, time left and deciding policy. Numbers are named through a Namer (names.ts).
+ */
+import type { Config } from '../config/config.js';
+import { readCt } from '../maps/ct.js';
+import { readEndpoints, type EndpointValue } from '../maps/endpoints.js';
+import { IPCACHE_FLAGS, readIpcache, type IpcacheEntry } from '../maps/ipcache.js';
+import { readPolicy, type PolicyKey, type PolicyValue } from '../maps/policy.js';
+import { readPrefilterRules } from '../maps/prefilter.js';
+import { readPrefilterCounters } from '../maps/prefilter-counters.js';
+import type { Namer } from './names.js';
+
+const PROTOCOL: Record<number, string> = { 1: 'ICMP', 6: 'TCP', 17: 'UDP', 132: 'SCTP' };
+const VERDICT: Record<number, string> = { 0: 'deny', 1: 'allow', 2: 'unisolated' };
+const CT_STATE: Record<number, string> = { 0: 'new', 1: 'established', 2: 'closing' };
+
+const byAddress = (a: string, b: string) => a.localeCompare(b, 'en', { numeric: true });
+
+export type EndpointRow = { ip: string; pod: string } & EndpointValue & {
+  /** The host-side device of the ifindex; null when it is gone. */
+  device: string | null;
+  /** The identity's name; null while the endpoint has identity 0. */
+  labels: string | null;
+};
+
+/** sl_endpoints; `devices` names ifindexes. */
+export function endpointRows(cfg: Pick<Config, 'pinRoot'>, names: Namer, devices: ReadonlyMap<number, string>): EndpointRow[] {
+  return [...readEndpoints(cfg)].map(([ip, v]) => ({
+    ip, pod: names.endpoint(v.id), ...v, device: devices.get(v.ifindex) ?? null, labels: v.identity === 0 ? null : names.identity(v.identity),
+  }));
+}
+
+export type IpcacheRow = { prefix: string } & IpcacheEntry & {
+  labels: string;
+  /** "tunnel", "direct" or "-". */
+  path: string;
+};
+
+export function ipcacheRows(cfg: Pick<Config, 'pinRoot'>, names: Namer): IpcacheRow[] {
+  const flagWords = (f: number) => [f & IPCACHE_FLAGS.tunnel ? 'tunnel' : '', f & IPCACHE_FLAGS.direct ? 'direct' : ''].filter(Boolean).join(',') || '-';
+  return [...readIpcache(cfg)].map(([prefix, v]) => ({ prefix, ...v, labels: names.identity(v.identity), path: flagWords(v.flags) }))
+    .sort((a, b) => byAddress(a.prefix, b.prefix));
+}
+
+export interface PrefilterMapRow {
+  cidr: string;
+  rule: number;
+  packets: number;
+  bytes: number;
+}
+
+export function prefilterRows(cfg: Pick<Config, 'pinRoot'>): PrefilterMapRow[] {
+  const counters = readPrefilterCounters(cfg);
+  return [...readPrefilterRules(cfg)].map(([cidr, r]) => ({ cidr, rule: r.id, packets: counters.get(r.id)?.packets ?? 0, bytes: counters.get(r.id)?.bytes ?? 0 }))
+    .sort((a, b) => byAddress(a.cidr, b.cidr));
+}
+
+export interface PolicyRow {
+  endpoint: string;
+  endpointId: number;
+  direction: 'egress' | 'ingress';
+  peer: string;
+  identity: number;
+  protocol: string;
+  /** "any", "80" or "8000-8191" */
+  ports: string;
+  verdict: string;
+  policy: string;
+}
+
+/** Key bits: endpoint 32 + identity 32 + dir 8 (= 72), protocol 8 (= 80), dport 16 (= 96). */
+export function policyRow(k: PolicyKey, v: PolicyValue, names: Namer): PolicyRow {
+  const protoKnown = k.prefixlen >= 80;
+  const portBits = Math.max(0, k.prefixlen - 80);
+  const ports = !protoKnown || portBits === 0 ? 'any' : portBits === 16 ? String(k.dport) : `${k.dport}-${k.dport + 2 ** (16 - portBits) - 1}`;
+  return {
+    endpoint: names.endpoint(k.endpoint), endpointId: k.endpoint,
+    direction: k.dir === 1 ? 'ingress' : 'egress',
+    peer: names.identity(k.identity), identity: k.identity,
+    protocol: protoKnown ? PROTOCOL[k.protocol] ?? String(k.protocol) : 'any',
+    ports, verdict: VERDICT[v.flags] ?? String(v.flags), policy: names.policy(v.policy),
+  };
+}
+
+export function readPolicyRows(cfg: Pick<Config, 'pinRoot'>, names: Namer): PolicyRow[] {
+  return [...readPolicy(cfg).values()].map(({ key, value }) => policyRow(key, value, names)).sort((a, b) =>
+    a.endpointId - b.endpointId || a.direction.localeCompare(b.direction) || a.identity - b.identity || a.protocol.localeCompare(b.protocol) || a.ports.localeCompare(b.ports, 'en', { numeric: true }));
+}
+
+export interface CtRow {
+  protocol: string;
+  src: string;
+  dst: string;
+  state: string;
+  /** Seconds until the entry expires; negative: dead, waiting for the agent's GC. */
+  expiresIn: number;
+  packets: number;
+  bytes: number;
+  policy: string;
+}
+
+export function readCtRows(cfg: Pick<Config, 'pinRoot'>, names: Namer, now = process.hrtime.bigint()): CtRow[] {
+  const withPorts = (p: number) => p === 6 || p === 17 || p === 132;
+  return readCt(cfg).map(([k, v]) => ({
+    protocol: PROTOCOL[k.protocol] ?? String(k.protocol),
+    src: withPorts(k.protocol) ? `${k.saddr}:${k.sport}` : k.saddr,
+    dst: withPorts(k.protocol) ? `${k.daddr}:${k.dport}` : k.daddr,
+    state: CT_STATE[v.state] ?? String(v.state),
+    expiresIn: Math.round(Number(v.expires - now) / 1e8) / 10,
+    packets: Number(v.packets), bytes: Number(v.bytes), policy: names.policy(v.policy),
+  })).sort((a, b) => byAddress(a.src, b.src) || byAddress(a.dst, b.dst));
+}
