@@ -10,7 +10,7 @@
 export class PolicyPipeline {
   /** The step of this pass that failed. */
   private failed: string | undefined;
-  /** The store's `endpoints/` values as this pass's publish left them. */
+  /** The store's endpoint records (ENDPOINTS) as this pass's publish left them. */
   private published: Map<string, string> | undefined;
 
   /** The first step starts a pass. */
