@@ -39,7 +39,19 @@ export function buildProgram(): Command {
   return program;
 }
 
+/**
+ * A reader that goes away (`sluice bpf ct | head`) ends the output, not the process with a
+ * stack trace: the rest is not wanted. Exits as a shell's own tools do on SIGPIPE (141).
+ */
+function quietOnClosedStdout(): void {
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(141);
+    throw e;
+  });
+}
+
 export async function main(argv: string[]): Promise<number> {
+  quietOnClosedStdout();
   const program = buildProgram();
   try {
     await program.parseAsync(argv);

@@ -18,9 +18,30 @@ export interface MapLayout {
   type: string;
   maxEntries: number;
   flags: number;
+  /**
+   * The address family of its key: 4 when the key holds an sl_ipv4_t, 6 when it holds an
+   * sl_ipv6_t, 'any' when it holds no address (keyed by endpoint, identity, reason, index).
+   * Address-keyed maps are per family (docs/architecture.md, "Address families").
+   */
+  family: MapFamily;
   /** "TYPE NAME" and its fields "path: type @offset" (empty for maps without a key, like ringbufs). */
   key: string[];
   value: string[];
+}
+
+export type MapFamily = 4 | 6 | 'any';
+
+/** The address type of each family, as include/sluice/types.h names it. */
+export const FAMILY_TYPES = { 4: 'sl_ipv4_t', 6: 'sl_ipv6_t' } as const;
+
+/**
+ * The family of a key from its flattened fields; a key with addresses of both families is
+ * against the rule and an error.
+ */
+export function keyFamily(mapName: string, key: readonly string[]): MapFamily {
+  const has = (f: 4 | 6) => key.slice(1).some((l) => l.includes(`: ${FAMILY_TYPES[f]} `));
+  if (has(4) && has(6)) throw new Error(`map ${mapName}: its key holds both an IPv4 and an IPv6 address; address-keyed maps are per family (one map for each)`);
+  return has(6) ? 6 : has(4) ? 4 : 'any';
 }
 
 /** `sl_ct_v2` -> { base: 'sl_ct', version: 2 }; a name without a suffix is layout 1. */
@@ -76,12 +97,14 @@ export function mapLayoutsOf(btf: Btf): MapLayout[] {
     const def = btf.type(btf.resolve(v.typeId));
     const key = member(btf, def, 'key');
     const value = member(btf, def, 'value');
+    const keyFields = key ? flatten(btf, key.id) : [];
     return {
       name: v.name, ...layoutVersion(v.name),
       type: MAP_TYPES[uintOf(btf, def, 'type')] ?? String(uintOf(btf, def, 'type')),
       maxEntries: uintOf(btf, def, 'max_entries'),
       flags: uintOf(btf, def, 'map_flags'),
-      key: key ? flatten(btf, key.id) : [],
+      family: keyFamily(v.name, keyFields),
+      key: keyFields,
       value: value ? flatten(btf, value.id) : [],
     };
   });

@@ -7,7 +7,7 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { datapathMapLayouts, layoutVersion, versionedName, type MapLayout } from '../../src/datapath/layouts.js';
+import { datapathMapLayouts, keyFamily, layoutVersion, versionedName, type MapLayout } from '../../src/datapath/layouts.js';
 import { byName, MIGRATIONS } from '../../src/datapath/migrate.js';
 import { REPO } from '../helpers/env.js';
 
@@ -59,4 +59,19 @@ t.test('every versioned map migrates from its predecessor; names fit the kernel 
     const from = versionedName(m.base, m.version - 1);
     tt.ok(MIGRATIONS.some((x) => x.from === from && x.to === m.name), `${m.name} has a migration from ${from}`);
   }
+});
+
+t.test('address-keyed maps are per family: the family from the key, the name saying it', async (tt) => {
+  tt.equal(keyFamily('x', ['struct k (4 bytes)', 'ip: sl_ipv4_t @0 (4)']), 4);
+  tt.equal(keyFamily('x', ['struct k (16 bytes)', 'ip: sl_ipv6_t @0 (16)']), 6);
+  tt.equal(keyFamily('x', ['struct k (8 bytes)', 'endpoint: __u32 @0 (4)', 'identity: __u32 @4 (4)']), 'any');
+  tt.equal(keyFamily('x', ['struct sl_ipv4_t_holder (4 bytes)', 'n: __u32 @0 (4)']), 'any', 'the type line is not a field');
+  tt.throws(() => keyFamily('sl_mixed', ['struct k (20 bytes)', 'a: sl_ipv4_t @0 (4)', 'b: sl_ipv6_t @4 (16)']), /map sl_mixed: its key holds both an IPv4 and an IPv6 address; address-keyed maps are per family/);
+  const maps = datapathMapLayouts();
+  for (const m of maps) {
+    if (m.family === 6) tt.ok(m.base.endsWith('6'), `${m.name}: an IPv6 map's name ends in 6 (the twin of ${m.base.slice(0, -1)})`);
+    else tt.notOk(m.base.endsWith('6'), `${m.name}: a name ending in 6 is kept for IPv6 maps`);
+  }
+  tt.same(maps.filter((m) => m.family === 4).map((m) => m.name), ['sl_ct_v2', 'sl_endpoints', 'sl_ipcache', 'sl_prefilter'],
+    'the IPv4 maps: keyed by address, each gets an IPv6 twin with dual stack; every other map is shared by both families');
 });

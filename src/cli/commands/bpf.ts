@@ -43,7 +43,7 @@ export function register(program: Command): void {
 
   listCommand(bpf, 'layouts', "every map of this build with its layout (name suffix _vN: layout N), key and value fields at their offsets, as the objects' BTF declares them", (_cmd, format) => {
     print(format, datapathMapLayouts(), {
-      MAP: (r) => r.name, LAYOUT: (r) => r.version, TYPE: (r) => r.type, ENTRIES: (r) => r.maxEntries,
+      MAP: (r) => r.name, LAYOUT: (r) => r.version, FAMILY: (r) => (r.family === 'any' ? '-' : `ipv${r.family}`), TYPE: (r) => r.type, ENTRIES: (r) => r.maxEntries,
       KEY: (r) => r.key[0] ?? '-', VALUE: (r) => r.value[0] ?? '-',
     });
   });
