@@ -12,7 +12,8 @@ import type { IpcacheEntry } from '../maps/ipcache.js';
 import type { PodPort } from '../endpoint/ports.js';
 import { IDENTITY } from '../identity/identity.js';
 import type { CompileInput } from '../policy/compile.js';
-import type { PublishedEndpoint } from '../policy/store.js';
+import { parsePublishedEndpoint, type PublishedEndpoint } from '../policy/store.js';
+import { parseRecords } from '../store/record.js';
 import type { NetworkPolicy } from '../policy/types.js';
 import type { Labels } from '../util/labels.js';
 import { fingerprint } from './fingerprint.js';
@@ -56,9 +57,18 @@ export function policyInputsFingerprint(i: PolicyInputs): string {
 
 const byKey = <V>(m: ReadonlyMap<string, V>): [string, V][] => [...m].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 
-/** Every node's published endpoints, parsed, in key order. */
-export function publishedEndpoints(i: PolicyInputs): PublishedEndpoint[] {
-  return byKey(i.endpoints).map(([, v]) => JSON.parse(v) as PublishedEndpoint);
+function parsedEndpoints(i: Pick<PolicyInputs, 'endpoints'>): { records: PublishedEndpoint[]; problems: string[] } {
+  return parseRecords(byKey(i.endpoints).map(([key, value]) => ({ key, value })), parsePublishedEndpoint);
+}
+
+/** Every node's published endpoints that pass their checks, in key order. */
+export function publishedEndpoints(i: Pick<PolicyInputs, 'endpoints'>): PublishedEndpoint[] {
+  return parsedEndpoints(i).records;
+}
+
+/** What is wrong with the published endpoints left out of publishedEndpoints (one line each). */
+export function endpointRecordProblems(i: Pick<PolicyInputs, 'endpoints'>): string[] {
+  return parsedEndpoints(i).problems;
 }
 
 /** The compile input these inputs stand for (in key order, whatever the order they were read in). */

@@ -33,7 +33,7 @@ import type { Unwatch } from '../store/types.js';
 import { Serial } from '../util/serial.js';
 import type { AgentContext, AgentFeature, FeatureReport, MapSyncReport, ReconcilePass } from './feature.js';
 import { MapSync } from './map-sync.js';
-import { compileInputOf, policyInputsFingerprint, policyIpcache, type LocalEndpointInput, type PolicyInputs } from './policy-inputs.js';
+import { compileInputOf, endpointRecordProblems, policyInputsFingerprint, policyIpcache, type LocalEndpointInput, type PolicyInputs } from './policy-inputs.js';
 import type { PolicyPipeline } from './policy-pipeline.js';
 import { storedValues } from './stored-values.js';
 
@@ -139,6 +139,7 @@ export class PolicyFeature implements AgentFeature {
     const cluster = await this.readCluster(ctx, new IdentityAllocator(ctx.node.store), this.pipeline.takeEndpoints());
     this.lastCluster = cluster;
     this.knownIdentities = new Set(cluster.identities.keys());
+    problems.push(...endpointRecordProblems(cluster));
     const report = await this.writer.run(() => this.apply(ctx, pass, cluster, changed, problems));
 
     // 5. Conntrack garbage.

@@ -23,7 +23,8 @@ import { run } from '../net/exec.js';
 import { getLink, ipBatch, listRoutes } from '../net/ip.js';
 import { ensureVxlan, VXLAN_DEV, VXLAN_OVERHEAD } from '../net/vxlan.js';
 import type { Config } from '../config/config.js';
-import { underlayOf, type NodeRecord } from '../node/underlay.js';
+import { parseNodeRecord, underlayOf, type NodeRecord } from '../node/underlay.js';
+import { parseRecords } from '../store/record.js';
 import { planRoutes, SLUICE_RT_PROTO, type PlannedRoute, type RoutePlan } from '../routing/plan.js';
 import { HEALTH, NODES, nodeOfHealthKey } from '../store/keys.js';
 import type { Unwatch } from '../store/types.js';
@@ -139,7 +140,8 @@ export class RoutingFeature implements AgentFeature {
     const { cfg, node } = ctx;
     const report: FeatureReport = { changed: this.ensureDevices(cfg), problems: [] };
     const u = underlayOf(cfg);
-    const records = (await node.store.list(NODES)).map((kv) => JSON.parse(kv.value) as NodeRecord);
+    const { records, problems: bad } = parseRecords(await node.store.list(NODES), parseNodeRecord);
+    report.problems.push(...bad);
     const self = { name: cfg.nodeName, podCIDR: ctx.init.podCIDR, underlayIP: u.ip, subnet: u.subnet };
     if (!u.ip && records.some((r) => r.name !== cfg.nodeName)) {
       report.problems.push(`this node has no underlay address (uplink ${u.uplink || 'none'}): other nodes' pods are unreachable`);
@@ -226,7 +228,7 @@ export class RoutingFeature implements AgentFeature {
     return [
       {
         method: 'GET' as const, path: '/v1/nodes', handler: async (): Promise<NodesResponse> => {
-          const records = (await ctx.node.store.list(NODES)).map((kv) => JSON.parse(kv.value) as NodeRecord);
+          const { records } = parseRecords(await ctx.node.store.list(NODES), parseNodeRecord);
           const health = new Set((await ctx.node.store.list(HEALTH)).map((kv) => nodeOfHealthKey(kv.key)));
           const peers = new Map((this.lastPlan?.peers ?? []).map((p) => [p.name, p]));
           return {

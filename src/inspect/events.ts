@@ -10,7 +10,8 @@ import type { Endpoint } from '../endpoint/types.js';
 import { IdentityAllocator } from '../identity/identity.js';
 import type { RawEvent } from '../maps/events.js';
 import { listLinks } from '../net/ip.js';
-import { policyRefsById, type PublishedEndpoint } from '../policy/store.js';
+import { parsePublishedEndpoint, policyRefsById } from '../policy/store.js';
+import { parseRecords } from '../store/record.js';
 import { ENDPOINTS } from '../store/keys.js';
 import type { Store } from '../store/types.js';
 import type { Labels } from '../util/labels.js';
@@ -89,10 +90,7 @@ export class EventNames {
   constructor(private readonly src: EventNameSources) {
     this.pods = new Table(async () => {
       const m = new Map<string, string>();
-      for (const kv of await src.store.list(ENDPOINTS)) {
-        const e = JSON.parse(kv.value) as PublishedEndpoint;
-        m.set(e.ip, e.name);
-      }
+      for (const e of parseRecords(await src.store.list(ENDPOINTS), parsePublishedEndpoint).records) m.set(e.ip, e.name);
       for (const e of src.localEndpoints()) if (e.ip) m.set(e.ip, e.name);
       return m;
     });

@@ -2,6 +2,8 @@
 import type { Config } from '../config/config.js';
 import { uplinkName } from '../endpoint/mtu.js';
 import { addresses } from '../net/ip.js';
+import { nodeKey } from '../store/keys.js';
+import { RecordFields } from '../store/record.js';
 import { formatCidr, parseCidr } from '../util/ipv4.js';
 
 export interface Underlay {
@@ -23,9 +25,29 @@ export function underlayOf(cfg: Config): Underlay {
 /** What a node publishes about itself in the store (store/keys.ts nodeKey, kept while the node exists). */
 export interface NodeRecord {
   name: string;
+  /** Its IPv4 pod block ('' until it has one). */
   podCIDR: string;
+  /** Its IPv6 pod block, with dual stack (docs/architecture.md, "Address families"). */
+  podCIDRv6?: string;
+  /** Its underlay address ('' without one) and that address's subnet. */
   underlayIP: string;
   subnet: string;
   mode: string;
   updated: string;
+}
+
+/**
+ * A node record read back from the store, every field checked (the store is a trust
+ * boundary): its name must be the one its key names, its addresses of their family.
+ */
+export function parseNodeRecord(key: string, value: string): NodeRecord {
+  const f: RecordFields = RecordFields.parse(key, value);
+  const name = f.str('name');
+  if (key !== nodeKey(name)) f.fail('name', `is '${name}', but the key is ${key}`);
+  const podCIDRv6 = f.optCidr6('podCIDRv6');
+  return {
+    name, podCIDR: f.cidr4('podCIDR', { empty: true }), ...(podCIDRv6 ? { podCIDRv6 } : {}),
+    underlayIP: f.ipv4('underlayIP', { empty: true }), subnet: f.cidr4('subnet', { empty: true }),
+    mode: f.str('mode', { empty: true }), updated: f.str('updated', { empty: true }),
+  };
 }

@@ -5,13 +5,15 @@
  *
  * `applyPolicies` writes every policy of one input in a single transaction: all or nothing.
  */
-import { namespaceKey, namespaceOfKey, namespacePoliciesPrefix, NAMESPACES, POLICIES, policyStoreKey } from '../store/keys.js';
+import { endpointOfKey, namespaceKey, namespaceOfKey, namespacePoliciesPrefix, NAMESPACES, POLICIES, policyStoreKey } from '../store/keys.js';
+import { RecordError, RecordFields } from '../store/record.js';
 import type { Store } from '../store/types.js';
 import { StoreError } from '../store/types.js';
 import { policyId } from './compile.js';
 import { policyKey, type NetworkPolicy } from './types.js';
 import type { Labels } from '../util/labels.js';
-import type { PodPort } from '../endpoint/ports.js';
+import { checkPorts, type PodPort } from '../endpoint/ports.js';
+import { parseEndpointName } from '../endpoint/types.js';
 
 /** A pod as its node's agent publishes it (store/keys.ts endpointKey). */
 export interface PublishedEndpoint {
@@ -19,10 +21,50 @@ export interface PublishedEndpoint {
   id: number;
   name: string;
   namespace: string;
+  /** Its IPv4 address. */
   ip: string;
+  /** Its IPv6 address, with dual stack (docs/architecture.md, "Address families"). */
+  ipv6?: string;
   identity: number;
   labels: Labels;
   ports: PodPort[];
+}
+
+/** Identities are 24-bit (include/sluice/types.h); 0 is none. */
+const MAX_IDENTITY = 0xffffff;
+
+/**
+ * A published endpoint read back from the store, every field checked (the store is a trust
+ * boundary): its node and id must be the ones its key names, its addresses of their family.
+ */
+export function parsePublishedEndpoint(key: string, value: string): PublishedEndpoint {
+  const at = endpointOfKey(key);
+  if (!at) throw new RecordError(key, 'is not an endpoint key (endpoints/<node>/<id>)');
+  const f: RecordFields = RecordFields.parse(key, value);
+  const node = f.str('node');
+  if (node !== at.node) f.fail('node', `is '${node}', but the key is node ${at.node}'s`);
+  const id = f.int('id', 1, 0xffffffff);
+  if (id !== at.id) f.fail('id', `is ${id}, but the key names endpoint ${at.id}`);
+  const name = f.str('name');
+  let parsed: { namespace: string; pod: string };
+  try {
+    parsed = parseEndpointName(name);
+  } catch (e) {
+    f.fail('name', (e as Error).message);
+  }
+  const namespace = f.str('namespace');
+  if (namespace !== parsed.namespace) f.fail('namespace', `is '${namespace}', but the name is in '${parsed.namespace}'`);
+  let ports: PodPort[];
+  try {
+    ports = checkPorts(f.raw('ports'));
+  } catch (e) {
+    f.fail('ports', (e as Error).message);
+  }
+  const ipv6 = f.optIpv6('ipv6');
+  return {
+    node, id, name, namespace, ip: f.ipv4('ip'), ...(ipv6 ? { ipv6 } : {}),
+    identity: f.int('identity', 1, MAX_IDENTITY), labels: f.labels('labels'), ports,
+  };
 }
 const keyOf = (p: Pick<NetworkPolicy, 'metadata'>) => policyStoreKey(policyKey(p));
 

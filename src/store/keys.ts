@@ -45,6 +45,12 @@ export const ENDPOINTS = 'endpoints/';
 /** The prefix of one node's published endpoints: "endpoints/<node>/". */
 export const nodeEndpointsPrefix = (node: string): string => `${ENDPOINTS}${node}/`;
 export const endpointKey = (node: string, id: number): string => `${nodeEndpointsPrefix(node)}${id}`;
+/** The node and endpoint id an endpoint key names (undefined: not an endpoint key). */
+export function endpointOfKey(key: string): { node: string; id: number } | undefined {
+  if (!key.startsWith(ENDPOINTS)) return undefined;
+  const m = /^([^/]+)\/([1-9]\d{0,9})$/.exec(key.slice(ENDPOINTS.length));
+  return m ? { node: m[1]!, id: Number(m[2]) } : undefined;
+}
 
 // --- policies and namespaces ------------------------------------------------------------
 

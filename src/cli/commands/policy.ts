@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { parsePolicies, PolicyParseError, formatProblem } from '../../policy/parse.js';
-import { applyPolicies, deletePolicies, getPolicy, labelNamespace, listPolicies, namespaceLabels, type PublishedEndpoint } from '../../policy/store.js';
+import { applyPolicies, deletePolicies, getPolicy, labelNamespace, listPolicies, namespaceLabels, parsePublishedEndpoint } from '../../policy/store.js';
+import { parseRecords } from '../../store/record.js';
 import { ENDPOINTS } from '../../store/keys.js';
 import { formatSelector } from '../../policy/selector.js';
 import { policyKey, type NetworkPolicy, type Protocol } from '../../policy/types.js';
@@ -53,7 +54,8 @@ const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 /** The cluster as the reference evaluator sees it: every published endpoint, namespace labels, policies. */
 async function clusterFromStore(s: Store): Promise<ClusterInput & { pods: Pod[] }> {
-  const eps = (await s.list(ENDPOINTS)).map((kv) => JSON.parse(kv.value) as PublishedEndpoint);
+  const { records: eps, problems } = parseRecords(await s.list(ENDPOINTS), parsePublishedEndpoint);
+  for (const p of problems) process.stderr.write(`sluice: warning: ${p}\n`);
   const pods: Pod[] = eps.map((e) => ({ namespace: e.namespace, name: e.name.split('/')[1]!, labels: e.labels, ip: e.ip, ports: e.ports }));
   return { policies: await listPolicies(s), namespaces: Object.fromEntries(await namespaceLabels(s)), pods };
 }
