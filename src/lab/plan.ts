@@ -13,7 +13,7 @@
  *   <LAB>-<node>.<ns>.<pod>        a pod, added through its node's agent
  */
 import { join } from 'node:path';
-import { formatIPv4, parseCidr } from '../util/ipv4.js';
+import { formatIPv4, ipv4Add, parseCidr } from '../util/ipv4.js';
 import type { LabPod, StoreKind, Topology } from './topology.js';
 import type { Labels } from '../util/labels.js';
 import type { PodPort } from '../endpoint/ports.js';
@@ -144,14 +144,14 @@ export function makePlan(topo: Topology, lab: string, root: string, tools: PlanT
   const subnetNames = [...new Set(topo.nodes.map((n) => n.subnet))];
   const routed = subnetNames.length > 1;
   const subnets: SubnetPlan[] = subnetNames.map((name, index) => {
-    const base = underlay.base + index * 256;
+    const base = ipv4Add(underlay.base, index * 256);
     return {
       name, index, cidr: `${formatIPv4(base)}/24`, bridge: `br${index}`,
-      ...(routed ? { router: formatIPv4(base + 254), routerIf: `r${index}`, routerPeer: `rt${index}` } : {}),
+      ...(routed ? { router: formatIPv4(ipv4Add(base, 254)), routerIf: `r${index}`, routerPeer: `rt${index}` } : {}),
     };
   });
   const subnetOf = (name: string) => subnets.find((s) => s.name === name)!;
-  const etcdAddress = topo.store === 'etcd' ? formatIPv4(underlay.base + 250) : undefined;
+  const etcdAddress = topo.store === 'etcd' ? formatIPv4(ipv4Add(underlay.base, 250)) : undefined;
   const storeDir = topo.store === 'file' ? join(dir, 'store') : undefined;
   const storeSpec = storeDir ? `file:${storeDir}` : `etcd://${etcdAddress}:${ETCD_CLIENT_PORT}/${lab}/`;
   const pinRoot = `/sys/fs/bpf/${lab}`;
@@ -185,7 +185,7 @@ export function makePlan(topo: Topology, lab: string, root: string, tools: PlanT
     }
     return {
       name: n.name, subnet: s.name, netns, netnsPath: netnsPathOf(netns),
-      underlayIP: formatIPv4(parseCidr(s.cidr).base + k), bridgePort: `nd${i}`, bridge: s.bridge,
+      underlayIP: formatIPv4(ipv4Add(parseCidr(s.cidr).base, k)), bridgePort: `nd${i}`, bridge: s.bridge,
       ...(s.router ? { defaultVia: s.router } : {}),
       dir: ndir, config,
       configText: `# sluice lab ${lab}: node ${n.name} (written by \`sluice lab up\`)\n${Object.entries(cfg).map(([key, v]) => `${key}: ${v}`).join('\n')}\n`,

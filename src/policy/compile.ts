@@ -17,7 +17,7 @@ import { createHash } from 'node:crypto';
 import type { PodPort } from '../endpoint/ports.js';
 import { FIRST_CIDR_IDENTITY, NAMESPACE_LABEL } from '../identity/identity.js';
 import { policyKeyString, type PolicyKey, type PolicyValue } from '../maps/policy.js';
-import { cidrWithin, formatCidr, parseCidr } from '../util/ipv4.js';
+import { cidrLast, cidrWithin, formatCidr, parseCidr, type Ipv4 } from '../util/ipv4.js';
 import type { Labels } from '../util/labels.js';
 import { matchesSelector } from './selector.js';
 import { policyKey, type NetworkPolicy, type NetworkPolicyPeer, type NetworkPolicyPort, type Protocol } from './types.js';
@@ -113,7 +113,7 @@ export function compilePolicies(input: CompileInput): Compiled {
   // The CIDR identities inside an ipBlock: a binary search over them sorted by network
   // address, then a walk over the ones inside (10,000 /32 rules took minutes scanning all).
   const byBase = [...cidrIdentities].map(([c, id]) => ({ cidr: parseCidr(c), id })).sort((a, b) => a.cidr.base - b.cidr.base);
-  const firstAtOrAfter = (base: number) => {
+  const firstAtOrAfter = (base: Ipv4) => {
     let lo = 0, hi = byBase.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
@@ -125,7 +125,7 @@ export function compilePolicies(input: CompileInput): Compiled {
   const blockIdentities = (cidr: string, except: readonly string[]) => {
     const outer = parseCidr(cidr);
     const excepts = except.map((e) => parseCidr(e));
-    const last = outer.base + 2 ** (32 - outer.prefix) - 1;
+    const last = cidrLast(outer);
     const ids: number[] = [];
     for (let i = firstAtOrAfter(outer.base); i < byBase.length && byBase[i]!.cidr.base <= last; i++) {
       const { cidr: c, id } = byBase[i]!;

@@ -29,7 +29,7 @@
  * - The connection is allowed when the source's egress and the destination's ingress both are.
  */
 import { checkPorts, type PodPort } from '../endpoint/ports.js';
-import { cidrContains, formatCidr, parseIPv4, type Cidr } from '../util/ipv4.js';
+import { cidrContains, formatCidr, parseIPv4, type Cidr, type Ipv4 } from '../util/ipv4.js';
 import { formatLabels, labelKeyProblem, labelValueProblem, type Labels } from '../util/labels.js';
 import { dnsLabelProblem, dnsSubdomainProblem } from './names.js';
 import { PolicyParseError, policyCidr, validatePolicies } from './parse.js';
@@ -118,7 +118,7 @@ interface ResolvedPod {
   kind: 'pod';
   pod: Pod;
   key: string;
-  ip: number;
+  ip: Ipv4;
   labels: Labels;
   ports: PodPort[];
 }
@@ -126,7 +126,7 @@ interface ResolvedPod {
 interface ResolvedAddress {
   kind: 'address';
   text: string;
-  ip: number;
+  ip: Ipv4;
 }
 
 type Resolved = ResolvedPod | ResolvedAddress;
@@ -136,7 +136,7 @@ export class Cluster {
   readonly policies: readonly NetworkPolicy[];
   private readonly namespaceLabels = new Map<string, Labels>();
   private readonly podsByKey = new Map<string, ResolvedPod>();
-  private readonly podsByIp = new Map<number, ResolvedPod>();
+  private readonly podsByIp = new Map<Ipv4, ResolvedPod>();
   private readonly cidrs = new Map<string, Cidr>();
 
   constructor(input: ClusterInput) {
@@ -167,7 +167,7 @@ export class Cluster {
         const p = labelKeyProblem(k) ?? labelValueProblem(k, v);
         if (p !== undefined) problems.push(`pod ${key}: ${p}`);
       }
-      let ip: number;
+      let ip: Ipv4;
       try {
         ip = parseIPv4(pod.ip);
       } catch (e) {
@@ -219,7 +219,7 @@ export class Cluster {
   /** @internal */
   resolve(e: Endpoint, what: string): Resolved {
     if (typeof e === 'string') {
-      let ip: number;
+      let ip: Ipv4;
       try {
         ip = parseIPv4(e);
       } catch {

@@ -5,7 +5,7 @@
  */
 import { prefilterCidrText } from '../store/keys.js';
 import type { PrefilterRule } from '../maps/prefilter.js';
-import { formatCidr, formatIPv4, maskOf, parseIPv4 } from '../util/ipv4.js';
+import { formatCidr, formatIPv4, ipv4Network, parseIPv4, type Ipv4 } from '../util/ipv4.js';
 
 /** A denied CIDR as the store keeps it (the JSON value of its key). */
 export interface PrefilterEntry {
@@ -42,17 +42,17 @@ export function parseDenyCidr(arg: unknown): string {
   }
   const prefix = Number(m[5]);
   if (prefix > 32) throw new PrefilterInputError(`'${arg}': prefix length ${prefix} is above 32`);
-  let ip: number;
+  let ip: Ipv4;
   try {
     ip = parseIPv4(s.slice(0, s.indexOf('/')));
   } catch {
     throw new PrefilterInputError(`'${arg}' is not a CIDR: ${s.slice(0, s.indexOf('/'))} is not an IPv4 address`);
   }
-  const base = (ip & maskOf(prefix)) >>> 0;
+  const base = ipv4Network(ip, prefix);
   if (base !== ip) {
     throw new PrefilterInputError(`'${arg}' has host bits set: did you mean ${formatIPv4(base)}/${prefix}?`);
   }
-  return formatCidr({ base, prefix });
+  return formatCidr({ family: 4, base, prefix });
 }
 
 /**
@@ -168,7 +168,7 @@ export function matchRule(entries: readonly PrefilterEntry[], ip: string): Prefi
   for (const e of entries) {
     const [net, len] = e.cidr.split('/');
     const prefix = Number(len);
-    if (((addr & maskOf(prefix)) >>> 0) === parseIPv4(net!) && prefix > bestLen) {
+    if (ipv4Network(addr, prefix) === parseIPv4(net!) && prefix > bestLen) {
       best = e;
       bestLen = prefix;
     }
