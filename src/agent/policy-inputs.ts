@@ -57,8 +57,19 @@ export function policyInputsFingerprint(i: PolicyInputs): string {
 
 const byKey = <V>(m: ReadonlyMap<string, V>): [string, V][] => [...m].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 
+/**
+ * The published endpoints parsed once per map of stored values: a pass asks for them three
+ * times (compile input, ipcache, problems) from the same inputs, which are never mutated.
+ */
+const parsed = new WeakMap<ReadonlyMap<string, string>, { records: PublishedEndpoint[]; problems: string[] }>();
+
 function parsedEndpoints(i: Pick<PolicyInputs, 'endpoints'>): { records: PublishedEndpoint[]; problems: string[] } {
-  return parseRecords(byKey(i.endpoints).map(([key, value]) => ({ key, value })), parsePublishedEndpoint);
+  let p = parsed.get(i.endpoints);
+  if (!p) {
+    p = parseRecords(byKey(i.endpoints).map(([key, value]) => ({ key, value })), parsePublishedEndpoint);
+    parsed.set(i.endpoints, p);
+  }
+  return p;
 }
 
 /** Every node's published endpoints that pass their checks, in key order. */
