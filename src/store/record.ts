@@ -5,10 +5,10 @@
  * against its key. A record that fails is left out by the reader and reported with its key
  * and the first problem, never half-used. Pure: no I/O.
  */
-import { isIPv6 } from 'node:net';
 import type { KeyValue } from './types.js';
 import { labelKeyProblem, labelValueProblem, type Labels } from '../util/labels.js';
 import { isIPv4, parseCidr } from '../util/ipv4.js';
+import { parseCidrAny, parseIp } from '../util/ip.js';
 
 export class RecordError extends Error {
   constructor(readonly key: string, message: string) {
@@ -77,21 +77,29 @@ export class RecordFields {
     return v;
   }
 
-  /** The IPv6 twin of an address field: absent, or an IPv6 address (no zone). */
+  /** The IPv6 twin of an address field: absent, or an IPv6 address (no zone id). */
   optIpv6(field: string): string | undefined {
     if (!this.has(field)) return undefined;
     const v = this.str(field);
-    if (!isIPv6(v) || v.includes('%')) this.fail(field, `must be an IPv6 address, got '${v}'`);
+    let family: number;
+    try {
+      family = parseIp(v).family;
+    } catch (e) {
+      this.fail(field, `must be an IPv6 address: ${(e as Error).message}`);
+    }
+    if (family !== 6) this.fail(field, `must be an IPv6 address, got '${v}'`);
     return v;
   }
 
-  /** The IPv6 twin of a CIDR field: absent, or ADDRESS/0-128 with an IPv6 address. */
+  /** The IPv6 twin of a CIDR field: absent, or an IPv6 network (ADDRESS/0-128, host bits zero). */
   optCidr6(field: string): string | undefined {
     if (!this.has(field)) return undefined;
     const v = this.str(field);
-    const [addr, len, extra] = v.split('/');
-    if (addr === undefined || len === undefined || extra !== undefined || !/^\d{1,3}$/.test(len) || Number(len) > 128 || !isIPv6(addr) || addr.includes('%')) {
-      this.fail(field, `must be an IPv6 CIDR like fd00:10:244::/64, got '${v}'`);
+    if (!v.includes(':')) this.fail(field, `must be an IPv6 CIDR like fd00:10:244::/64, got '${v}'`);
+    try {
+      parseCidrAny(v);
+    } catch (e) {
+      this.fail(field, `must be an IPv6 CIDR like fd00:10:244::/64: ${(e as Error).message}`);
     }
     return v;
   }
