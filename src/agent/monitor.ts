@@ -8,7 +8,6 @@
  * sluice_monitor_events_total.
  */
 import type { LostEvents } from '../api/types.js';
-import type { RingBufferReader } from '../bpf/ringbuf.js';
 import { EVENT_TYPES, openEvents, readEventCounters, writeMonitorSettings, type EventCounters, type EventType, type RawEvent } from '../datapath/events.js';
 import { ApiError } from './errors.js';
 import { EventNames, type NamedEvent } from './event-names.js';
@@ -46,7 +45,7 @@ export function monitorQuery(q: URLSearchParams): { types: Set<EventType>; pod: 
 
 export class MonitorFeature implements AgentFeature {
   readonly name = 'monitor';
-  private reader: RingBufferReader | undefined;
+  private reader: ReturnType<typeof openEvents> | undefined;
   private problem: string | undefined;
   private readonly subs = new Set<Subscriber>();
   private names: EventNames | undefined;
