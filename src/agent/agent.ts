@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import type { AgentStatus } from '../api/types.js';
 import type { Config } from '../config/config.js';
 import type { PodPort } from '../endpoint/ports.js';
-import { describeMigration, migrateMaps } from '../datapath/migrate.js';
+import { describeMigration, migrateMaps } from '../maps/migrate.js';
 import { readMetrics } from '../maps/metrics.js';
 import { FILL_WATCHED_MAPS } from '../maps/registry.js';
 import { tryLockFile, type FileLock } from '../util/lock.js';

@@ -8,7 +8,9 @@ import type { Endpoint } from '../endpoint/types.js';
 import type { IpcacheEntry } from '../maps/ipcache.js';
 import type { NodeHandle } from '../node/context.js';
 import type { InitResult } from '../node/node.js';
-import type { SyncDecision } from './map-sync.js';
+import type { FeatureReport, MapSyncReport } from '../api/types.js';
+
+export type { FeatureReport, MapSyncReport };
 import type { Registry } from './metrics.js';
 import type { Route } from './server.js';
 
@@ -52,22 +54,6 @@ export interface ReconcilePass {
    * changed, the map changed size or was replaced, or the drift-check interval has passed.
    */
   driftCheck: boolean;
-}
-
-/** What a pass did with a map it keeps in sync. */
-export interface MapSyncReport extends SyncDecision {
-  /** Entries written (new or different) and deleted (stale) after the read-back; a verify's are drift repaired. */
-  written?: number;
-  removed?: number;
-}
-
-export interface FeatureReport {
-  /** What was changed, for the log and the report. */
-  changed: string[];
-  /** What could not be done (tried again next time). */
-  problems: string[];
-  /** By map: whether the pass skipped it, applied new inputs or read it back for drift. */
-  sync?: Record<string, MapSyncReport>;
 }
 
 export interface AgentFeature {

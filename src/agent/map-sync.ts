@@ -14,17 +14,12 @@
  *           drift-check interval
  *   skip    nothing: no compile, no map read, no write
  */
+import type { SyncAction, SyncDecision } from '../api/types.js';
 import type { MapState } from '../maps/map.js';
 
 export type { MapState };
 
-export type SyncAction = 'skip' | 'apply' | 'verify';
-
-export interface SyncDecision {
-  action: SyncAction;
-  /** Why, for the report and the log. */
-  reason: string;
-}
+export type { SyncAction, SyncDecision };
 
 interface Done<W> {
   fingerprint: string;

@@ -8,7 +8,6 @@
  * sluice_monitor_events_total.
  */
 import type { LostEvents } from '../api/types.js';
-import type { RingBufferReader } from '../bpf/ringbuf.js';
 import { EventNames, type NamedEvent } from '../inspect/events.js';
 import { EVENT_TYPES, openEvents, type EventType, type RawEvent } from '../maps/events.js';
 import { readEventCounters, type EventCounters } from '../maps/monitor-state.js';
@@ -48,7 +47,7 @@ export function monitorQuery(q: URLSearchParams): { types: Set<EventType>; pod: 
 
 export class MonitorFeature implements AgentFeature {
   readonly name = 'monitor';
-  private reader: RingBufferReader | undefined;
+  private reader: ReturnType<typeof openEvents> | undefined;
   private problem: string | undefined;
   private readonly subs = new Set<Subscriber>();
   private names: EventNames | undefined;

@@ -12,9 +12,8 @@
  *   sluice veth or link pin, no record      deleted
  */
 import { existsSync, readdirSync } from 'node:fs';
-import { linkAttached } from '../bpf/link.js';
-import { unpin } from '../bpf/pin.js';
-import { linkPin } from '../datapath/attach.js';
+import { unpin } from '../sys/bpffs.js';
+import { linked, linkPin } from '../datapath/attach.js';
 import { attachmentsOf } from '../datapath/attachments.js';
 import { nodePins } from '../datapath/pins.js';
 import { attachEndpoint, endpointValue } from '../endpoint/datapath.js';
@@ -23,32 +22,9 @@ import { HOST_IF_PATTERN } from '../endpoint/veth.js';
 import { deleteEndpoint, readEndpoints, writeEndpoint, type EndpointValue } from '../maps/endpoints.js';
 import { deleteLink, listLinks } from '../net/ip.js';
 import type { NodeHandle } from '../node/context.js';
-import type { FeatureReport } from './feature.js';
+import type { ReconcileReport } from '../api/types.js';
 
-export interface ReconcileReport {
-  /** Interrupted adds and deletes finished. */
-  finished: string[];
-  /** Endpoints whose pod is gone, removed. */
-  collected: string[];
-  /** Map entries rewritten. */
-  repairedEntries: string[];
-  /** Endpoints whose programs were re-attached. */
-  reattached: string[];
-  /** Addresses whose store record was lost and was written again. */
-  reclaimed: string[];
-  /** Map entries without an endpoint, deleted. */
-  staleEntries: string[];
-  /** Store allocations without an endpoint, released. */
-  releasedHandles: string[];
-  /** Devices and link pins without an endpoint, removed. */
-  strays: string[];
-  /** What could not be repaired (tried again next time). */
-  problems: string[];
-  endpoints: number;
-  durationMs: number;
-  /** What each agent feature changed or could not do. */
-  features: Record<string, FeatureReport>;
-}
+export type { ReconcileReport };
 
 /** A report of a pass that looked at no endpoint (only the features ran). */
 export function emptyReport(): ReconcileReport {
@@ -96,7 +72,7 @@ export async function reconcile(node: NodeHandle): Promise<ReconcileReport> {
         r.repairedEntries.push(ep.name);
       }
       // A pinned link can be detached (bpftool link detach) and stay pinned: check the link.
-      if (podPrograms.some((p) => !linkAttached(linkPin(cfg, 'pod', ep.hostIfname, p)))) {
+      if (podPrograms.some((p) => !linked(cfg, 'pod', ep.hostIfname, p))) {
         await attempt(`${ep.name}: programs`, () => attachEndpoint(cfg, ep));
         r.reattached.push(ep.name);
       }

@@ -9,10 +9,8 @@
  * only when the plan or a contribution changed, and read back for drift only when a check is
  * due (see syncIpcache below).
  */
-import { existsSync } from 'node:fs';
 import type { IpcacheResponse, NodesResponse } from '../api/types.js';
-import { pinnedLinkState } from '../bpf/link.js';
-import { attach, linkPin } from '../datapath/attach.js';
+import { attach, linked } from '../datapath/attach.js';
 import { attachmentsOf } from '../datapath/attachments.js';
 import { openProgram } from '../datapath/loader.js';
 import { IPCACHE_MAP, readIpcache, syncIpcache, type IpcacheChange, type IpcacheEntry } from '../maps/ipcache.js';
@@ -23,7 +21,7 @@ import { run } from '../net/exec.js';
 import { getLink, ipBatch, listRoutes } from '../net/ip.js';
 import { ensureVxlan, VXLAN_DEV, VXLAN_OVERHEAD } from '../net/vxlan.js';
 import type { Config } from '../config/config.js';
-import { parseNodeRecord, underlayOf, type NodeRecord } from '../node/underlay.js';
+import { parseNodeRecord, underlayOf } from '../node/underlay.js';
 import { parseRecords } from '../store/record.js';
 import { planRoutes, SLUICE_RT_PROTO, type PlannedRoute, type RoutePlan } from '../routing/plan.js';
 import { HEALTH, NODES, nodeOfHealthKey } from '../store/keys.js';
@@ -114,9 +112,8 @@ export class RoutingFeature implements AgentFeature {
       if (!dev) continue;
       // A pinned link is kept when it runs this build's program; after a reload (an
       // upgrade) it still runs the old one, with the old maps: its program is replaced.
-      const pin = linkPin(cfg, a.role, dev.name, a.program);
-      const link = existsSync(pin) && !vx.created ? pinnedLinkState(pin) : undefined;
-      if (link && link.ifindex === dev.ifindex && link.programId === programId(cfg, a.program)) continue;
+      const link = vx.created ? undefined : linked(cfg, a.role, dev.name, a.program);
+      if (link && link.kind !== 'cgroup' && link.ifindex === dev.ifindex && link.programId === programId(cfg, a.program)) continue;
       attach(cfg, a.role, dev, a.program);
       changed.push(`attached ${a.program} to ${dev.name}`);
     }

@@ -8,7 +8,6 @@
  * are absent on the wire, never null, unless a type says null.
  */
 import type { NamedEvent } from '../inspect/events.js';
-import type { ReconcileReport } from '../agent/reconcile.js';
 import type { IpcacheEntry } from '../maps/ipcache.js';
 import type { LoadedProgram } from '../datapath/loader.js';
 import type { PodPort } from '../endpoint/ports.js';
@@ -196,4 +195,56 @@ export interface LostEvents {
   rateLimited: number;
   ringFull: number;
   agentBacklog: number;
+}
+
+// --- the reconcile report: GET /v1/status (lastReconcile), POST /v1/reconcile -------------
+// What a pass did; the agent fills it (agent/reconcile.ts, each feature, agent/map-sync.ts).
+
+export type SyncAction = 'skip' | 'apply' | 'verify';
+
+export interface SyncDecision {
+  action: SyncAction;
+  /** Why, for the report and the log. */
+  reason: string;
+}
+
+/** What a pass did with a map it keeps in sync. */
+export interface MapSyncReport extends SyncDecision {
+  /** Entries written (new or different) and deleted (stale) after the read-back; a verify's are drift repaired. */
+  written?: number;
+  removed?: number;
+}
+
+export interface FeatureReport {
+  /** What was changed, for the log and the report. */
+  changed: string[];
+  /** What could not be done (tried again next time). */
+  problems: string[];
+  /** By map: whether the pass skipped it, applied new inputs or read it back for drift. */
+  sync?: Record<string, MapSyncReport>;
+}
+
+export interface ReconcileReport {
+  /** Interrupted adds and deletes finished. */
+  finished: string[];
+  /** Endpoints whose pod is gone, removed. */
+  collected: string[];
+  /** Map entries rewritten. */
+  repairedEntries: string[];
+  /** Endpoints whose programs were re-attached. */
+  reattached: string[];
+  /** Addresses whose store record was lost and was written again. */
+  reclaimed: string[];
+  /** Map entries without an endpoint, deleted. */
+  staleEntries: string[];
+  /** Store allocations without an endpoint, released. */
+  releasedHandles: string[];
+  /** Devices and link pins without an endpoint, removed. */
+  strays: string[];
+  /** What could not be repaired (tried again next time). */
+  problems: string[];
+  endpoints: number;
+  durationMs: number;
+  /** What each agent feature changed or could not do. */
+  features: Record<string, FeatureReport>;
 }

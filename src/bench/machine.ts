@@ -6,6 +6,7 @@ import type { MachineInfo } from './stats.js';
 
 function firstLine(cmd: string, args: string[]): string {
   const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  // eslint-disable-next-line no-control-regex -- ESC starts the ANSI colour codes stripped here
   const text = `${r.stdout ?? ''}\n${r.stderr ?? ''}`.replace(/\x1b\[[0-9;]*[A-Za-z]/g, '');
   return text.split('\n').map((l) => l.trim()).find((l) => l) ?? `${cmd}: unknown version`;
 }

@@ -57,6 +57,7 @@ export function parseIperf3Json(text: string): IperfFigures {
 
 export type SockperfFigures = Omit<SockperfSample, 'repeat' | 'target'>;
 
+// eslint-disable-next-line no-control-regex -- ESC starts the ANSI colour codes it matches
 const ANSI = /\x1b\[[0-9;]*[A-Za-z]/g;
 const UNIT_US: Record<string, number> = { nsec: 1e-3, usec: 1, msec: 1e3, sec: 1e6 };
 

@@ -7,7 +7,7 @@
 import { closeSync, constants, existsSync, openSync } from 'node:fs';
 import { BpfError } from './errors.js';
 import { ATTACH_TYPE, createLink, detachPinnedLink, pinNewLink, updateLink, withPinnedLink } from './link.js';
-import { unpin } from './pin.js';
+import { unpin } from '../sys/bpffs.js';
 import type { Program } from './program.js';
 
 /** The cgroup hooks, by the name sluice uses for them. */

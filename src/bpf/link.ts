@@ -10,7 +10,8 @@ import { LINK_INFO } from './abi.js';
 import { BpfError } from './errors.js';
 import { closeFd, objGet, objInfo } from './fd.js';
 import { libbpf } from './native.js';
-import { pinAtomically, unpin } from './pin.js';
+import { unpin } from '../sys/bpffs.js';
+import { pinAtomically } from './pin.js';
 
 /** errno values from Node's own table, not copied by hand. */
 const { ENOENT, EINVAL, ENOLINK } = constants.errno;

@@ -1,18 +1,9 @@
-/** bpffs pins: create atomically, remove, and check the filesystem. */
-import { existsSync, mkdirSync, renameSync, rmSync, statfsSync } from 'node:fs';
+/** bpffs pins: create atomically, on a directory that is on bpffs (removing one: sys/bpffs.ts). */
+import { mkdirSync, renameSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { isBpffs } from '../sys/bpffs.js';
 import { BpfError } from './errors.js';
 import { libbpf } from './native.js';
-
-export const BPF_FS_MAGIC = 0xcafe4a11;
-
-export function isBpffs(path: string): boolean {
-  try {
-    return statfsSync(path).type === BPF_FS_MAGIC;
-  } catch {
-    return false;
-  }
-}
 
 /** Makes `dir` (and parents) on bpffs; refuses a directory that is not on bpffs. */
 export function ensurePinDir(dir: string): void {
@@ -30,10 +21,4 @@ export function pinAtomically(fd: number, path: string, what: string): void {
   const ret = libbpf().bpf_obj_pin(fd, tmp) as number;
   if (ret < 0) throw new BpfError(`pin ${what} at ${path}`, -ret);
   renameSync(tmp, path);
-}
-
-export function unpin(path: string): boolean {
-  if (!existsSync(path)) return false;
-  rmSync(path, { recursive: true, force: true });
-  return true;
 }

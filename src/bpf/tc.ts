@@ -11,7 +11,7 @@ import { BpfError } from './errors.js';
 import { ATTACH_TYPE, createLink, detachPinnedLink, pinNewLink, updateLink, withPinnedLink } from './link.js';
 import { callChecked } from './log.js';
 import { libbpf } from './native.js';
-import { unpin } from './pin.js';
+import { unpin } from '../sys/bpffs.js';
 import { Program } from './program.js';
 
 /** errno values from Node's own table, not copied by hand. */

@@ -10,11 +10,14 @@
  *
  * Attaching again is idempotent: the program is swapped in on the pinned link (or the tc
  * filter replaced). An unknown role or program, or a program asked for on the wrong role,
- * is refused before anything is touched.
+ * is refused before anything is touched. `linked` tells what a pinned link attaches now, for
+ * the checks that decide whether to attach again (the agent's reconcile, routing, the prefilter).
  */
 import { attachCgroup, detachCgroup } from '../bpf/cgroup.js';
 import { attachTc, detachTc, type TcMode } from '../bpf/tc.js';
-import { attachXdpLink, detachXdpLink, type XdpLinkMode } from '../bpf/xdp.js';
+import { pinnedLinkState } from '../bpf/link.js';
+import { attachXdpLink, detachXdpLink, xdpLinkState, type XdpLinkMode } from '../bpf/xdp.js';
+import { existsSync } from 'node:fs';
 import type { Config } from '../config/config.js';
 import { ifindexOf } from '../net/ifindex.js';
 import { ATTACHMENTS, AttachTableError, findAttachment, hookName, tableProblems, type AttachRole, type Attachment, type DeviceRole } from './attachments.js';
@@ -46,6 +49,14 @@ export type AttachResult =
   | (Common & { kind: 'xdp'; ifindex: number; mode: XdpLinkMode; linkPin: string; driverError?: string })
   | (Common & { kind: 'cgroup'; linkPin: string });
 
+export type { XdpLinkMode };
+
+/** What a pinned link attaches now. */
+export type LinkedNow =
+  | { kind: 'tc'; ifindex: number; programId: number; linkPin: string }
+  | { kind: 'xdp'; ifindex: number; programId: number; mode: XdpLinkMode; linkPin: string }
+  | { kind: 'cgroup'; programId: number; linkPin: string };
+
 export interface Attacher {
   /** Attaches `program` to `target` in role `role`, or swaps the current build in. */
   attach(cfg: Pick<Config, 'pinRoot'>, role: AttachRole, target: Target | string, program: string): AttachResult;
@@ -53,6 +64,12 @@ export interface Attacher {
   detach(cfg: Pick<Config, 'pinRoot'>, role: AttachRole, target: Target | string, program: string): boolean;
   /** Where the link of `program` on `device` is pinned (tc: only with tcx). */
   linkPin(cfg: Pick<Config, 'pinRoot'>, role: AttachRole, device: string, program: string): string;
+  /**
+   * What the link of `program` on `device` (role cgroup: the cgroup) attaches now: undefined
+   * when no link is pinned, when it was detached (`bpftool link detach` leaves the pin), and
+   * for XDP when the device's hook runs another program. tc before tcx has no link: undefined.
+   */
+  linked(cfg: Pick<Config, 'pinRoot'>, role: AttachRole, device: string, program: string): LinkedNow | undefined;
 }
 
 /** How messages name a device of each role ("uplink device 'eth0' does not exist ..."). */
@@ -118,8 +135,22 @@ export function attacher(table: readonly Attachment[]): Attacher {
 
   const linkPin: Attacher['linkPin'] = (cfg, role, device, program) => pinOf(cfg, findAttachment(role, program, table), device);
 
-  return { attach, detach, linkPin };
+  const linked: Attacher['linked'] = (cfg, role, device, program) => {
+    const a = findAttachment(role, program, table);
+    const pin = pinOf(cfg, a, device);
+    if (!existsSync(pin)) return undefined;
+    if (a.hook.kind === 'xdp') {
+      const s = xdpLinkState(ifindexOf(device), pin);
+      return s && { kind: 'xdp', ...s };
+    }
+    const s = pinnedLinkState(pin);
+    // A detached device link reads ifindex 0; a detached cgroup link, cgroup id 0 in the same field.
+    if (!s || s.ifindex === 0) return undefined;
+    return a.hook.kind === 'tc' ? { kind: 'tc', ifindex: s.ifindex, programId: s.programId, linkPin: pin } : { kind: 'cgroup', programId: s.programId, linkPin: pin };
+  };
+
+  return { attach, detach, linkPin, linked };
 }
 
 /** The routine over the datapath's attach table. */
-export const { attach, detach, linkPin } = attacher(ATTACHMENTS);
+export const { attach, detach, linkPin, linked } = attacher(ATTACHMENTS);

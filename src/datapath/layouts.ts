@@ -2,7 +2,7 @@
  * The layout of every map of the datapath, as the compiled objects' BTF declares it (the
  * C definitions in include/sluice/maps.h and types.h are the only source): map type, size
  * limits, and the key and value types flattened to their fields. Used to hold map layouts
- * to the versioning rule (src/datapath/migrate.ts; test/unit/map-layouts.test.ts) and by
+ * to the versioning rule (src/maps/migrate.ts; test/unit/map-layouts.test.ts) and by
  * `sluice bpf layouts`.
  */
 import { readFileSync } from 'node:fs';

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createNetns, deleteNetns, listNetns } from '../net/netns.js';
 import { ipBatch } from '../net/ip.js';
-import { unpin } from '../bpf/pin.js';
+import { unpin } from '../sys/bpffs.js';
 import { PACKAGE_ROOT } from '../datapath/paths.js';
 
 const PREFIX = 'sldemo';

@@ -5,7 +5,7 @@
  */
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { unpin } from '../bpf/pin.js';
+import { unpin } from '../sys/bpffs.js';
 import { run } from '../net/exec.js';
 import { tryLockFile } from '../util/lock.js';
 import { stopProcess } from './procs.js';

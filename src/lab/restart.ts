@@ -5,7 +5,7 @@
  * what a mode switch on a running cluster must survive. With `upgrade`, each agent starts
  * again from this build of sluice instead of the one that started it: an upgrade of a
  * running node (the new agent loads its datapath over the old one; see
- * src/datapath/migrate.ts).
+ * src/maps/migrate.ts).
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { MODES, type Mode } from '../config/config.js';

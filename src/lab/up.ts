@@ -7,7 +7,6 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { AgentClient } from '../api/client.js';
 import type { AgentStatus, CniAddRequest, CniAddResponse } from '../api/types.js';
 import { ipBatch } from '../net/ip.js';
@@ -16,7 +15,7 @@ import { run } from '../net/exec.js';
 import { tryLockFile } from '../util/lock.js';
 import { teardown } from './down.js';
 import { preflight } from './host.js';
-import { DEFAULT_LAB, makePlan, nodeUplinkCommands, underlayCommands, UNDERLAY_SYSCTLS, type NodePlan, type Plan, type PlanTools, type PodPlan } from './plan.js';
+import { DEFAULT_LAB, makePlan, nodeUplinkCommands, underlayCommands, UNDERLAY_SYSCTLS, type NodePlan, type Plan, type PodPlan } from './plan.js';
 import { lastLine, logTail, spawnDetached, type Spawned } from './procs.js';
 import { formatLabels } from '../util/labels.js';
 import { runIn } from './exec.js';

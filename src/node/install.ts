@@ -14,7 +14,7 @@ import { hostname } from 'node:os';
 import { dirname, isAbsolute, join, normalize } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { stringify } from 'yaml';
-import { isBpffs } from '../bpf/pin.js';
+import { isBpffs } from '../sys/bpffs.js';
 import { DEFAULT_CONFIG_PATH, DEFAULTS, KEYS, type Config } from '../config/config.js';
 import { loadConfig } from '../config/load.js';
 import { PACKAGE_ROOT } from '../datapath/paths.js';
@@ -92,6 +92,9 @@ export function targets(p: InstallPaths): Targets {
   };
 }
 
+// eslint-disable-next-line no-control-regex -- the control characters are what it looks for
+const CONTROL_CHARS = /[\x00-\x1f\x7f]/;
+
 /**
  * Validates and normalises the path flags (absent ones take their defaults). Returns the
  * paths and every problem found, so one error can name them all.
@@ -104,7 +107,7 @@ export function checkPaths(raw: Partial<Record<keyof InstallPaths, unknown>>): {
     const flag = PATH_FLAGS[key];
     if (typeof v !== 'string' || v === '') {
       problems.push(`${flag}: expected an absolute path, got ${JSON.stringify(v)}`);
-    } else if (/[\x00-\x1f\x7f]/.test(v)) {
+    } else if (CONTROL_CHARS.test(v)) {
       problems.push(`${flag}: ${JSON.stringify(v)} contains control characters`);
     } else if (!isAbsolute(v)) {
       problems.push(`${flag}: expected an absolute path, got '${v}'`);

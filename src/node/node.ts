@@ -4,7 +4,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { isBpffs, unpin } from '../bpf/pin.js';
+import { isBpffs, unpin } from '../sys/bpffs.js';
 import type { Config } from '../config/config.js';
 import { datapathSources, sourceHash } from '../datapath/build.js';
 import { datapathGlobals } from '../datapath/globals.js';
@@ -19,7 +19,7 @@ import { SLUICE_RT_PROTO } from '../routing/plan.js';
 import { healthKey, nodeKey } from '../store/keys.js';
 import { writeJsonAtomic } from '../util/fsatomic.js';
 import { openNode, type NodeHandle } from './context.js';
-import { mergeReports, migrateMaps, type MigrationReport } from '../datapath/migrate.js';
+import { mergeReports, migrateMaps, type MigrationReport } from '../maps/migrate.js';
 
 export interface InitResult {
   node: string;
@@ -31,7 +31,7 @@ export interface InitResult {
   adopted: boolean;
   reattached: number;
   /**
-   * Old-layout maps copied into their successors (src/datapath/migrate.ts); their pins stay
+   * Old-layout maps copied into their successors (src/maps/migrate.ts); their pins stay
    * until the agent has attached everything (retireOldMaps).
    */
   migrated: MigrationReport[];

@@ -7,11 +7,9 @@
  * detaches it. Driver (native) mode is tried first, then generic (skb).
  */
 import { existsSync, readdirSync } from 'node:fs';
-import { xdpLinkState, type XdpLinkMode } from '../bpf/xdp.js';
 import type { Config } from '../config/config.js';
-import { attach, detach, linkPin } from '../datapath/attach.js';
+import { attach, detach, linked, linkPin, type XdpLinkMode } from '../datapath/attach.js';
 import { nodePins } from '../datapath/pins.js';
-import { ifindexOf } from '../net/ifindex.js';
 
 export const PREFILTER_PROGRAM = 'xdp_prefilter';
 
@@ -39,8 +37,8 @@ export function xdpLinkPin(cfg: Pick<Config, 'pinRoot'>, device: string): string
 
 /** The prefilter's attachment to `device` as the kernel has it, or undefined when it is not attached. */
 export function xdpAttachment(cfg: Pick<Config, 'pinRoot'>, device: string): XdpAttachment | undefined {
-  const s = xdpLinkState(ifindexOf(device), xdpLinkPin(cfg, device));
-  return s && { device, ...s };
+  const s = linked(cfg, 'uplink', device, PREFILTER_PROGRAM);
+  return s?.kind === 'xdp' ? { device, ifindex: s.ifindex, mode: s.mode, programId: s.programId, linkPin: s.linkPin } : undefined;
 }
 
 /**

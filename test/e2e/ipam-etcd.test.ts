@@ -9,7 +9,7 @@ import { EtcdStore } from '../../src/store/etcd.js';
 import { Pool, type Allocation, type PoolConfig } from '../../src/ipam/pool.js';
 import { StoreError, type Store } from '../../src/store/types.js';
 import { uniquePrefix } from '../helpers/env.js';
-import { HAVE_ETCD, etcdForFile, type EtcdServer } from '../helpers/etcd.js';
+import { HAVE_ETCD, etcdForFile } from '../helpers/etcd.js';
 
 type T = { teardown(fn: () => unknown): void };
 

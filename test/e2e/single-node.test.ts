@@ -7,11 +7,11 @@
  * Runs the compiled CLI (dist/); build it first with `npx tsc -p tsconfig.json`.
  * Everything is named with a unique prefix and removed at teardown, also on failure.
  */
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { canRunCliE2e, inNetns, mustSh, netns, sh, testNode, uniquePrefix, type Teardown, type TestNode, setupGate } from '../helpers/env.js';
+import { canRunCliE2e, mustSh, netns, sh, testNode, uniquePrefix, type Teardown, type TestNode, setupGate } from '../helpers/env.js';
 import type { Endpoint } from '../../src/endpoint/types.js';
 import { ping, sha256, tcpSend, tcpSink, udpSend, udpSink } from '../helpers/traffic.js';
 import { firewall } from '../helpers/firewall.js';

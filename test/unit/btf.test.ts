@@ -328,7 +328,7 @@ t.test('hand-built BTF: ENUM64, signed enums, legacy bitfields, cycles', async (
   const u32 = b.add(1, 'unsigned int', 0, false, 4, [32]);
   const e64 = b.add(19, 'big', 2, false, 8, [b.str('BIG_LO'), 1, 0, b.str('BIG_HI'), 0x76543210, 0xfedcba98]);
   const s64 = b.add(19, 'sbig', 1, true, 8, [b.str('SBIG_NEG'), 0xffffffff, 0xffffffff]);
-  const sen = b.add(6, 'senum', 2, true, 4, [b.str('S_NEG'), 0xfffffffe, b.str('S_POS'), 3]);
+  b.add(6, 'senum', 2, true, 4, [b.str('S_NEG'), 0xfffffffe, b.str('S_POS'), 3]);
   const bf3 = b.add(1, 'unsigned int', 0, false, 4, [3]); // legacy 3-bit bitfield INT
   const legacy = b.add(4, 'legacy', 2, false, 4, [b.str('x'), bf3, 0, b.str('y'), bf3, 3]);
   const loopA = b.add(8, 'loop_a', 0, false, 8);

@@ -3,9 +3,7 @@
  * in .data/.rodata, so the expected encoding of each value is exactly what
  * clang laid out (padding included), not a layout re-derived here.
  */
-import t from 'tap';
-
-const tap = t;
+import t, { type Test } from 'tap';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -53,7 +51,7 @@ const sl = fixture('sluice_types');
 const fx = fixture('shapes');
 
 /** Check `value` encodes to clang's bytes and those bytes decode to `value`. */
-function oracle(t: Pick<typeof tap, 'equal' | 'same'>, varName: string, value: unknown, f = fx): void {
+function oracle(t: Pick<Test, 'equal' | 'same'>, varName: string, value: unknown, f = fx): void {
   const { codec, bytes } = f.init(varName);
   t.equal(codec.size, bytes.length, `${varName}: size`);
   t.same(codec.decode(bytes), value, `${varName}: decodes clang's bytes`);

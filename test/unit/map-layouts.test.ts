@@ -1,5 +1,5 @@
 /**
- * The map layout rule (src/datapath/migrate.ts): a map whose layout changes is a new map,
+ * The map layout rule (src/maps/migrate.ts): a map whose layout changes is a new map,
  * named with its layout, with a migration from its predecessor. The layouts of this build
  * are held to the record in include/sluice/map-layouts.json; a change there without a new
  * name fails here, saying what to do.
@@ -8,7 +8,7 @@ import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { datapathMapLayouts, keyFamily, layoutVersion, versionedName, type MapLayout } from '../../src/datapath/layouts.js';
-import { byName, MIGRATIONS } from '../../src/datapath/migrate.js';
+import { byName, MIGRATIONS } from '../../src/maps/migrate.js';
 import { REPO } from '../helpers/env.js';
 
 const RECORD = join(REPO, 'include', 'sluice', 'map-layouts.json');
@@ -47,7 +47,7 @@ t.test('every map of this build keeps the layout recorded for its name', async (
       continue;
     }
     const same = JSON.stringify({ ...m, maxEntries: 0 }) === JSON.stringify({ ...was, maxEntries: 0 }) && m.maxEntries === was.maxEntries;
-    tt.ok(same, same ? `${m.name}: layout ${m.version} as recorded` : `map ${m.name} changed its layout (${JSON.stringify(was.value)} -> ${JSON.stringify(m.value)}; key ${JSON.stringify(was.key)} -> ${JSON.stringify(m.key)}; type ${was.type} -> ${m.type}; entries ${was.maxEntries} -> ${m.maxEntries}). A pinned map keeps its layout: name the changed map ${versionedName(m.base, m.version + 1)}, add a migration from ${m.name} in src/datapath/migrate.ts, then record the layouts with \`sluice bpf layouts -o json > include/sluice/map-layouts.json\``);
+    tt.ok(same, same ? `${m.name}: layout ${m.version} as recorded` : `map ${m.name} changed its layout (${JSON.stringify(was.value)} -> ${JSON.stringify(m.value)}; key ${JSON.stringify(was.key)} -> ${JSON.stringify(m.key)}; type ${was.type} -> ${m.type}; entries ${was.maxEntries} -> ${m.maxEntries}). A pinned map keeps its layout: name the changed map ${versionedName(m.base, m.version + 1)}, add a migration from ${m.name} in src/maps/migrate.ts, then record the layouts with \`sluice bpf layouts -o json > include/sluice/map-layouts.json\``);
   }
   for (const name of record.keys()) tt.ok(now.some((m) => m.name === name), `recorded map ${name} still exists (or its record was replaced by its successor's)`);
 });

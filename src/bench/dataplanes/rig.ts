@@ -95,7 +95,7 @@ export class DataplanesRig {
     const conflicts: string[] = [];
     for (const what of ['addr', 'route']) {
       const r = spawnSync('ip', ['-4', '-j', what, 'show'], { encoding: 'utf8' });
-      let rows: { addr_info?: { local: string; prefixlen: number }[]; ifname?: string; dst?: string }[] = [];
+      let rows: { addr_info?: { local: string; prefixlen: number }[]; ifname?: string; dst?: string }[];
       try {
         rows = JSON.parse(r.stdout || '[]');
       } catch {

@@ -17,8 +17,8 @@ import { existsSync, rmSync } from 'node:fs';
 import { BpfError } from '../bpf/errors.js';
 import { BpfMap, UpdateFlag } from '../bpf/map.js';
 import type { Config } from '../config/config.js';
-import { ENDPOINTS_MAP, readEndpoints } from '../maps/endpoints.js';
-import { nodePins } from './pins.js';
+import { ENDPOINTS_MAP, readEndpoints } from './endpoints.js';
+import { nodePins } from '../datapath/pins.js';
 
 /** What a conversion may ask about the node. */
 export interface MigrationEnv {
