@@ -62,7 +62,7 @@ if (!IS_ROOT) {
     { program: 'fx_xdp', source: 'fx_loader', role: 'uplink', hook: { kind: 'xdp' }, owner: 'prefilter' },
     { program: 'fx_connect4', source: 'fx_cgroup', role: 'cgroup', hook: { kind: 'cgroup', hook: 'connect4' }, owner: 'routing' },
   ];
-  const { attach, detach, linkPin } = attacher(TABLE);
+  const { attach, detach, linkPin, linked } = attacher(TABLE);
   const tcId = tcProg.info().id;
 
   t.test('tc hooks: a pod veth ingress and the uplink egress, tcx link (or classic tc before 6.6), idempotent', async (t) => {
@@ -81,15 +81,27 @@ if (!IS_ROOT) {
           t.match(pinnedLinkState(pin), { type: LINK_TYPE.tcx, programId: tcId, ifindex }, 'the kernel has the tcx link on the device');
           t.match(attach(cfg, role, { name: dev, ifindex }, program), { action: 'replaced', mode: 'tcx', linkPin: pin }, 'attaching again swaps the program on the link');
           t.equal(queryTc(ifindex, direction), undefined, 'no classic filter besides the link');
+          t.same(linked(cfg, role, dev, program), { kind: 'tc', ifindex, programId: tcId, linkPin: pin }, 'linked() reads the link back');
         } else {
           t.notOk(existsSync(pin), 'classic tc pins no link');
           t.equal(queryTc(ifindex, direction), tcId, 'cls_bpf filter on the hook');
           t.match(attach(cfg, role, dev, program), { action: 'attached', mode: 'tc' }, 'attaching again replaces the filter');
+          t.equal(linked(cfg, role, dev, program), undefined, 'linked(): classic tc has no link');
         }
         t.ok(detach(cfg, role, dev, program), 'detached');
         t.notOk(existsSync(pin), 'no link pin left');
+        t.equal(linked(cfg, role, dev, program), undefined, 'linked(): nothing once detached');
         t.equal(queryTc(ifindex, direction), undefined, 'nothing on the hook');
         t.notOk(detach(cfg, role, dev, program), 'detaching twice is a no-op');
+      }
+      // A link detached behind sluice's back (bpftool link detach) stays pinned: linked() says it attaches nothing.
+      if (HAS_TCX) {
+        attach(cfg, 'pod', 'va', 'fx_tc');
+        const pin = linkPin(cfg, 'pod', 'va', 'fx_tc');
+        mustSh('bpftool', ['link', 'detach', 'id', String(pinnedLinkState(pin)!.id)]);
+        t.ok(existsSync(pin), 'the detached link is still pinned');
+        t.equal(linked(cfg, 'pod', 'va', 'fx_tc'), undefined, 'linked(): a detached link attaches nothing');
+        t.ok(detach(cfg, 'pod', 'va', 'fx_tc'), 'detach removes its pin');
       }
       // A device that is gone: detach removes the pin and touches no device.
       attach(cfg, 'pod', 'va', 'fx_tc');
@@ -108,10 +120,13 @@ if (!IS_ROOT) {
       const a = attach(cfg, 'uplink', 'up0', 'fx_xdp');
       t.match(a, { kind: 'xdp', device: 'up0', ifindex, hook: 'xdp', mode: 'driver', action: 'attached', programId: xdpProg.info().id, linkPin: pins.xdpLink('up0') });
       t.equal(queryXdp(ifindex), xdpProg.info().id, 'the device runs it');
+      t.same(linked(cfg, 'uplink', 'up0', 'fx_xdp'), { kind: 'xdp', ifindex, mode: 'driver', programId: xdpProg.info().id, linkPin: pins.xdpLink('up0') }, 'linked() reads the XDP link back');
+      t.equal(linked(cfg, 'uplink', 'up0p', 'fx_xdp'), undefined, 'linked(): nothing on the peer');
       t.match(attach(cfg, 'uplink', 'up0', 'fx_xdp'), { action: 'unchanged' });
       t.ok(detach(cfg, 'uplink', 'up0', 'fx_xdp'));
       t.equal(queryXdp(ifindex), undefined, 'detached');
       t.notOk(existsSync(pins.xdpLink('up0')));
+      t.equal(linked(cfg, 'uplink', 'up0', 'fx_xdp'), undefined, 'linked(): nothing once detached');
       t.throws(() => attach(cfg, 'uplink', 'nope0', 'fx_xdp'), { message: /uplink device 'nope0' does not exist in this network namespace/ });
       t.throws(() => attach(cfg, 'pod', 'up0', 'fx_xdp'), AttachTableError, 'the wrong role is refused');
     });
@@ -132,8 +147,10 @@ if (!IS_ROOT) {
     t.match(pinnedLinkState(pin), { type: LINK_TYPE.cgroup, programId: cgId }, 'the kernel has the cgroup link');
     t.match(sh('bpftool', ['cgroup', 'show', dir]).stdout, new RegExp(`^\\s*${cgId}\\s+(connect4|cgroup_inet4_connect)\\b`, 'm'), 'bpftool sees the program on connect4 (bpftool 7.1 says cgroup_inet4_connect)');
     t.match(attach(cfg, 'cgroup', dir, 'fx_connect4'), { action: 'replaced', programId: cgId });
+    t.same(linked(cfg, 'cgroup', dir, 'fx_connect4'), { kind: 'cgroup', programId: cgId, linkPin: pin }, 'linked() reads the cgroup link back');
     t.ok(detach(cfg, 'cgroup', dir, 'fx_connect4'));
     t.notOk(existsSync(pin), 'link pin removed');
+    t.equal(linked(cfg, 'cgroup', dir, 'fx_connect4'), undefined, 'linked(): nothing once detached');
     t.notMatch(sh('bpftool', ['cgroup', 'show', dir]).stdout, /connect/, 'nothing left on the cgroup');
     t.notOk(detach(cfg, 'cgroup', dir, 'fx_connect4'), 'detaching twice is a no-op');
     t.throws(() => attach(cfg, 'cgroup', join(dir, 'missing'), 'fx_connect4'), { message: /open cgroup .*missing/ });
