@@ -76,9 +76,11 @@ export function formatPath(path: Path): string {
   return s;
 }
 
-/** Reports problems for one policy (or one list document) of one YAML document. */
+/** Reports problems (and warnings) for one policy (or one list document) of one YAML document. */
 interface Ctx {
   report(path: Path, message: string): void;
+  /** Something accepted that the user should know about (it changes nothing about validity). */
+  warn(path: Path, message: string): void;
 }
 
 type Raw = Record<string, unknown>;
@@ -251,18 +253,37 @@ function requirement(ctx: Ctx, path: Path, v: unknown): LabelSelectorRequirement
   return operator === 'In' || operator === 'NotIn' ? { key, operator, values } : { key, operator };
 }
 
-export type CidrResult = { cidr: Cidr } | { problem: string };
+/** `hostBits`: the text had host bits set; `cidr` is the network it denotes. */
+export type CidrResult = { cidr: Cidr; hostBits: boolean } | { problem: string };
 
-/** An IPv4 CIDR as the policy language accepts it: canonical (host bits zero), IPv6 refused by name. */
+/**
+ * An IPv4 CIDR as the policy language accepts it, IPv6 refused by name. Host bits are
+ * accepted as the API server accepts them ("10.0.0.1/8" is 10.0.0.0/8) and flagged, so the
+ * parser can warn with the canonical form.
+ */
 export function policyCidr(s: string): CidrResult {
   if (s.includes(':')) return { problem: `'${s}' is an IPv6 CIDR: sluice's dataplane is IPv4-only` };
   if (s.trim() !== s) return { problem: `'${s}' is not an IPv4 CIDR: it has surrounding spaces` };
   try {
-    return { cidr: parseCidr(s) };
+    const cidr = parseCidr(s, true);
+    let hostBits = false;
+    try {
+      parseCidr(s);
+    } catch {
+      hostBits = true; // the loose parse took it, so host bits are all the strict one refused
+    }
+    return { cidr, hostBits };
   } catch (e) {
     const msg = (e as Error).message;
     return { problem: msg.startsWith(`'${s}'`) ? msg : `'${s}' is not an IPv4 CIDR: ${msg}` };
   }
+}
+
+/** The text of a CIDR as a policy keeps it (canonical), warning when the input had host bits. */
+function canonicalCidr(ctx: Ctx, at: Path, text: string, r: { cidr: Cidr; hostBits: boolean }): string {
+  const canonical = formatCidr(r.cidr);
+  if (r.hostBits) ctx.warn(at, `'${text}' has host bits set: it is taken as ${canonical} (write ${canonical} to say so)`);
+  return canonical;
 }
 
 function ipBlock(ctx: Ctx, path: Path, v: unknown): IPBlock | undefined {
@@ -282,7 +303,10 @@ function ipBlock(ctx: Ctx, path: Path, v: unknown): IPBlock | undefined {
       if ('problem' in r) {
         ctx.report([...path, 'cidr'], r.problem);
         ok = false;
-      } else cidr = r.cidr;
+      } else {
+        cidr = r.cidr;
+        cidrText = canonicalCidr(ctx, [...path, 'cidr'], cidrText, r);
+      }
     }
   }
   const except: string[] = [];
@@ -308,7 +332,7 @@ function ipBlock(ctx: Ctx, path: Path, v: unknown): IPBlock | undefined {
           ok = false;
           return;
         }
-        except.push(s);
+        except.push(canonicalCidr(ctx, at, s, r));
       });
     }
   }
@@ -574,9 +598,11 @@ function identity(v: unknown): string | undefined {
 
 /**
  * Parses NetworkPolicy documents. `source` names the input in messages. Returns the
- * policies in input order; throws one `PolicyParseError` listing every problem.
+ * policies in input order; throws one `PolicyParseError` listing every problem. What is
+ * accepted but worth telling (a CIDR with host bits, kept in its canonical form) is added
+ * to `warnings`, in the shape of a problem.
  */
-export function parsePolicies(text: string, source: string): NetworkPolicy[] {
+export function parsePolicies(text: string, source: string, warnings?: PolicyProblem[]): NetworkPolicy[] {
   const problems: PolicyProblem[] = [];
   const lineCounter = new LineCounter();
   const parsed = parseAllDocuments(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
@@ -602,11 +628,13 @@ export function parsePolicies(text: string, source: string): NetworkPolicy[] {
       }
       return undefined;
     };
+    const at = (policy: string | undefined, path: Path, message: string): PolicyProblem => {
+      const line = lineOf(path);
+      return { source, document, ...(line === undefined ? {} : { line }), ...(policy === undefined ? {} : { policy }), path: formatPath(path), message };
+    };
     const ctxFor = (policy: string | undefined): Ctx => ({
-      report(path, message) {
-        const line = lineOf(path);
-        problems.push({ source, document, ...(line === undefined ? {} : { line }), ...(policy === undefined ? {} : { policy }), path: formatPath(path), message });
-      },
+      report: (path, message) => problems.push(at(policy, path, message)),
+      warn: (path, message) => warnings?.push(at(policy, path, message)),
     });
     let value: unknown;
     try {
@@ -669,18 +697,20 @@ function checkDocument(value: unknown, document: number, ctxFor: (policy: string
  * Validates and normalises already-decoded NetworkPolicy objects (or lists of them), the
  * same way `parsePolicies` does its documents: value i is reported as document i+1.
  * Normalised policies come back unchanged (normalisation is idempotent); objects in the
- * API's wire form get their defaults. Throws one `PolicyParseError` listing every problem.
+ * API's wire form get their defaults. Throws one `PolicyParseError` listing every problem;
+ * `warnings` as for `parsePolicies`.
  */
-export function validatePolicies(values: readonly unknown[], source: string): NetworkPolicy[] {
+export function validatePolicies(values: readonly unknown[], source: string, warnings?: PolicyProblem[]): NetworkPolicy[] {
   const problems: PolicyProblem[] = [];
   const found: NetworkPolicy[] = [];
   const seen = new Map<string, string>();
   values.forEach((value, i) => {
     const document = i + 1;
+    const at = (policy: string | undefined, path: Path, message: string): PolicyProblem =>
+      ({ source, document, ...(policy === undefined ? {} : { policy }), path: formatPath(path), message });
     const ctxFor = (policy: string | undefined): Ctx => ({
-      report(path, message) {
-        problems.push({ source, document, ...(policy === undefined ? {} : { policy }), path: formatPath(path), message });
-      },
+      report: (path, message) => problems.push(at(policy, path, message)),
+      warn: (path, message) => warnings?.push(at(policy, path, message)),
     });
     checkDocument(value, document, ctxFor, seen, found);
   });

@@ -11,6 +11,7 @@ import { IS_ROOT, SLUICE_BIN, tempDir, uniquePrefix } from '../helpers/env.js';
 import { firewall } from '../helpers/firewall.js';
 import { inNs, labStatus, labUp, must } from '../helpers/lab.js';
 import type { LabStatus } from '../../src/lab/status.js';
+import type { NetworkPolicy } from '../../src/policy/types.js';
 import * as P from '../helpers/packets.js';
 
 if (!IS_ROOT) {
@@ -103,6 +104,26 @@ spec:
     ports: [{port: http}]
 `);
   tt.match(cli(n1, ['policy', 'apply', '-f', policy]), /networkpolicy shop\/web created/);
+  // Exported from a cluster (kubectl get -o yaml keeps what was written): a CIDR with host bits
+  // applies, with a warning naming the canonical form, and the stored policy holds the network.
+  const exported = join(dir, 'exported.yaml');
+  writeFileSync(exported, `apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: exported, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: nothing}}
+  egress:
+  - to: [{ipBlock: {cidr: 198.51.100.7/24, except: [198.51.100.9/28]}}]
+`);
+  const applied = inNs(n1.netns, process.execPath, [SLUICE_BIN, '--config', n1.config, 'policy', 'apply', '-f', exported]);
+  tt.equal(applied.status, 0, 'a policy with host bits in its CIDRs applies');
+  tt.match(applied.stdout, /networkpolicy shop\/exported created/);
+  tt.match(applied.stderr, /sluice: warning: .*exported\.yaml:7: document 1 \(shop\/exported\): spec\.egress\[0\]\.to\[0\]\.ipBlock\.cidr: '198\.51\.100\.7\/24' has host bits set: it is taken as 198\.51\.100\.0\/24/,
+    'with a warning naming the file, line, field and the canonical form');
+  tt.match(applied.stderr, /ipBlock\.except\[0\]: '198\.51\.100\.9\/28' has host bits set: it is taken as 198\.51\.100\.0\/28/, 'and one for the except');
+  tt.same((JSON.parse(cli(n1, ['policy', 'get', 'shop/exported'])) as NetworkPolicy).spec.egress[0]!.to![0]!.ipBlock,
+    { cidr: '198.51.100.0/24', except: ['198.51.100.0/28'] }, 'the stored policy holds the networks');
+  cli(n1, ['policy', 'delete', 'shop/exported']);
   tt.equal(await eventually(() => tcp(other.netns, web.ip!, 80), false), false, 'other (same node) is denied on 80');
   tt.equal(await eventually(() => tcp(client.netns, web.ip!, 80), true), true, 'client (other node, overlay) is allowed on the named port http = 80');
   tt.equal(tcp(client.netns, web.ip!, 81), false, 'client is denied on 81 (not in the policy)');

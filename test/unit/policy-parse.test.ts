@@ -275,15 +275,14 @@ t.test('validation errors, each with its exact message', async (t) => {
     ['cidr without prefix', peer({ ipBlock: { cidr: '10.0.0.1' } }), ["spec.ingress[0].from[0].ipBlock.cidr: '10.0.0.1' is not a CIDR like 10.244.0.0/16"]],
     ['cidr prefix too long', peer({ ipBlock: { cidr: '10.0.0.0/33' } }), ["spec.ingress[0].from[0].ipBlock.cidr: '10.0.0.0/33': prefix length 33 is above 32"]],
     ['cidr bad address', peer({ ipBlock: { cidr: '300.0.0.0/8' } }), ["spec.ingress[0].from[0].ipBlock.cidr: '300.0.0.0/8' is not an IPv4 CIDR: '300.0.0.0' is not an IPv4 address"]],
-    ['cidr with host bits', peer({ ipBlock: { cidr: '172.17.0.1/16' } }), ["spec.ingress[0].from[0].ipBlock.cidr: '172.17.0.1/16' has host bits set: the network is 172.17.0.0/16"]],
     ['cidr with spaces', peer({ ipBlock: { cidr: ' 10.0.0.0/8' } }), ["spec.ingress[0].from[0].ipBlock.cidr: ' 10.0.0.0/8' is not an IPv4 CIDR: it has surrounding spaces"]],
     ['IPv6 cidr', peer({ ipBlock: { cidr: 'fd00::/8' } }), ["spec.ingress[0].from[0].ipBlock.cidr: 'fd00::/8' is an IPv6 CIDR: sluice's dataplane is IPv4-only"]],
     ['IPv6 except', peer({ ipBlock: { cidr: '10.0.0.0/8', except: ['fd00::/16'] } }), ["spec.ingress[0].from[0].ipBlock.except[0]: 'fd00::/16' is an IPv6 CIDR: sluice's dataplane is IPv4-only"]],
     ['except outside cidr', peer({ ipBlock: { cidr: '172.17.0.0/16', except: ['172.17.1.0/24', '172.18.1.0/24'] } }), ["spec.ingress[0].from[0].ipBlock.except[1]: '172.18.1.0/24' is not strictly inside cidr 172.17.0.0/16"]],
     ['except equal to cidr', peer({ ipBlock: { cidr: '172.17.0.0/16', except: ['172.17.0.0/16'] } }), ["spec.ingress[0].from[0].ipBlock.except[0]: '172.17.0.0/16' is not strictly inside cidr 172.17.0.0/16"]],
+    ['except with host bits equal to cidr', peer({ ipBlock: { cidr: '172.17.0.0/16', except: ['172.17.3.4/16'] } }), ["spec.ingress[0].from[0].ipBlock.except[0]: '172.17.3.4/16' is not strictly inside cidr 172.17.0.0/16"]],
     ['except larger than cidr', peer({ ipBlock: { cidr: '172.17.0.0/16', except: ['172.0.0.0/8'] } }), ["spec.ingress[0].from[0].ipBlock.except[0]: '172.0.0.0/8' is not strictly inside cidr 172.17.0.0/16"]],
     ['except not a list', peer({ ipBlock: { cidr: '10.0.0.0/8', except: '10.1.0.0/16' } }), ['spec.ingress[0].from[0].ipBlock.except: must be a list, got the string "10.1.0.0/16"']],
-    ['except with host bits', peer({ ipBlock: { cidr: '10.0.0.0/8', except: ['10.1.0.1/16'] } }), ["spec.ingress[0].from[0].ipBlock.except[0]: '10.1.0.1/16' has host bits set: the network is 10.1.0.0/16"]],
     ['ipBlock unknown field', peer({ ipBlock: { cidr: '10.0.0.0/8', excpet: [] } }), ['spec.ingress[0].from[0].ipBlock.excpet: unknown field (expected cidr, except)']],
     // ports
     ['protocol lower case', port({ protocol: 'tcp', port: 80 }), ['spec.ingress[0].ports[0].protocol: must be TCP, UDP or SCTP, got the string "tcp"']],
@@ -383,4 +382,33 @@ spec:
       '  objects: document 2: spec: is required (with at least podSelector)',
     ].join('\n'),
   });
+});
+
+t.test('a CIDR with host bits is taken as its network, as the API server takes it, with a warning naming the canonical form', async (t) => {
+  const text = `${HEAD}
+metadata: { name: exported, namespace: web }
+spec:
+  podSelector: {}
+  ingress:
+    - from:
+        - ipBlock:
+            cidr: 10.244.1.5/4
+            except: [10.244.1.5/24, 10.0.0.0/8]
+  egress:
+    - to:
+        - ipBlock: { cidr: 172.17.0.1/16 }
+`;
+  const warnings: PolicyProblem[] = [];
+  const [p] = parsePolicies(text, 'exported.yaml', warnings);
+  t.same(p!.spec.ingress[0]!.from![0]!.ipBlock, { cidr: '0.0.0.0/4', except: ['10.244.1.0/24', '10.0.0.0/8'] }, 'the policy keeps the networks');
+  t.same(p!.spec.egress[0]!.to![0]!.ipBlock, { cidr: '172.17.0.0/16' });
+  t.same(warnings.map(formatProblem), [
+    "exported.yaml:10: document 1 (web/exported): spec.ingress[0].from[0].ipBlock.cidr: '10.244.1.5/4' has host bits set: it is taken as 0.0.0.0/4 (write 0.0.0.0/4 to say so)",
+    "exported.yaml:11: document 1 (web/exported): spec.ingress[0].from[0].ipBlock.except[0]: '10.244.1.5/24' has host bits set: it is taken as 10.244.1.0/24 (write 10.244.1.0/24 to say so)",
+    "exported.yaml:14: document 1 (web/exported): spec.egress[0].to[0].ipBlock.cidr: '172.17.0.1/16' has host bits set: it is taken as 172.17.0.0/16 (write 172.17.0.0/16 to say so)",
+  ], 'one warning per CIDR with host bits, with file, line and path; none for the canonical one');
+  t.same(parsePolicies(text, 'exported.yaml'), [p], 'without a warnings list the result is the same');
+  const again: PolicyProblem[] = [];
+  t.same(validatePolicies([p], 'store', again), [p], 'the canonical policy validates unchanged');
+  t.same(again, [], 'and warns no more');
 });

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
-import { parsePolicies, PolicyParseError, formatProblem } from '../../policy/parse.js';
+import { parsePolicies, PolicyParseError, formatProblem, type PolicyProblem } from '../../policy/parse.js';
 import { applyPolicies, deletePolicies, getPolicy, labelNamespace, listPolicies, namespaceLabels, parsePublishedEndpoint } from '../../policy/store.js';
 import { parseRecords } from '../../store/record.js';
 import { ENDPOINTS } from '../../store/keys.js';
@@ -24,10 +24,14 @@ async function withStore<T>(cmd: Command, fn: (s: Store) => Promise<T>): Promise
   }
 }
 
-/** Reads and validates every file; one error lists every problem of every file, and nothing is applied. */
+/**
+ * Reads and validates every file; one error lists every problem of every file, and nothing is
+ * applied. Warnings (a CIDR with host bits) go to stderr, once the input is known to be valid.
+ */
 function readPolicyFiles(files: readonly string[]): NetworkPolicy[] {
   const all: NetworkPolicy[] = [];
   const problems: string[] = [];
+  const warnings: PolicyProblem[] = [];
   for (const f of files) {
     let text: string;
     try {
@@ -37,7 +41,7 @@ function readPolicyFiles(files: readonly string[]): NetworkPolicy[] {
       continue;
     }
     try {
-      all.push(...parsePolicies(text, f === '-' ? '(stdin)' : f));
+      all.push(...parsePolicies(text, f === '-' ? '(stdin)' : f, warnings));
     } catch (e) {
       if (e instanceof PolicyParseError) problems.push(...e.errors.map(formatProblem));
       else throw e;
@@ -47,6 +51,7 @@ function readPolicyFiles(files: readonly string[]): NetworkPolicy[] {
   for (const p of all) seen.set(policyKey(p), (seen.get(policyKey(p)) ?? 0) + 1);
   for (const [k, n] of seen) if (n > 1) problems.push(`policy ${k} is given ${n} times`);
   if (problems.length) throw new Error(`nothing was applied: ${problems.length} problem(s):\n  ${problems.join('\n  ')}`);
+  for (const w of warnings) process.stderr.write(`sluice: warning: ${formatProblem(w)}\n`);
   return all;
 }
 
