@@ -8,8 +8,10 @@
  * Peers become identities: pod and namespace selectors are matched against every
  * identity's labels (pod labels + namespace) and the namespaces' labels; ipBlocks against
  * node-local CIDR identities (every cidr and except of every policy gets one, so the
- * ipcache's longest match decides which applies). ipBlocks match addresses that are not
- * pods: a pod's own /32 identity is more specific than any CIDR. Named ports resolve
+ * longest match decides which applies). The CIDR identities go to sl_ipcache (addresses
+ * that are nobody's) and to sl_policy_cidr, where the datapath looks up the address of a
+ * peer that has an identity of its own (a pod, a node): ipBlocks match pods' addresses too,
+ * so two pods of one identity can get different verdicts by address. Named ports resolve
  * against the destination pod's declared ports (ingress: the local endpoint's; egress: the
  * ports declared by the pods of each peer identity). A port range is a few LPM prefixes.
  */
