@@ -174,7 +174,7 @@ export class PolicyFeature implements AgentFeature {
       const compiled = compilePolicies(compileInputOf(inputs));
       want = compiled.entries;
       this.lastPolicyIds = compiled.policyIds;
-      this.cidrWant = compiled.cidrIdentities;
+      this.cidrWant = compiled.addressIdentities;
       // 4. ipcache contributions: they follow from the same inputs, so the same fingerprint.
       ctx.ipcache.set('policy', { entries: policyIpcache(cfg.nodeName, inputs, compiled.cidrIdentities), fingerprint: fp });
     }

@@ -171,6 +171,9 @@ export class PolicyRig {
     for (const [cidr, identity] of compiled.cidrIdentities) {
       const [ip, len] = cidr.split('/') as [string, string];
       this.maps.ipcache.update({ prefixlen: Number(len), ip }, { identity, tunnel_endpoint: '0.0.0.0', flags: 0 });
+    }
+    for (const [cidr, identity] of compiled.addressIdentities) {
+      const [ip, len] = cidr.split('/') as [string, string];
       this.maps.policyCidr.update({ prefixlen: Number(len), ip }, { identity });
     }
     const t2 = process.hrtime.bigint();

@@ -24,7 +24,7 @@ import { validatePolicies } from '../../src/policy/parse.js';
 import { FIRST_POD_IDENTITY, identityLabels } from '../../src/identity/identity.js';
 import type { NetworkPolicy } from '../../src/policy/types.js';
 
-const SETS = Number(process.env.SLUICE_POLICY_SETS ?? 150);
+const SETS = Number(process.env.SLUICE_POLICY_SETS ?? 300);
 const CONNS = Number(process.env.SLUICE_POLICY_CONNS ?? 40);
 let seed = Number(process.env.SLUICE_POLICY_SEED ?? 20261122);
 const rnd = () => {
@@ -178,6 +178,7 @@ if (!IS_ROOT) {
       const policies = randomPolicies();
       const compiled = compilePolicies({
         policies, namespaces: new Map(Object.entries(NAMESPACES)), identities, identityPorts,
+        podPorts: new Map(PODS.filter((p) => p.ports?.length).map((p) => [p.ip, p.ports!])),
         endpoints: PODS.map((p, i) => ({ id: i + 1, namespace: p.namespace, labels: p.labels ?? {}, ports: p.ports ?? [] })),
       });
       policyMap.clear();
@@ -187,6 +188,9 @@ if (!IS_ROOT) {
       for (const [cidr, id] of compiled.cidrIdentities) {
         const [ip, len] = cidr.split('/');
         ipcache.update({ prefixlen: Number(len), ip: ip! }, { identity: id, tunnel_endpoint: '0.0.0.0', flags: 0 });
+      }
+      for (const [cidr, id] of compiled.addressIdentities) {
+        const [ip, len] = cidr.split('/');
         policyCidr.update({ prefixlen: Number(len), ip: ip! }, { identity: id });
       }
       const cluster = createCluster({ policies, namespaces: NAMESPACES, pods: PODS });
