@@ -124,6 +124,15 @@ struct {
 } sl_policy SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct sl_ipcache_key);
+	__type(value, struct sl_policy_cidr_entry);
+	__uint(max_entries, SL_MAX_IPCACHE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_policy_cidr SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
 	__type(key, struct sl_policy_stats_key);
 	__type(value, struct sl_metrics_val);

@@ -56,6 +56,9 @@ enum sl_identity_reserved {
 	SL_IDENTITY_REMOTE_NODE = 3,	/* another node of the cluster */
 };
 
+/* Node-local CIDR identities (one per cidr and except of every policy) start here. */
+#define SL_FIRST_CIDR_IDENTITY 0x1000000
+
 /* Direction, seen from the pod. */
 enum sl_dir {
 	SL_DIR_EGRESS = 0,	/* leaving a pod */
@@ -96,6 +99,15 @@ struct sl_ipcache_entry {
 	__u32 identity;			/* security identity of the addresses */
 	sl_ipv4_t tunnel_endpoint;	/* underlay address of the node they live on */
 	__u32 flags;			/* enum sl_ipcache_flags */
+};
+
+/*
+ * sl_policy_cidr: the CIDR identity of an address whatever else it is (LPM trie keyed by
+ * struct sl_ipcache_key): every cidr and except of every policy, as in sl_ipcache, but
+ * without the pods' and nodes' own entries, so an ipBlock matches their addresses too.
+ */
+struct sl_policy_cidr_entry {
+	__u32 identity;		/* a CIDR identity (>= SL_FIRST_CIDR_IDENTITY) */
 };
 
 /* sl_node: this node's runtime settings (one entry, key 0), written by the agent. */

@@ -85,8 +85,13 @@ export function endpointRecordProblems(i: Pick<PolicyInputs, 'endpoints'>): stri
 /** The compile input these inputs stand for (in key order, whatever the order they were read in). */
 export function compileInputOf(i: PolicyInputs): CompileInput {
   const identityPorts = new Map<number, PodPort[]>();
-  for (const e of publishedEndpoints(i)) identityPorts.set(e.identity, [...(identityPorts.get(e.identity) ?? []), ...e.ports]);
+  const podPorts = new Map<string, PodPort[]>();
+  for (const e of publishedEndpoints(i)) {
+    identityPorts.set(e.identity, [...(identityPorts.get(e.identity) ?? []), ...e.ports]);
+    if (e.ports.length) podPorts.set(e.ip, [...e.ports]);
+  }
   return {
+    podPorts,
     policies: byKey(i.policies).map(([, v]) => JSON.parse(v) as NetworkPolicy),
     namespaces: new Map(byKey(i.namespaces).map(([name, v]) => [name, (JSON.parse(v) as { labels: Labels }).labels])),
     identities: i.identities,
@@ -99,13 +104,15 @@ export function compileInputOf(i: PolicyInputs): CompileInput {
 const NONE = 0;
 
 /**
- * The policy feature's ipcache entries: every other node's pods (/32 with their identity),
- * the CIDR identities of ipBlocks, and this node's own addresses as the host.
+ * The policy feature's ipcache entries: the CIDR identities of ipBlocks, every other node's
+ * pods (/32 with their identity) and this node's own addresses as the host. A pod's or the
+ * node's /32 wins over an ipBlock's /32 of the same address: an address has the identity of
+ * what owns it, and the policy stage finds its CIDR identity in sl_policy_cidr.
  */
 export function policyIpcache(nodeName: string, i: PolicyInputs, cidrIdentities: ReadonlyMap<string, number>): Map<string, IpcacheEntry> {
   const out = new Map<string, IpcacheEntry>();
-  for (const e of publishedEndpoints(i)) if (e.node !== nodeName) out.set(`${e.ip}/32`, { identity: e.identity, tunnel_endpoint: '0.0.0.0', flags: NONE });
   for (const [cidr, id] of cidrIdentities) out.set(cidr, { identity: id, tunnel_endpoint: '0.0.0.0', flags: NONE });
+  for (const e of publishedEndpoints(i)) if (e.node !== nodeName) out.set(`${e.ip}/32`, { identity: e.identity, tunnel_endpoint: '0.0.0.0', flags: NONE });
   for (const a of [...i.addresses].sort()) out.set(`${a}/32`, { identity: IDENTITY.host, tunnel_endpoint: '0.0.0.0', flags: NONE });
   return out;
 }

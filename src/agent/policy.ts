@@ -26,6 +26,7 @@ import { IdentityAllocator, identityLabels } from '../identity/identity.js';
 import { liveCt } from '../maps/ct.js';
 import { POLICY_MAP, syncPolicy, writePolicy, type PolicyEntry } from '../maps/policy.js';
 import { readPolicyStats } from '../maps/policy-stats.js';
+import { syncPolicyCidrs } from '../maps/policy-cidr.js';
 import { allAddresses } from '../net/ip.js';
 import { compilePolicies } from '../policy/compile.js';
 import { ENDPOINTS, IDENTITY_IDS, NAMESPACES, POLICIES, identityOfKey } from '../store/keys.js';
@@ -54,6 +55,8 @@ export class PolicyFeature implements AgentFeature {
   readonly name = 'policy';
   private unwatch: Unwatch[] = [];
   lastPolicyIds = new Map<string, number>();
+  /** The CIDR identities of the last compile, for sl_policy_cidr (undefined before the first). */
+  private cidrWant: ReadonlyMap<string, number> | undefined;
   private knownIdentities = new Set<number>();
   /**
    * When sl_policy needs compiling, reading back or nothing, and the entries of the last
@@ -171,6 +174,7 @@ export class PolicyFeature implements AgentFeature {
       const compiled = compilePolicies(compileInputOf(inputs));
       want = compiled.entries;
       this.lastPolicyIds = compiled.policyIds;
+      this.cidrWant = compiled.addressIdentities;
       // 4. ipcache contributions: they follow from the same inputs, so the same fingerprint.
       ctx.ipcache.set('policy', { entries: policyIpcache(cfg.nodeName, inputs, compiled.cidrIdentities), fingerprint: fp });
     }
@@ -181,6 +185,12 @@ export class PolicyFeature implements AgentFeature {
         if (c.written || c.removed) {
           const what = `sl_policy: ${c.written} written, ${c.removed} removed (${want.size} entries)`;
           changed.push(decision.action === 'verify' ? `${what}: drift repaired (${decision.reason})` : what);
+        }
+        // The CIDR identities of peer addresses, from the same compile (so, the same fingerprint).
+        if (this.cidrWant) {
+          const d = syncPolicyCidrs(cfg, this.cidrWant);
+          const n = d.added.length + d.changed.length + d.removed.length;
+          if (n) changed.push(`sl_policy_cidr: ${d.added.length + d.changed.length} written, ${d.removed.length} removed (${this.cidrWant.size} entries)`);
         }
         this.sync.done(fp, POLICY_MAP.state(cfg), want);
       } catch (e) {

@@ -112,6 +112,7 @@ interface Maps {
   endpoints: BpfMap<{ ip: string }, { ifindex: number; id: number; mac: string; host_mac: string; identity: number; flags: number }>;
   policy: BpfMap<PolicyKey, PolicyValue>;
   ipcache: BpfMap<{ prefixlen: number; ip: string }, { identity: number; tunnel_endpoint: string; flags: number }>;
+  policyCidr: BpfMap<{ prefixlen: number; ip: string }, { identity: number }>;
   ct: BpfMap;
 }
 
@@ -131,6 +132,7 @@ export class PolicyRig {
       endpoints: this.loaded.map('sl_endpoints'),
       policy: this.loaded.map('sl_policy'),
       ipcache: this.loaded.map('sl_ipcache'),
+      policyCidr: this.loaded.map('sl_policy_cidr'),
       ct: this.loaded.map('sl_ct_v2'),
     };
     PODS.forEach((p, i) => {
@@ -157,6 +159,7 @@ export class PolicyRig {
   install(policies: readonly NetworkPolicy[]): { compileMs: number; writeMs: number; entries: number; cidrs: number } {
     this.maps.policy.clear();
     this.maps.ipcache.clear();
+    this.maps.policyCidr.clear();
     this.maps.ct.clear();
     const t0 = process.hrtime.bigint();
     const compiled = compilePolicies({
@@ -168,6 +171,10 @@ export class PolicyRig {
     for (const [cidr, identity] of compiled.cidrIdentities) {
       const [ip, len] = cidr.split('/') as [string, string];
       this.maps.ipcache.update({ prefixlen: Number(len), ip }, { identity, tunnel_endpoint: '0.0.0.0', flags: 0 });
+    }
+    for (const [cidr, identity] of compiled.addressIdentities) {
+      const [ip, len] = cidr.split('/') as [string, string];
+      this.maps.policyCidr.update({ prefixlen: Number(len), ip }, { identity });
     }
     const t2 = process.hrtime.bigint();
     return { compileMs: Number(t1 - t0) / 1e6, writeMs: Number(t2 - t1) / 1e6, entries: compiled.entries.size, cidrs: compiled.cidrIdentities.size };

@@ -9,6 +9,7 @@
 import type { Config } from '../config/config.js';
 import { NodeState } from '../endpoint/state.js';
 import { FIRST_CIDR_IDENTITY, IdentityAllocator, RESERVED_NAMES } from '../identity/identity.js';
+import { POLICY_CIDR_MAP, readPolicyCidrs } from '../maps/policy-cidr.js';
 import { readIpcache } from '../maps/ipcache.js';
 import { policyRefsById } from '../policy/store.js';
 import type { Store } from '../store/types.js';
@@ -43,12 +44,14 @@ export class Names implements Namer {
 
   /**
    * Names for identities, policies and endpoints read once: the store's identities and
-   * policies, the CIDR identities in this node's sl_ipcache, the node's endpoint records.
+   * policies, the CIDR identities in this node's sl_policy_cidr (a superset of sl_ipcache's:
+   * it also has the pods' /32s that named ports resolve against), the node's endpoint records.
    */
   static async load(cfg: Config, store: Store): Promise<Names> {
     const identities = await new IdentityAllocator(store).list();
     const cidrs = new Map<number, string>();
     for (const [cidr, e] of readIpcache(cfg)) if (e.identity >= FIRST_CIDR_IDENTITY) cidrs.set(e.identity, cidr);
+    if (POLICY_CIDR_MAP.pinned(cfg)) for (const [cidr, id] of readPolicyCidrs(cfg)) cidrs.set(id, cidr);
     const policies = await policyRefsById(store);
     const endpoints = new Map(new NodeState(cfg).endpoints().map((e) => [e.id, e.name]));
     return new Names({

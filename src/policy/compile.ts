@@ -8,8 +8,10 @@
  * Peers become identities: pod and namespace selectors are matched against every
  * identity's labels (pod labels + namespace) and the namespaces' labels; ipBlocks against
  * node-local CIDR identities (every cidr and except of every policy gets one, so the
- * ipcache's longest match decides which applies). ipBlocks match addresses that are not
- * pods: a pod's own /32 identity is more specific than any CIDR. Named ports resolve
+ * longest match decides which applies). The CIDR identities go to sl_ipcache (addresses
+ * that are nobody's) and to sl_policy_cidr, where the datapath looks up the address of a
+ * peer that has an identity of its own (a pod, a node): ipBlocks match pods' addresses too,
+ * so two pods of one identity can get different verdicts by address. Named ports resolve
  * against the destination pod's declared ports (ingress: the local endpoint's; egress: the
  * ports declared by the pods of each peer identity). A port range is a few LPM prefixes.
  */
@@ -17,7 +19,7 @@ import { createHash } from 'node:crypto';
 import type { PodPort } from '../endpoint/ports.js';
 import { FIRST_CIDR_IDENTITY, NAMESPACE_LABEL } from '../identity/identity.js';
 import { policyKeyString, type PolicyKey, type PolicyValue } from '../maps/policy.js';
-import { cidrLast, cidrWithin, formatCidr, parseCidr, type Ipv4 } from '../util/ipv4.js';
+import { cidrContains, cidrLast, cidrWithin, formatCidr, parseCidr, parseIPv4, type Ipv4 } from '../util/ipv4.js';
 import type { Labels } from '../util/labels.js';
 import { matchesSelector } from './selector.js';
 import { policyKey, type NetworkPolicy, type NetworkPolicyPeer, type NetworkPolicyPort, type Protocol } from './types.js';
@@ -43,14 +45,25 @@ export interface CompileInput {
   identities: ReadonlyMap<number, Labels>;
   /** Declared ports of the pods of each identity (for named ports in egress rules). */
   identityPorts: ReadonlyMap<number, readonly PodPort[]>;
+  /**
+   * Declared ports of every pod of the cluster that declares any, by address: for a named
+   * port in an egress rule whose peer is an ipBlock (the pods inside the block, by address).
+   */
+  podPorts?: ReadonlyMap<string, readonly PodPort[]>;
   endpoints: readonly LocalEndpoint[];
 }
 
 export interface Compiled {
   /** Entries keyed by the canonical string of the key (policyKeyString). */
   entries: Map<string, { key: PolicyKey; value: PolicyValue }>;
-  /** CIDR identities to put in the ipcache. */
+  /** CIDR identities to put in the ipcache: every cidr and except of every policy. */
   cidrIdentities: Map<string, number>;
+  /**
+   * sl_policy_cidr's entries: the CIDR identities, and a /32 identity for each pod whose
+   * address a named port of an egress ipBlock rule resolves against (not in the ipcache:
+   * the pod's own entry is there).
+   */
+  addressIdentities: Map<string, number>;
   /** Policy ids ("ns/name" -> id), for counters and explain. */
   policyIds: Map<string, number>;
 }
@@ -109,10 +122,29 @@ export function compilePolicies(input: CompileInput): Compiled {
       if (r.ipBlock) for (const c of [r.ipBlock.cidr, ...(r.ipBlock.except ?? [])]) cidrs.add(formatCidr(parseCidr(c)));
     }
   }
-  const cidrIdentities = new Map([...cidrs].sort().map((c, i) => [c, FIRST_CIDR_IDENTITY + i]));
+  // Pods inside an ipBlock of an egress rule with a named port, which resolves per pod: each
+  // gets a /32 identity of its own in sl_policy_cidr, with its declared ports.
+  const podCidrs = new Map<string, readonly PodPort[]>();
+  for (const p of input.policies) {
+    for (const r of p.spec.egress) {
+      if (!r.ports?.some((x) => typeof x.port === 'string')) continue;
+      for (const peer of r.to ?? []) {
+        if (!peer.ipBlock) continue;
+        const outer = parseCidr(peer.ipBlock.cidr);
+        const excepts = (peer.ipBlock.except ?? []).map((e) => parseCidr(e));
+        for (const [ip, ports] of input.podPorts ?? []) {
+          const a = parseIPv4(ip);
+          if (cidrContains(outer, a) && !excepts.some((e) => cidrContains(e, a))) podCidrs.set(`${ip}/32`, ports);
+        }
+      }
+    }
+  }
+  const addressIdentities = new Map([...new Set([...cidrs, ...podCidrs.keys()])].sort().map((c, i) => [c, FIRST_CIDR_IDENTITY + i]));
+  const cidrIdentities = new Map([...cidrs].map((c) => [c, addressIdentities.get(c)!]));
+  const addressPorts = new Map([...podCidrs].map(([c, ports]) => [addressIdentities.get(c)!, ports]));
   // The CIDR identities inside an ipBlock: a binary search over them sorted by network
   // address, then a walk over the ones inside (10,000 /32 rules took minutes scanning all).
-  const byBase = [...cidrIdentities].map(([c, id]) => ({ cidr: parseCidr(c), id })).sort((a, b) => a.cidr.base - b.cidr.base);
+  const byBase = [...addressIdentities].map(([c, id]) => ({ cidr: parseCidr(c), id })).sort((a, b) => a.cidr.base - b.cidr.base);
   const firstAtOrAfter = (base: Ipv4) => {
     let lo = 0, hi = byBase.length;
     while (lo < hi) {
@@ -195,12 +227,12 @@ export function compilePolicies(input: CompileInput): Compiled {
               for (const n of named(ep.ports)) for (const id of peersOrAny) allow(id, port, n);
             } else {
               const peerIds = ids ?? [...input.identityPorts.keys()];
-              for (const id of peerIds) for (const n of named(input.identityPorts.get(id) ?? [])) allow(id, port, n);
+              for (const id of peerIds) for (const n of named(input.identityPorts.get(id) ?? addressPorts.get(id) ?? [])) allow(id, port, n);
             }
           }
         }
       }
     }
   }
-  return { entries, cidrIdentities, policyIds };
+  return { entries, cidrIdentities, addressIdentities, policyIds };
 }

@@ -19,9 +19,8 @@
  *   ports, or an empty list: every port of every protocol).
  * - Peers: `podSelector` alone: pods of the policy's namespace; `namespaceSelector` alone:
  *   every pod of the matching namespaces; both: matching pods of matching namespaces;
- *   `ipBlock`: any address in `cidr` and in no `except` that is not a pod's (the API leaves
- *   ipBlock on pod IPs to the implementation and says it is meant for cluster-external
- *   addresses; sluice's datapath decides by identity, and a pod's identity is its own).
+ *   `ipBlock`: any address in `cidr` and in no `except`, pods' addresses included (as the
+ *   upstream conformance suite expects; docs/policy-semantics.md, "ipBlock and pod IPs").
  * - Ports: the protocol must match; no `port`: every port; a number: that port, or the
  *   inclusive range up to `endPort`; a name: the destination pod declares a port of that
  *   name, protocol and number (for ingress the destination is the policy's own pod; for
@@ -297,9 +296,8 @@ function matchPeer(cluster: Cluster, policy: NetworkPolicy, peer: NetworkPolicyP
   const policyNs = policy.metadata.namespace;
   if (peer.ipBlock !== undefined) {
     const block = peer.ipBlock;
-    const ipText = remote.kind === 'pod' ? remote.pod.ip : remote.text;
+    const ipText = remote.kind === 'pod' ? `${remote.pod.ip} (pod ${remote.key})` : remote.text;
     const desc = describeIpBlock(block);
-    if (remote.kind === 'pod') return { matched: false, why: `${desc}: ipBlock selects addresses outside the cluster, and ${ipText} is pod ${remote.key}` };
     const cidr = cluster.cidr(block.cidr);
     if (!cidrContains(cidr, remote.ip)) return { matched: false, why: `${desc}: ${ipText} is outside ${formatCidr(cidr)}` };
     const except = (block.except ?? []).find((e) => cidrContains(cluster.cidr(e), remote.ip));

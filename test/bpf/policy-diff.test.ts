@@ -5,7 +5,8 @@
  * BPF_PROG_TEST_RUN), and the verdicts compared.
  *
  * The cluster: two namespaces, eight pods on this node (labels from small sets, declared
- * named ports), three addresses outside the cluster. Connections: pod -> pod and pod ->
+ * named ports), three addresses outside the cluster. ipBlocks cover outside addresses and
+ * the pods' own, whole, in part and with excepts. Connections: pod -> pod and pod ->
  * outside through from_container (egress of the source, ingress of a local destination),
  * outside -> pod through from_netdev (ingress). TCP and UDP (SCTP frames are not built
  * here; the kernel has no SCTP). Conntrack is emptied before each packet, so every packet
@@ -23,7 +24,7 @@ import { validatePolicies } from '../../src/policy/parse.js';
 import { FIRST_POD_IDENTITY, identityLabels } from '../../src/identity/identity.js';
 import type { NetworkPolicy } from '../../src/policy/types.js';
 
-const SETS = Number(process.env.SLUICE_POLICY_SETS ?? 150);
+const SETS = Number(process.env.SLUICE_POLICY_SETS ?? 300);
 const CONNS = Number(process.env.SLUICE_POLICY_CONNS ?? 40);
 let seed = Number(process.env.SLUICE_POLICY_SEED ?? 20261122);
 const rnd = () => {
@@ -58,7 +59,19 @@ function randomSelector(): Record<string, unknown> {
 
 function randomPeer(): Record<string, unknown> {
   const r = rnd();
-  if (r < 0.25) return { ipBlock: maybe() ? { cidr: '192.0.2.0/24' } : { cidr: '0.0.0.0/0', except: [pick(['198.51.100.0/24', '203.0.113.0/24'])] } };
+  if (r < 0.25) {
+    // Outside addresses, and the pods' (10.244.0.10-17): whole, in part, and with excepts
+    // that cut pods out, so two pods of one identity can get different verdicts.
+    return { ipBlock: pick([
+      { cidr: '192.0.2.0/24' },
+      { cidr: '0.0.0.0/0', except: [pick(['198.51.100.0/24', '203.0.113.0/24', '10.244.0.0/16'])] },
+      { cidr: '10.244.0.0/16' },
+      { cidr: '10.244.0.8/29' },
+      { cidr: '10.244.0.0/24', except: [pick(['10.244.0.12/30', '10.244.0.10/32', '10.244.0.16/28'])] },
+      { cidr: pick(PODS).ip + '/32' },
+      { cidr: '10.244.0.8/29', except: ['10.244.0.12/31', '10.244.0.15/32'] },
+    ]) };
+  }
   if (r < 0.5) return { podSelector: randomSelector() };
   if (r < 0.75) return { namespaceSelector: maybe() ? { matchLabels: { team: pick(['x', 'y']) } } : {} };
   return { namespaceSelector: { matchLabels: { team: pick(['x', 'y']) } }, podSelector: randomSelector() };
@@ -113,6 +126,7 @@ if (!IS_ROOT) {
   const endpoints = fc.map<{ ip: string }, { ifindex: number; id: number; mac: string; host_mac: string; identity: number; flags: number }>('sl_endpoints');
   const policyMap = fc.map<PolicyKey, PolicyValue>('sl_policy');
   const ipcache = fc.map<{ prefixlen: number; ip: string }, { identity: number; tunnel_endpoint: string; flags: number }>('sl_ipcache');
+  const policyCidr = fc.map<{ prefixlen: number; ip: string }, { identity: number }>('sl_policy_cidr');
   const ct = fc.map('sl_ct_v2');
   const metrics = fc.map<{ reason: string | number; dir: string | number }, { packets: bigint; bytes: bigint }[]>('sl_metrics');
 
@@ -164,14 +178,20 @@ if (!IS_ROOT) {
       const policies = randomPolicies();
       const compiled = compilePolicies({
         policies, namespaces: new Map(Object.entries(NAMESPACES)), identities, identityPorts,
+        podPorts: new Map(PODS.filter((p) => p.ports?.length).map((p) => [p.ip, p.ports!])),
         endpoints: PODS.map((p, i) => ({ id: i + 1, namespace: p.namespace, labels: p.labels ?? {}, ports: p.ports ?? [] })),
       });
       policyMap.clear();
       for (const { key, value } of compiled.entries.values()) policyMap.update(key, value);
       ipcache.clear();
+      policyCidr.clear();
       for (const [cidr, id] of compiled.cidrIdentities) {
         const [ip, len] = cidr.split('/');
         ipcache.update({ prefixlen: Number(len), ip: ip! }, { identity: id, tunnel_endpoint: '0.0.0.0', flags: 0 });
+      }
+      for (const [cidr, id] of compiled.addressIdentities) {
+        const [ip, len] = cidr.split('/');
+        policyCidr.update({ prefixlen: Number(len), ip: ip! }, { identity: id });
       }
       const cluster = createCluster({ policies, namespaces: NAMESPACES, pods: PODS });
       for (let i = 0; i < CONNS; i++) {

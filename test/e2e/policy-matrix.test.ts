@@ -3,8 +3,8 @@
  * over two lab nodes, plus a host outside the cluster on the underlay. Every participant
  * serves TCP and UDP on ports 80 and 81 and probes every other one on all four. Under each
  * scenario (default deny, allow by pod, by namespace, by both, by CIDR with except, by
- * port, named port, port range, egress, labels changed at run time, and all of them at
- * once) the measured matrix must equal what the reference evaluator decides from the same
+ * port, named port, port range, egress, ipBlocks over pods' addresses (two pods of one
+ * identity told apart), labels changed at run time, and all of them at once) the measured matrix must equal what the reference evaluator decides from the same
  * policies, labels and ports, cell by cell; hand-picked cells per scenario check that the
  * evaluator says what the API means. Run in vxlan mode, then again after switching the
  * running cluster to direct routing.
@@ -47,11 +47,16 @@ nodes: [{name: n1}, {name: n2}]
 namespaces: [{name: a, labels: {team: red}}, {name: b, labels: {team: blue}}, {name: c}]
 pods:
 ${NAMESPACES.flatMap((ns) => PODS.map((p) => `  - {name: ${p}, namespace: ${ns}, node: ${placement(ns, p)}, labels: {app: ${p}}, ports: ${portsOf(p)}}`)).join('\n')}
+  - {name: w, namespace: a, node: n2, labels: {app: x}, ports: ${portsOf('x')}}
 `;
 
 interface Scenario {
   name: string;
-  /** NetworkPolicy YAML (documents separated by ---); EXT is replaced by the outside host's address. */
+  /**
+   * NetworkPolicy YAML (documents separated by ---); EXT is replaced by the outside host's
+   * address, UNDERLAY by the first underlay subnet, POOL by the pods' /16 and IP(ns/pod) by
+   * that pod's address.
+   */
   policies: string;
   /** Label changes made after the policies are applied: [kind, target, ...kubectl-style changes]. */
   relabel?: ['namespace' | 'endpoint', string, ...string[]][];
@@ -93,6 +98,12 @@ egress:
 - to: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: c}}}]
   ports: [{port: 81, protocol: TCP}]
 - to: [{ipBlock: {cidr: EXT/32}}]`),
+  // a/w has a/x's labels, so its identity: only the address tells them apart.
+  podAddresses: policy('b', 'y-from-ax-address', `podSelector: {matchLabels: {app: y}}
+ingress: [{from: [{ipBlock: {cidr: IP(a/x)/32}}], ports: [{port: 80, protocol: TCP}]}]`)
+    + policy('c', 'z-to-pods-but-bx', `podSelector: {matchLabels: {app: z}}
+policyTypes: [Egress]
+egress: [{to: [{ipBlock: {cidr: POOL, except: [IP(b/x)/32]}}]}]`),
 };
 
 const SCENARIOS: Scenario[] = [
@@ -135,6 +146,11 @@ const SCENARIOS: Scenario[] = [
     name: 'egress', policies: P.egress,
     allowed: ['b/x -> c/y TCP/81', 'b/x -> ext UDP/80', 'b/y -> a/x TCP/80', 'a/x -> b/x TCP/80'],
     denied: ['b/x -> c/y TCP/80', 'b/x -> c/y UDP/81', 'b/x -> b/y TCP/81', 'b/x -> a/x TCP/80'],
+  },
+  {
+    name: 'ipBlock over pod addresses', policies: P.podAddresses,
+    allowed: ['a/x -> b/y TCP/80', 'c/z -> a/y TCP/81', 'c/z -> a/w UDP/80'],
+    denied: ['a/w -> b/y TCP/80', 'a/x -> b/y TCP/81', 'c/x -> b/y TCP/80', 'c/z -> b/x TCP/80', 'c/z -> ext TCP/80'],
   },
   {
     name: 'labels changed at run time', policies: P.byNamespace + P.byPod,
@@ -233,6 +249,7 @@ t.test('connectivity matrix under NetworkPolicy, vxlan then direct', async (tt) 
   await Promise.all(participants.map(async (p) => peers.set(p.name, await startPeer(tt, p, [80, 81]))));
   const cells = allCells(participants, SERVICES);
   const underlay = s.underlay.subnets[0]!.cidr;
+  const pool = `${n1.podCIDR!.split('.').slice(0, 2).join('.')}.0.0/16`;
   const model = new Model();
 
   /** Polls the matrix until it equals `expected` (policy and label changes reach the datapath within a reconcile). */
@@ -251,7 +268,8 @@ t.test('connectivity matrix under NetworkPolicy, vxlan then direct', async (tt) 
         cli(n1, ['policy', 'delete', '--all']);
         for (const [kind, target, changes] of model.undo(s)) cli(kind === 'namespace' ? n2 : nodeOf(target), [kind, 'label', target, ...changes]);
         model.reset(s);
-        const yaml = sc.policies.replaceAll('EXT', ext.ip).replaceAll('UNDERLAY', underlay);
+        const yaml = sc.policies.replaceAll('EXT', ext.ip).replaceAll('UNDERLAY', underlay).replaceAll('POOL', pool)
+          .replace(/IP\(([a-z]+)\/([a-z]+)\)/g, (_, ns: string, pod: string) => s.pods.find((p) => p.namespace === ns && p.pod === pod)!.ip!);
         if (yaml) {
           const file = join(dir, 'policies.yaml');
           writeFileSync(file, yaml);

@@ -140,3 +140,17 @@ t.test('policy ipcache: other nodes\' pods, CIDR identities, own addresses as th
   t.same([m.get('198.18.0.1/32')?.identity, m.get('192.168.5.1/32')?.identity], [IDENTITY.host, IDENTITY.host], 'own addresses are the host');
   t.equal(m.size, 5);
 });
+
+t.test('policy ipcache: a pod\'s /32 wins over an ipBlock /32 of its address (its CIDR identity is in sl_policy_cidr)', async (t) => {
+  const i = inputs();
+  const m = policyIpcache('n1', i, new Map([['10.244.1.1/32', FIRST_CIDR_IDENTITY + 9]]));
+  t.same(m.get('10.244.1.1/32'), { identity: 301, tunnel_endpoint: '0.0.0.0', flags: 0 }, 'the pod keeps its identity');
+  const c = compilePolicies({ ...compileInputOf(i), policies: parsePolicies(`apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: p}
+spec:
+  podSelector: {}
+  ingress: [{from: [{ipBlock: {cidr: 10.244.1.1/32}}]}]
+`, 'p.yaml') });
+  t.equal(c.addressIdentities.get('10.244.1.1/32'), c.cidrIdentities.get('10.244.1.1/32'), 'and the ipBlock\'s identity goes to sl_policy_cidr');
+});

@@ -82,3 +82,38 @@ metadata: {name: none, namespace: shop}
 spec: {podSelector: {}, policyTypes: [Ingress, Egress]}
 `))), ['in id=0 p=0 port=0/72 deny', 'out id=0 p=0 port=0/72 deny']);
 });
+
+t.test('ipBlocks and pod addresses: CIDR identities for the ipcache and sl_policy_cidr; a named port of an egress ipBlock rule resolves per pod', async (t) => {
+  const c = compilePolicies({
+    ...base(`apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: out, namespace: shop}
+spec:
+  podSelector: {}
+  policyTypes: [Egress]
+  egress:
+  - to: [{ipBlock: {cidr: 10.244.0.0/16, except: [10.244.9.0/24]}}]
+    ports: [{port: api}]
+  - to: [{ipBlock: {cidr: 10.244.1.0/24}}]
+`),
+    podPorts: new Map([
+      ['10.244.1.5', [{ name: 'api', port: 9000, protocol: 'TCP' as const }]],
+      ['10.244.2.6', [{ name: 'api', port: 9100, protocol: 'TCP' as const }, { name: 'metrics', port: 9101, protocol: 'TCP' as const }]],
+      ['10.244.9.7', [{ name: 'api', port: 9200, protocol: 'TCP' as const }]],
+      ['192.0.2.8', [{ name: 'api', port: 9300, protocol: 'TCP' as const }]],
+    ]),
+  });
+  t.same([...c.cidrIdentities.keys()].sort(), ['10.244.0.0/16', '10.244.1.0/24', '10.244.9.0/24'], 'the ipcache gets the policies\' CIDRs only');
+  t.same([...c.addressIdentities.keys()].sort(), ['10.244.0.0/16', '10.244.1.0/24', '10.244.1.5/32', '10.244.2.6/32', '10.244.9.0/24'],
+    'sl_policy_cidr also gets a /32 for each pod inside the named-port block (not the excepted one, not one outside)');
+  for (const [cidr, id] of c.cidrIdentities) t.equal(c.addressIdentities.get(cidr), id, `${cidr}: one identity in both maps`);
+  const id = (cidr: string) => c.addressIdentities.get(cidr)!;
+  const out = rows(c).filter((r) => r.startsWith('out') && r.endsWith('allow'));
+  t.same(out, [
+    `out id=${id('10.244.1.0/24')} p=0 port=0/72 allow`,
+    `out id=${id('10.244.1.5/32')} p=0 port=0/72 allow`,
+    `out id=${id('10.244.1.5/32')} p=6 port=9000/96 allow`,
+    `out id=${id('10.244.2.6/32')} p=6 port=9100/96 allow`,
+  ].sort(), 'api resolves to each pod\'s own port; the /24 rule grants the pod /32 inside it too; the /16 itself has no pod, so no named port');
+  t.ok(c.addressIdentities.get('10.244.1.5/32')! >= FIRST_CIDR_IDENTITY);
+});

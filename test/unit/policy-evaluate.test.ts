@@ -292,9 +292,12 @@ const cases: Case[] = [
   { name: 'named port (egress): an address destination matches no named port', policies: NAMED_EGRESS, conn: conn('default/client', '192.0.2.1', 'TCP/8080'), allowed: false },
 
   // ipBlock on pod IPs
-  { name: 'ipBlock does not match pod IPs (chosen behaviour: pods are selected by labels)', policies: IPBLOCK_PODS, conn: conn('default/client', 'shop/web'), allowed: false, ingress: { allowedBy: [] } },
+  { name: "ipBlock matches pods' IPs (as the upstream conformance suite expects)", policies: IPBLOCK_PODS, conn: conn('default/client', 'shop/web'), allowed: true, ingress: { allowedBy: [{ policy: 'shop/cluster-cidr', rule: 0 }] } },
   { name: "ipBlock except excludes a pod's IP", policies: IPBLOCK_PODS, conn: conn('other/client', 'shop/web'), allowed: false },
-  { name: 'ipBlock on egress to a pod does not match it', policies: `${HEAD}metadata: {name: p}\nspec:\n  podSelector: {}\n  policyTypes: [Egress]\n  egress:\n  - to: [{ipBlock: {cidr: 10.244.3.10/32}}]\n`, conn: conn('default/client', 'shop/web'), allowed: false },
+  { name: 'ipBlock on egress to a pod matches it', policies: `${HEAD}metadata: {name: p}\nspec:\n  podSelector: {}\n  policyTypes: [Egress]\n  egress:\n  - to: [{ipBlock: {cidr: 10.244.3.10/32}}]\n`, conn: conn('default/client', 'shop/web'), allowed: true },
+  { name: 'ipBlock on egress: a pod outside the block is not matched', policies: `${HEAD}metadata: {name: p}\nspec:\n  podSelector: {}\n  policyTypes: [Egress]\n  egress:\n  - to: [{ipBlock: {cidr: 10.244.3.10/32}}]\n`, conn: conn('default/client', 'shop/worker'), allowed: false },
+  { name: 'an IP in both cidr and except is excluded (upstream: overlapping cidr and except)', policies: `${HEAD}metadata: {name: p}\nspec:\n  podSelector: {}\n  policyTypes: [Egress]\n  egress:\n  - to: [{ipBlock: {cidr: 10.244.3.0/24, except: [10.244.3.10/32]}}]\n`, conn: conn('default/client', 'shop/web'), allowed: false },
+  { name: 'and its neighbour, in cidr only, is allowed', policies: `${HEAD}metadata: {name: p}\nspec:\n  podSelector: {}\n  policyTypes: [Egress]\n  egress:\n  - to: [{ipBlock: {cidr: 10.244.3.0/24, except: [10.244.3.10/32]}}]\n`, conn: conn('default/client', 'shop/worker'), allowed: true },
   { name: 'a pod excluded by except is still allowed by a selector peer', policies: `${HEAD}metadata: {name: p, namespace: shop}\nspec:\n  podSelector: {matchLabels: {app: web}}\n  ingress:\n  - from:\n    - ipBlock: {cidr: 10.244.0.0/16, except: [10.244.2.0/24]}\n    - namespaceSelector: {matchLabels: {project: other}}\n`, conn: conn('other/client', 'shop/web'), allowed: true },
 
   // union, selection, namespaces
@@ -335,7 +338,7 @@ t.test('explain says what decided, rule by rule', async (t) => {
     '  default/test-network-policy (podSelector role=db) has Egress but does not select it',
     'ingress of destination pod default/db: isolated by default/test-network-policy',
     '  default/test-network-policy ingress[0]: allows',
-    '    from[0] ipBlock 172.17.0.0/16 except 172.17.1.0/24: ipBlock selects addresses outside the cluster, and 10.244.0.11 is pod default/frontend',
+    '    from[0] ipBlock 172.17.0.0/16 except 172.17.1.0/24: 10.244.0.11 (pod default/frontend) is outside 172.17.0.0/16',
     '    from[1] namespaceSelector project=myproject: namespace default {kubernetes.io/metadata.name=default} does not match',
     '    from[2] podSelector role=frontend (namespace default): matches pod default/frontend',
     '    ports[0] TCP/6379: matches',
@@ -358,7 +361,7 @@ t.test('explain says what decided, rule by rule', async (t) => {
   t.same(explain(cluster, conn('default/db', 'other/client', 'TCP/5978')).slice(1, 6), [
     'egress of source pod default/db: isolated by default/test-network-policy',
     '  default/test-network-policy egress[0]: does not allow',
-    '    to[0] ipBlock 10.0.0.0/24: ipBlock selects addresses outside the cluster, and 10.244.2.11 is pod other/client',
+    '    to[0] ipBlock 10.0.0.0/24: 10.244.2.11 (pod other/client) is outside 10.0.0.0/24',
     '    ports[0] TCP/5978: matches',
     '  → egress denied: no rule of default/test-network-policy allows it',
   ]);

@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * The policy stage: NetworkPolicy verdicts for a new flow (map sl_policy), two LPM lookups
- * per end whatever the number of rules, the peer's identity first, then "any identity".
+ * The policy stage: NetworkPolicy verdicts for a new flow (map sl_policy), LPM lookups per
+ * end whatever the number of rules: the peer's identity first; for a peer with an identity of
+ * its own (a pod, a node), the CIDR identity of its address next (sl_policy_cidr: ipBlocks
+ * match pods' and nodes' addresses too, and two pods of one identity can differ by address);
+ * then "any identity". A lookup the verdict does not need is not made.
  * An endpoint with no entry at all is treated as selected by no policy (allowed): its
  * entries are written when it is created and whenever policies change.
  */
@@ -21,8 +24,20 @@ static __always_inline void sl_policy_count(__u32 policy, enum sl_dir dir, int a
 	sl_counter_add(&sl_policy_st, &k, skb);
 }
 
-/* 1 when endpoint `ep` may exchange flow `f` with `identity` in direction `dir`; sets *policy to the deciding policy. */
-static __always_inline int sl_policy_allows(__u32 ep, __u32 identity, enum sl_dir dir, const struct sl_flow *f,
+/* The CIDR identity of `addr` among the policies' CIDRs, or 0 when none holds it. */
+static __always_inline __u32 sl_policy_cidr_identity(__be32 addr)
+{
+	struct sl_ipcache_key k = { .prefixlen = 32, .ip = addr };
+	struct sl_policy_cidr_entry *v = bpf_map_lookup_elem(&sl_policy_cidr, &k);
+
+	return v ? v->identity : 0;
+}
+
+/*
+ * 1 when endpoint `ep` may exchange flow `f` with the peer at `addr` of `identity` in
+ * direction `dir`; sets *policy to the deciding policy.
+ */
+static __always_inline int sl_policy_allows(__u32 ep, __u32 identity, __be32 addr, enum sl_dir dir, const struct sl_flow *f,
 					    const struct __sk_buff *skb, __u32 *policy)
 {
 	struct sl_policy_key k = {
@@ -37,6 +52,18 @@ static __always_inline int sl_policy_allows(__u32 ep, __u32 identity, enum sl_di
 		*policy = v->policy;
 		sl_policy_count(v->policy, dir, 1, skb);
 		return 1;
+	}
+	/* A CIDR identity from the ipcache already is the address's; a pod or node also has one. */
+	if (identity < SL_FIRST_CIDR_IDENTITY) {
+		k.identity = sl_policy_cidr_identity(addr);
+		if (k.identity) {
+			v = bpf_map_lookup_elem(&sl_policy, &k);
+			if (v && (v->flags & SL_POLICY_F_ALLOW)) {
+				*policy = v->policy;
+				sl_policy_count(v->policy, dir, 1, skb);
+				return 1;
+			}
+		}
 	}
 	k.identity = 0;
 	v = bpf_map_lookup_elem(&sl_policy, &k);
@@ -68,9 +95,9 @@ static __always_inline int sl_policy_verdict(struct __sk_buff *skb, const struct
 {
 	__u32 egress = 0, ingress = 0;
 
-	if (src->ep && !sl_policy_allows(src->ep->id, dst->identity, SL_DIR_EGRESS, f, skb, &egress))
+	if (src->ep && !sl_policy_allows(src->ep->id, dst->identity, f->daddr, SL_DIR_EGRESS, f, skb, &egress))
 		return sl_drop_policy(skb, SL_REASON_DROP_POLICY_EGRESS, dir, src->identity, dst->identity, egress);
-	if (dst->ep && !sl_policy_allows(dst->ep->id, src->identity, SL_DIR_INGRESS, f, skb, &ingress))
+	if (dst->ep && !sl_policy_allows(dst->ep->id, src->identity, f->saddr, SL_DIR_INGRESS, f, skb, &ingress))
 		return sl_drop_policy(skb, SL_REASON_DROP_POLICY_INGRESS, dir, src->identity, dst->identity, ingress);
 	*policy = ingress ? ingress : egress;
 	if (*policy)
