@@ -21,7 +21,8 @@ export const IPCACHE_MAP = new MapDef<IpcacheKey, IpcacheEntry>({
   watchFill: true,
 });
 
-const keyOf = (cidr: string): IpcacheKey => {
+/** The LPM key of a CIDR ("10.244.1.0/24"), for sl_ipcache and the maps keyed like it. */
+export const ipcacheKeyOf = (cidr: string): IpcacheKey => {
   const c = parseCidr(cidr);
   return { prefixlen: c.prefix, ip: formatCidr(c).split('/')[0]! };
 };
@@ -40,7 +41,7 @@ export type IpcacheChange = MapDiff<string>;
 export function syncIpcache(cfg: Pick<Config, 'pinRoot'>, want: ReadonlyMap<string, IpcacheEntry>): IpcacheChange {
   const have = readIpcache(cfg);
   return IPCACHE_MAP.with(cfg, (m) => applyMapDiff(have, want, (a, b) => a.identity === b.identity && a.tunnel_endpoint === b.tunnel_endpoint && a.flags === b.flags, {
-    write: (cidr, v) => m.update(keyOf(cidr), v),
-    remove: (cidr) => m.delete(keyOf(cidr)),
+    write: (cidr, v) => m.update(ipcacheKeyOf(cidr), v),
+    remove: (cidr) => m.delete(ipcacheKeyOf(cidr)),
   }));
 }

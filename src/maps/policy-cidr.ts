@@ -6,9 +6,8 @@
  * in sl_ipcache, keyed by CIDR strings in TypeScript.
  */
 import type { Config } from '../config/config.js';
-import { formatCidr, parseCidr } from '../util/ipv4.js';
 import { applyMapDiff, type MapDiff } from './diff.js';
-import type { IpcacheKey } from './ipcache.js';
+import { ipcacheKeyOf, type IpcacheKey } from './ipcache.js';
 import { MapDef } from './map.js';
 
 export interface PolicyCidrEntry { identity: number }
@@ -19,11 +18,6 @@ export const POLICY_CIDR_MAP = new MapDef<IpcacheKey, PolicyCidrEntry>({
   value: { name: 'sl_policy_cidr_entry', fields: { identity: true } },
   watchFill: true,
 });
-
-const keyOf = (cidr: string): IpcacheKey => {
-  const c = parseCidr(cidr);
-  return { prefixlen: c.prefix, ip: formatCidr(c).split('/')[0]! };
-};
 
 /** Every entry: CIDR → identity. */
 export function readPolicyCidrs(cfg: Pick<Config, 'pinRoot'>): Map<string, number> {
@@ -37,7 +31,7 @@ export function readPolicyCidrs(cfg: Pick<Config, 'pinRoot'>): Map<string, numbe
 export function syncPolicyCidrs(cfg: Pick<Config, 'pinRoot'>, want: ReadonlyMap<string, number>): MapDiff<string> {
   const have = readPolicyCidrs(cfg);
   return POLICY_CIDR_MAP.with(cfg, (m) => applyMapDiff(have, want, (a, b) => a === b, {
-    write: (cidr, identity) => m.update(keyOf(cidr), { identity }),
-    remove: (cidr) => m.delete(keyOf(cidr)),
+    write: (cidr, identity) => m.update(ipcacheKeyOf(cidr), { identity }),
+    remove: (cidr) => m.delete(ipcacheKeyOf(cidr)),
   }));
 }
