@@ -189,8 +189,8 @@ export class PolicyFeature implements AgentFeature {
         // The CIDR identities of peer addresses, from the same compile (so, the same fingerprint).
         if (this.cidrWant) {
           const d = syncPolicyCidrs(cfg, this.cidrWant);
-          const n = d.added.length + d.changed.length + d.removed.length;
-          if (n) changed.push(`sl_policy_cidr: ${d.added.length + d.changed.length} written, ${d.removed.length} removed (${this.cidrWant.size} entries)`);
+          const written = d.added.length + d.changed.length;
+          if (written || d.removed.length) changed.push(`sl_policy_cidr: ${written} written, ${d.removed.length} removed (${this.cidrWant.size} entries)`);
         }
         this.sync.done(fp, POLICY_MAP.state(cfg), want);
       } catch (e) {

@@ -25,6 +25,7 @@ import { buildProgram } from '../datapath/build.js';
 import { FIRST_POD_IDENTITY, identityLabels } from '../identity/identity.js';
 import { TCP_ACK, TCP_SYN, tcpFrame, type FrameAddrs } from '../net/packets.js';
 import type { PolicyKey, PolicyValue } from '../maps/policy.js';
+import { ipcacheKeyOf } from '../maps/ipcache.js';
 import { compilePolicies } from '../policy/compile.js';
 import { validatePolicies } from '../policy/parse.js';
 import type { NetworkPolicy } from '../policy/types.js';
@@ -172,10 +173,7 @@ export class PolicyRig {
       const [ip, len] = cidr.split('/') as [string, string];
       this.maps.ipcache.update({ prefixlen: Number(len), ip }, { identity, tunnel_endpoint: '0.0.0.0', flags: 0 });
     }
-    for (const [cidr, identity] of compiled.addressIdentities) {
-      const [ip, len] = cidr.split('/') as [string, string];
-      this.maps.policyCidr.update({ prefixlen: Number(len), ip }, { identity });
-    }
+    for (const [cidr, identity] of compiled.addressIdentities) this.maps.policyCidr.update(ipcacheKeyOf(cidr), { identity });
     const t2 = process.hrtime.bigint();
     return { compileMs: Number(t1 - t0) / 1e6, writeMs: Number(t2 - t1) / 1e6, entries: compiled.entries.size, cidrs: compiled.cidrIdentities.size };
   }

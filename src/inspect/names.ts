@@ -50,8 +50,9 @@ export class Names implements Namer {
   static async load(cfg: Config, store: Store): Promise<Names> {
     const identities = await new IdentityAllocator(store).list();
     const cidrs = new Map<number, string>();
-    for (const [cidr, e] of readIpcache(cfg)) if (e.identity >= FIRST_CIDR_IDENTITY) cidrs.set(e.identity, cidr);
+    // A datapath from before sl_policy_cidr has its CIDR identities in sl_ipcache only.
     if (POLICY_CIDR_MAP.pinned(cfg)) for (const [cidr, id] of readPolicyCidrs(cfg)) cidrs.set(id, cidr);
+    else for (const [cidr, e] of readIpcache(cfg)) if (e.identity >= FIRST_CIDR_IDENTITY) cidrs.set(e.identity, cidr);
     const policies = await policyRefsById(store);
     const endpoints = new Map(new NodeState(cfg).endpoints().map((e) => [e.id, e.name]));
     return new Names({

@@ -2,8 +2,9 @@
  * sl_policy_cidr: the CIDR identity of an address among the policies' CIDRs (LPM trie,
  * struct sl_ipcache_key → struct sl_policy_cidr_entry). The policy stage looks a peer's
  * address up here when the peer is a pod or a node, so an ipBlock matches their addresses
- * too (include/sluice/lib/policy.h). Holds exactly the CIDR entries the policy feature puts
- * in sl_ipcache, keyed by CIDR strings in TypeScript.
+ * too (include/sluice/lib/policy.h). Holds the CIDR identities the policy feature puts in
+ * sl_ipcache and the pods' /32s that named ports resolve against (policy/compile.ts,
+ * addressIdentities), keyed by CIDR strings in TypeScript.
  */
 import type { Config } from '../config/config.js';
 import { applyMapDiff, type MapDiff } from './diff.js';

@@ -125,6 +125,7 @@ export function compilePolicies(input: CompileInput): Compiled {
   // Pods inside an ipBlock of an egress rule with a named port, which resolves per pod: each
   // gets a /32 identity of its own in sl_policy_cidr, with its declared ports.
   const podCidrs = new Map<string, readonly PodPort[]>();
+  const pods = [...input.podPorts ?? []].map(([ip, ports]) => ({ ip, addr: parseIPv4(ip), ports }));
   for (const p of input.policies) {
     for (const r of p.spec.egress) {
       if (!r.ports?.some((x) => typeof x.port === 'string')) continue;
@@ -132,9 +133,8 @@ export function compilePolicies(input: CompileInput): Compiled {
         if (!peer.ipBlock) continue;
         const outer = parseCidr(peer.ipBlock.cidr);
         const excepts = (peer.ipBlock.except ?? []).map((e) => parseCidr(e));
-        for (const [ip, ports] of input.podPorts ?? []) {
-          const a = parseIPv4(ip);
-          if (cidrContains(outer, a) && !excepts.some((e) => cidrContains(e, a))) podCidrs.set(`${ip}/32`, ports);
+        for (const { ip, addr, ports } of pods) {
+          if (cidrContains(outer, addr) && !excepts.some((e) => cidrContains(e, addr))) podCidrs.set(`${ip}/32`, ports);
         }
       }
     }

@@ -13,7 +13,7 @@
  */
 import { isNode, LineCounter, parseAllDocuments, type Document } from 'yaml';
 import { labelKeyProblem, labelValueProblem, type Labels } from '../util/labels.js';
-import { cidrContains, formatCidr, parseCidr, type Cidr } from '../util/ipv4.js';
+import { cidrContains, formatCidr, parseCidr, parseIPv4, type Cidr } from '../util/ipv4.js';
 import { dnsLabelProblem, dnsSubdomainProblem, portNameProblem } from './names.js';
 import {
   API_VERSION,
@@ -266,13 +266,7 @@ export function policyCidr(s: string): CidrResult {
   if (s.trim() !== s) return { problem: `'${s}' is not an IPv4 CIDR: it has surrounding spaces` };
   try {
     const cidr = parseCidr(s, true);
-    let hostBits = false;
-    try {
-      parseCidr(s);
-    } catch {
-      hostBits = true; // the loose parse took it, so host bits are all the strict one refused
-    }
-    return { cidr, hostBits };
+    return { cidr, hostBits: parseIPv4(s.slice(0, s.indexOf('/'))) !== cidr.base };
   } catch (e) {
     const msg = (e as Error).message;
     return { problem: msg.startsWith(`'${s}'`) ? msg : `'${s}' is not an IPv4 CIDR: ${msg}` };
