@@ -4,7 +4,10 @@
  * through the overlay that from_netdev left to the kernel to decapsulate (counted as
  * overlay_device, then as below).
  *   no tunnel key -> dropped (cannot happen on a collect_md device)
+ *   from an address that is no node of the cluster (sl_nodes) -> dropped (the VNI would be
+ *     trusted as the source's identity)
  *   a VNI claiming the host identity -> dropped (nodes never send it; policy trusts it)
+ *   IPv4 from a source the sending node does not own -> dropped
  *   IPv4 to a pod on this node -> its ingress policy (the source identity is the VNI),
  *     MACs rewritten, bpf_redirect_peer into the pod
  *   IPv4 to anything else -> dropped (the overlay carries pod traffic only)
@@ -13,6 +16,7 @@
 #include "sluice/lib/common.h"
 #include "sluice/lib/metrics.h"
 #include "sluice/lib/deliver.h"
+#include "sluice/lib/nodes.h"
 
 SEC("tc")
 int from_overlay(struct __sk_buff *skb)
@@ -21,11 +25,15 @@ int from_overlay(struct __sk_buff *skb)
 	struct ethhdr *eth = SL_DATA(skb);
 	struct bpf_tunnel_key key = {};
 	struct iphdr *ip;
+	__be32 node;
 	int ret;
 
 	if (bpf_skb_get_tunnel_key(skb, &key, SL_TUNNEL_KEY_SIZE, 0) < 0)
 		return sl_drop(skb, SL_REASON_DROP_TUNNEL_KEY, SL_DIR_INGRESS);
 	sl_count_only(skb, SL_REASON_OVERLAY_DEVICE, SL_DIR_INGRESS);
+	node = bpf_htonl(key.remote_ipv4);
+	if (!sl_node_lookup(node))
+		return sl_drop(skb, SL_REASON_DROP_TUNNEL_SOURCE, SL_DIR_INGRESS);
 	/* the host identity is the local node's alone: policy lets it in unchecked */
 	if (key.tunnel_id == SL_IDENTITY_HOST)
 		return sl_drop(skb, SL_REASON_DROP_TUNNEL_HOST, SL_DIR_INGRESS);
@@ -36,6 +44,8 @@ int from_overlay(struct __sk_buff *skb)
 	ip = sl_ipv4_hdr(eth, data_end);
 	if (!ip)
 		return sl_drop(skb, SL_REASON_DROP_MALFORMED, SL_DIR_INGRESS);
+	if (!sl_node_owns(node, ip->saddr))
+		return sl_drop(skb, SL_REASON_DROP_TUNNEL_INNER_SOURCE, SL_DIR_INGRESS);
 	ret = sl_deliver_local(skb, eth, ip, data_end, (__u32)key.tunnel_id, SL_REASON_FROM_OVERLAY);
 	if (ret < 0)
 		return sl_drop(skb, SL_REASON_DROP_NO_ENDPOINT, SL_DIR_INGRESS);

@@ -52,6 +52,19 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sl_node SEC(".maps");
 
+#ifndef SL_MAX_NODES
+#define SL_MAX_NODES 16384
+#endif
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct sl_nodes_key);
+	__type(value, struct sl_nodes_entry);
+	__uint(max_entries, SL_MAX_NODES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_nodes SEC(".maps");
+
 /* ---- events --------------------------------------------------------------------------- */
 
 #ifndef SL_EVENTS_BYTES

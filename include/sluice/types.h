@@ -45,6 +45,9 @@ enum sl_reason {
 	SL_REASON_DROP_POLICY_INGRESS = 138,	/* the destination pod's ingress policy does not allow it */
 	SL_REASON_DROP_TUNNEL_PORT = 139,	/* a pod sent to the overlay's UDP port outside the cluster's pods (it could forge identities) */
 	SL_REASON_DROP_TUNNEL_HOST = 140,	/* an overlay packet claimed the host identity (only the node itself has it) */
+	SL_REASON_DROP_TUNNEL_SOURCE = 141,	/* an overlay packet from an address that is no node of the cluster (sl_nodes) */
+	SL_REASON_DROP_TUNNEL_INNER_SOURCE = 142,	/* an overlay packet from a node, carrying a source address that node does not own */
+	SL_REASON_DROP_NODE_MAC = 143,	/* routed directly from a peer node's pod, but not from that node's MAC */
 	SL_REASON_MAX = 255,
 };
 
@@ -108,6 +111,25 @@ struct sl_ipcache_entry {
  */
 struct sl_policy_cidr_entry {
 	__u32 identity;		/* a CIDR identity (>= SL_FIRST_CIDR_IDENTITY) */
+};
+
+/*
+ * sl_nodes: the cluster's other nodes by underlay address (hash), written by the agent from
+ * the node records. Only they may send this node VXLAN (lib/nodes.h); a packet routed to a
+ * local pod directly from one of their pods must come from the MAC the node published.
+ */
+struct sl_nodes_key {
+	sl_ipv4_t ip;
+};
+
+enum sl_nodes_flags {
+	SL_NODES_F_NONE = 0,
+	SL_NODES_F_MAC = 1,	/* mac is the node's uplink MAC (its record names it): checked on routed packets */
+};
+
+struct sl_nodes_entry {
+	sl_mac_t mac;		/* the node's uplink MAC (with SL_NODES_F_MAC) */
+	__u16 flags;		/* enum sl_nodes_flags */
 };
 
 /* sl_node: this node's runtime settings (one entry, key 0), written by the agent. */

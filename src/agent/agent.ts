@@ -20,6 +20,7 @@ import { tryLockFile, type FileLock } from '../util/lock.js';
 import { openNode, type NodeHandle } from '../node/context.js';
 import { initNode, type InitResult } from '../node/node.js';
 import { underlayOf, type NodeRecord } from '../node/underlay.js';
+import { getLink } from '../net/ip.js';
 import { handleOfKey, healthKey, nodeHandlesPrefix, nodeKey } from '../store/keys.js';
 import { StoreError, type Lease, type Unwatch } from '../store/types.js';
 import { cniAdd, cniCheck, cniDel, cniGc, endpointProblems } from './cni.js';
@@ -190,9 +191,10 @@ export class Agent {
   private async registerNode(): Promise<void> {
     const node = this.node!;
     const u = underlayOf(this.cfg);
+    const mac = u.uplink ? getLink(u.uplink)?.mac : undefined;
     const rec: NodeRecord = {
-      name: this.cfg.nodeName, podCIDR: this.initResult!.podCIDR, underlayIP: u.ip, subnet: u.subnet, mode: this.cfg.mode,
-      updated: new Date().toISOString(),
+      name: this.cfg.nodeName, podCIDR: this.initResult!.podCIDR, underlayIP: u.ip, subnet: u.subnet,
+      ...(mac && u.ip ? { underlayMAC: mac } : {}), mode: this.cfg.mode, updated: new Date().toISOString(),
     };
     const key = nodeKey(this.cfg.nodeName);
     const old = await node.store.get(key);

@@ -1,7 +1,8 @@
 /**
- * Routing between nodes, as an agent feature. At start: the node's VXLAN device, the
- * overlay and uplink programs attached, sl_node written. On every reconciliation (and
- * whenever a node record in the store changes): the plan (src/routing/plan.ts) from the
+ * Routing between nodes, as an agent feature. On every reconciliation (and whenever a node
+ * record in the store changes): the cluster's other nodes written to sl_nodes (the only
+ * senders of VXLAN the datapath takes), then the node's VXLAN device, the overlay and uplink
+ * programs attached and sl_node written, then the plan (src/routing/plan.ts) from the
  * node records, the mode and the kernel's routes, applied to sl_ipcache and to the
  * kernel's routes for remote pod blocks (marked `proto 210`), and pod MTUs brought in
  * line with the mode. Entries and routes are written before stale ones are removed, so
@@ -15,6 +16,7 @@ import { attachmentsOf } from '../datapath/attachments.js';
 import { openProgram } from '../datapath/loader.js';
 import { IPCACHE_MAP, readIpcache, syncIpcache, type IpcacheChange, type IpcacheEntry } from '../maps/ipcache.js';
 import { readNodeConfig, writeNodeConfig } from '../maps/node.js';
+import { syncNodes } from '../maps/nodes.js';
 import { cidrWithin, parseCidr } from '../util/ipv4.js';
 import { podMtu, uplinkMtu } from '../endpoint/mtu.js';
 import { run } from '../net/exec.js';
@@ -127,15 +129,14 @@ export class RoutingFeature implements AgentFeature {
   }
 
   async start(ctx: AgentContext): Promise<void> {
-    for (const c of this.ensureDevices(ctx.cfg)) ctx.log(`routing: ${c}`);
     this.unwatch = await ctx.node.store.watch(NODES, () => ctx.scheduleReconcile('a node record changed'));
     // The start pass read sl_ipcache back already: this one writes only what changed since.
-    await this.reconcile(ctx, { driftCheck: false });
+    for (const c of (await this.reconcile(ctx, { driftCheck: false })).changed) ctx.log(`routing: ${c}`);
   }
 
   async reconcile(ctx: AgentContext, pass: ReconcilePass = { driftCheck: false }): Promise<FeatureReport> {
     const { cfg, node } = ctx;
-    const report: FeatureReport = { changed: this.ensureDevices(cfg), problems: [] };
+    const report: FeatureReport = { changed: [], problems: [] };
     const u = underlayOf(cfg);
     const { records, problems: bad } = parseRecords(await node.store.list(NODES), parseNodeRecord);
     report.problems.push(...bad);
@@ -146,6 +147,11 @@ export class RoutingFeature implements AgentFeature {
     const plan = planRoutes(self, cfg.mode, records, listRoutes(), cfg.clusterCIDR);
     this.lastPlan = plan;
     report.problems.push(...plan.problems);
+    // sl_nodes before the programs: after an upgrade, the first program that checks the
+    // overlay's sources finds the cluster's nodes already there, and drops none of theirs.
+    const nd = syncNodes(cfg, plan.nodes);
+    report.changed.push(...nd.added.map((ip) => `nodes +${ip}`), ...nd.changed.map((ip) => `nodes ~${ip}`), ...nd.removed.map((ip) => `nodes -${ip}`));
+    report.changed.push(...this.ensureDevices(cfg));
 
     // Kernel routes first (new and changed), then the ipcache, then stale routes.
     const have = installedRoutes();

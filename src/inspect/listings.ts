@@ -9,6 +9,7 @@ import type { Config } from '../config/config.js';
 import { readCt } from '../maps/ct.js';
 import { readEndpoints, type EndpointValue } from '../maps/endpoints.js';
 import { IPCACHE_FLAGS, readIpcache, type IpcacheEntry } from '../maps/ipcache.js';
+import { NODES_FLAGS, readNodes } from '../maps/nodes.js';
 import { readPolicy, type PolicyKey, type PolicyValue } from '../maps/policy.js';
 import { readPrefilterRules } from '../maps/prefilter.js';
 import { readPrefilterCounters } from '../maps/prefilter-counters.js';
@@ -44,6 +45,21 @@ export function ipcacheRows(cfg: Pick<Config, 'pinRoot'>, names: Namer): Ipcache
   const flagWords = (f: number) => [f & IPCACHE_FLAGS.tunnel ? 'tunnel' : '', f & IPCACHE_FLAGS.direct ? 'direct' : ''].filter(Boolean).join(',') || '-';
   return [...readIpcache(cfg)].map(([prefix, v]) => ({ prefix, ...v, labels: names.identity(v.identity), path: flagWords(v.flags) }))
     .sort((a, b) => byAddress(a.prefix, b.prefix));
+}
+
+export interface NodesMapRow {
+  /** The node's underlay address: VXLAN from it is taken. */
+  address: string;
+  /** The node whose record names the address ('' when no record does any more). */
+  node: string;
+  /** The MAC a packet routed directly from its pods must come from ('' when not checked). */
+  mac: string;
+}
+
+/** sl_nodes, with the nodes named from their records (`names`: underlay address → node name). */
+export function nodesRows(cfg: Pick<Config, 'pinRoot'>, names: ReadonlyMap<string, string>): NodesMapRow[] {
+  return [...readNodes(cfg)].map(([address, v]) => ({ address, node: names.get(address) ?? '', mac: v.flags & NODES_FLAGS.mac ? v.mac : '' }))
+    .sort((a, b) => byAddress(a.address, b.address));
 }
 
 export interface PrefilterMapRow {

@@ -13,6 +13,7 @@ import { METRICS_MAP } from './metrics.js';
 import { MONITOR_MAP } from './monitor.js';
 import { MONITOR_STATE_MAP } from './monitor-state.js';
 import { NODE_MAP } from './node.js';
+import { NODES_MAP } from './nodes.js';
 import { POLICY_MAP } from './policy.js';
 import { POLICY_CIDR_MAP } from './policy-cidr.js';
 import { POLICY_STATS_MAP } from './policy-stats.js';
@@ -20,7 +21,7 @@ import { PREFILTER_MAP } from './prefilter.js';
 import { PREFILTER_COUNTERS_MAP } from './prefilter-counters.js';
 
 export const MAPS: readonly MapDef[] = [
-  ENDPOINTS_MAP, METRICS_MAP, IPCACHE_MAP, NODE_MAP, EVENTS_MAP, MONITOR_MAP, MONITOR_STATE_MAP,
+  ENDPOINTS_MAP, METRICS_MAP, IPCACHE_MAP, NODE_MAP, NODES_MAP, EVENTS_MAP, MONITOR_MAP, MONITOR_STATE_MAP,
   PREFILTER_MAP, PREFILTER_COUNTERS_MAP, POLICY_MAP, POLICY_CIDR_MAP, POLICY_STATS_MAP, CT_MAP,
 ];
 

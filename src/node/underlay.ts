@@ -32,6 +32,11 @@ export interface NodeRecord {
   /** Its underlay address ('' without one) and that address's subnet. */
   underlayIP: string;
   subnet: string;
+  /**
+   * Its uplink's MAC (records from before this field have none): peers on its L2 segment take
+   * a packet routed directly from its pods only from this MAC (include/sluice/lib/nodes.h).
+   */
+  underlayMAC?: string;
   mode: string;
   updated: string;
 }
@@ -45,9 +50,10 @@ export function parseNodeRecord(key: string, value: string): NodeRecord {
   const name = f.str('name');
   if (key !== nodeKey(name)) f.fail('name', `is '${name}', but the key is ${key}`);
   const podCIDRv6 = f.optCidr6('podCIDRv6');
+  const underlayMAC = f.has('underlayMAC') ? f.unicastMac('underlayMAC') : undefined;
   return {
     name, podCIDR: f.cidr4('podCIDR', { empty: true }), ...(podCIDRv6 ? { podCIDRv6 } : {}),
-    underlayIP: f.ipv4('underlayIP', { empty: true }), subnet: f.cidr4('subnet', { empty: true }),
+    underlayIP: f.ipv4('underlayIP', { empty: true }), subnet: f.cidr4('subnet', { empty: true }), ...(underlayMAC ? { underlayMAC } : {}),
     mode: f.str('mode', { empty: true }), updated: f.str('updated', { empty: true }),
   };
 }

@@ -14,6 +14,7 @@
  */
 import type { Mode } from '../config/config.js';
 import { IPCACHE_FLAGS, type IpcacheEntry } from '../maps/ipcache.js';
+import { nodesEntryOf, type NodesEntry } from '../maps/nodes.js';
 import { cidrContains, cidrOverlaps, cidrWithin, formatCidr, isIPv4, parseCidr, parseIPv4 } from '../util/ipv4.js';
 
 /** The routing protocol number sluice marks its kernel routes with (`ip route … proto 210`). */
@@ -25,6 +26,8 @@ export interface NodeInfo {
   underlayIP: string;
   /** The underlay subnet of the node's uplink, e.g. 198.18.0.0/24. */
   subnet: string;
+  /** Its uplink's MAC, when its record names it. */
+  underlayMAC?: string;
 }
 
 export interface KernelRoute {
@@ -57,6 +60,12 @@ export interface PlannedRoute {
 export interface RoutePlan {
   peers: Peer[];
   ipcache: Map<string, IpcacheEntry>;
+  /**
+   * sl_nodes: every other node with an underlay address, by that address, whatever its path
+   * (only these may send this node VXLAN). A record claiming this node's own address, or one
+   * another record claimed first (by name order), is left out and reported.
+   */
+  nodes: Map<string, NodesEntry>;
   routes: PlannedRoute[];
   problems: string[];
 }
@@ -76,14 +85,24 @@ function pathFor(mode: Mode, sameSubnet: boolean): PeerPath {
 }
 
 export function planRoutes(self: NodeInfo, mode: Mode, nodes: readonly NodeInfo[], kernel: readonly KernelRoute[], clusterCIDR: string): RoutePlan {
-  const plan: RoutePlan = { peers: [], ipcache: new Map(), routes: [], problems: [] };
+  const plan: RoutePlan = { peers: [], ipcache: new Map(), nodes: new Map(), routes: [], problems: [] };
   const pool = parseCidr(clusterCIDR);
   const own = self.podCIDR ? parseCidr(self.podCIDR) : undefined;
   const entry = (path: 'tunnel' | 'direct', via: string): IpcacheEntry =>
     ({ identity: 0, tunnel_endpoint: via, flags: path === 'tunnel' ? IPCACHE_FLAGS.tunnel : IPCACHE_FLAGS.direct });
 
+  const claimed = new Map<string, string>();
   for (const n of [...nodes].sort((a, b) => a.name.localeCompare(b.name))) {
     if (n.name === self.name) continue;
+    if (isIPv4(n.underlayIP)) {
+      const by = n.underlayIP === self.underlayIP ? self.name : claimed.get(n.underlayIP);
+      if (by) {
+        plan.problems.push(`node ${n.name} claims the underlay address ${n.underlayIP} of node ${by}; left out`);
+        continue;
+      }
+      claimed.set(n.underlayIP, n.name);
+      plan.nodes.set(n.underlayIP, nodesEntryOf(n.underlayMAC));
+    }
     if (!n.podCIDR || !isIPv4(n.underlayIP)) {
       plan.problems.push(`node ${n.name} has no ${n.podCIDR ? 'underlay address' : 'pod block'} in its record yet`);
       continue;

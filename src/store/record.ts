@@ -7,7 +7,7 @@
  */
 import type { KeyValue } from './types.js';
 import { labelKeyProblem, labelValueProblem, type Labels } from '../util/labels.js';
-import { isIPv4, parseCidr } from '../util/ipv4.js';
+import { isIPv4, isMac, parseCidr } from '../util/ipv4.js';
 import { parseCidrAny, parseIp } from '../util/ip.js';
 
 export class RecordError extends Error {
@@ -63,6 +63,15 @@ export class RecordFields {
     const v = this.str(field, o);
     if (v !== '' && !isIPv4(v)) this.fail(field, `must be an IPv4 address, got '${v}'`);
     return v;
+  }
+
+  /** A unicast Ethernet address other than all zeros, as aa:bb:cc:dd:ee:ff (returned in lower case). */
+  unicastMac(field: string): string {
+    const v = this.str(field);
+    if (!isMac(v)) this.fail(field, `must be an Ethernet address like 02:00:00:00:00:01, got '${v}'`);
+    if (parseInt(v.slice(0, 2), 16) & 1) this.fail(field, `must be a unicast Ethernet address, got the multicast '${v}'`);
+    if (/^(00:){5}00$/.test(v)) this.fail(field, 'must not be all zeros');
+    return v.toLowerCase();
   }
 
   /** An IPv4 CIDR with its host bits zero ('' allowed with `empty`). */

@@ -2,7 +2,10 @@
  * The cross-node datapath under BPF_PROG_TEST_RUN: from_container sending to pods on
  * other nodes (wrapped in VXLAN, byte for byte, or routed directly, as sl_ipcache says; the
  * overlay device when BPF cannot wrap), and the two receiving programs, from_netdev
- * (uplink: unwrapping VXLAN, and direct mode) and from_overlay (VXLAN device).
+ * (uplink: unwrapping VXLAN, and direct mode) and from_overlay (VXLAN device). The trust
+ * checks of the receiving side: VXLAN only from a node of the cluster (sl_nodes), carrying
+ * only sources that node owns; a directly routed packet from a peer's pod only from that
+ * peer's MAC.
  *
  * Test-run facts relied on (kernel 6.x): bpf_redirect, bpf_redirect_peer and
  * bpf_redirect_neigh only record their target and return TC_ACT_REDIRECT (7);
@@ -28,11 +31,16 @@ const B: Ep = { ip: '10.244.0.6', ifindex: 4242, id: 6, mac: '0a:58:0a:f4:00:06'
 const REMOTE_POD = '10.244.1.7';
 const REMOTE_NODE = '198.18.0.2';
 const OTHER_NODE = '198.18.5.9';
+/** An underlay host that is no node of the cluster. */
+const STRANGER = '198.18.0.66';
+const REMOTE_NODE_MAC = '02:00:00:00:00:02';
 const F = { NONE: 0, TUNNEL: 1, DIRECT: 2 };
 
 type IpcKey = { prefixlen: number; ip: string };
 type IpcVal = { identity: number; tunnel_endpoint: string; flags: number };
 type NodeCfg = { vxlan_ifindex: number; uplink_ifindex: number; underlay_ip: string; flags: number };
+type PeerVal = { mac: string; flags: number };
+const NODES_F_MAC = 1;
 
 if (!IS_ROOT) {
   t.plan(0, 'needs root (BPF)');
@@ -46,7 +54,7 @@ if (!IS_ROOT) {
     fc = h.load('from_container', { sl_gateway_ip: GATEWAY, sl_vxlan_port: 8472 });
     fo = h.load('from_overlay');
     fn = h.load('from_netdev', { sl_vxlan_port: 8472 });
-    for (const m of ['sl_endpoints', 'sl_ipcache', 'sl_node', 'sl_metrics']) {
+    for (const m of ['sl_endpoints', 'sl_ipcache', 'sl_node', 'sl_nodes', 'sl_metrics']) {
       tt.equal(fo.map(m).info.id, fc.map(m).info.id, `${m} shared by from_container and from_overlay`);
       tt.equal(fn.map(m).info.id, fc.map(m).info.id, `${m} shared by from_container and from_netdev`);
     }
@@ -56,14 +64,18 @@ if (!IS_ROOT) {
     endpoints: fc.map<{ ip: string }, Omit<Ep, 'ip'>>('sl_endpoints'),
     ipcache: fc.map<IpcKey, IpcVal>('sl_ipcache'),
     node: fc.map<number, NodeCfg>('sl_node'),
+    nodes: fc.map<{ ip: string }, PeerVal>('sl_nodes'),
     metrics: fc.map<{ reason: string | number; dir: string | number }, { packets: bigint; bytes: bigint }[]>('sl_metrics'),
   });
 
   interface Case {
     name: string;
     prog: 'from_container' | 'from_overlay' | 'from_netdev';
+    /** Default: none, for from_netdev the remote pod block through the overlay (REMOTE_NODE's). */
     ipcache?: [IpcKey, IpcVal][];
     node?: Partial<NodeCfg>;
+    /** The cluster's other nodes (default: REMOTE_NODE with its MAC, OTHER_NODE without). */
+    nodes?: [string, PeerVal][];
     frame: Buffer;
     verdict: number;
     count: [string, 'egress' | 'ingress'] | null;
@@ -77,18 +89,20 @@ if (!IS_ROOT) {
   const fromA = (dst: string, ttl = 64, tos = 0, sport = 40000) =>
     P.tcpFrame({ srcMac: A.mac, dstMac: A.host_mac, src: A.ip, dst, ttl, tos }, sport, 80, Buffer.from('remote'));
   /** As a peer node's redirect_neigh sends it: to this host's MAC (loopback's in a test run), source a remote pod. */
-  const toLocal = (dst: string, dstMac = P.ZERO_MAC) => P.tcpFrame({ srcMac: '02:00:00:00:00:02', dstMac, src: REMOTE_POD, dst, ttl: 63 }, 80, 40000, Buffer.from('reply'));
+  const toLocal = (dst: string, dstMac = P.ZERO_MAC, srcMac = REMOTE_NODE_MAC) => P.tcpFrame({ srcMac, dstMac, src: REMOTE_POD, dst, ttl: 63 }, 80, 40000, Buffer.from('reply'));
   const route = (prefix: string, v: Partial<IpcVal>): [IpcKey, IpcVal] => {
     const [ip, len] = prefix.split('/');
     return [{ prefixlen: Number(len), ip: ip! }, { identity: 0, tunnel_endpoint: REMOTE_NODE, flags: F.TUNNEL, ...v }];
   };
   const devices: NodeCfg = { vxlan_ifindex: 7001, uplink_ifindex: 7002, underlay_ip: '198.18.0.1', flags: 0 };
-  /** VXLAN from REMOTE_NODE to this node, as a peer's from_container sends it, around `inner`. */
-  const vxlanIn = (inner: Buffer, o: { vni?: number; flags?: number; reserved?: number; dst?: string; dport?: number; fragOff?: number } = {}) =>
-    P.udpFrame({ srcMac: '02:00:00:00:00:02', dstMac: P.ZERO_MAC, src: REMOTE_NODE, dst: o.dst ?? devices.underlay_ip, fragOff: o.fragOff },
+  /** VXLAN from REMOTE_NODE (or `src`) to this node, as a peer's from_container sends it, around `inner`. */
+  const vxlanIn = (inner: Buffer, o: { vni?: number; flags?: number; reserved?: number; src?: string; dst?: string; dport?: number; fragOff?: number; options?: Buffer } = {}) =>
+    P.udpFrame({ srcMac: REMOTE_NODE_MAC, dstMac: P.ZERO_MAC, src: o.src ?? REMOTE_NODE, dst: o.dst ?? devices.underlay_ip, fragOff: o.fragOff, options: o.options },
       51000, o.dport ?? 8472, P.vxlan({ vni: o.vni ?? 2001, flags: o.flags, reserved: o.reserved }, inner));
-  /** A remote pod's reply to `dst`, inside VXLAN. */
-  const innerTo = (dst: string) => P.tcpFrame({ srcMac: '0a:58:0a:f4:01:07', dstMac: 'ee:ee:0a:f4:01:07', src: REMOTE_POD, dst, ttl: 63 }, 80, 40000, Buffer.from('reply'));
+  /** A remote pod's (or `src`'s) reply to `dst`, inside VXLAN. */
+  const innerTo = (dst: string, src = REMOTE_POD) => P.tcpFrame({ srcMac: '0a:58:0a:f4:01:07', dstMac: 'ee:ee:0a:f4:01:07', src, dst, ttl: 63 }, 80, 40000, Buffer.from('reply'));
+  const peerBlock = (flags = F.TUNNEL, tunnel_endpoint = REMOTE_NODE) => route('10.244.1.0/24', { flags, tunnel_endpoint });
+  const DEFAULT_NODES: [string, PeerVal][] = [[REMOTE_NODE, { mac: REMOTE_NODE_MAC, flags: NODES_F_MAC }], [OTHER_NODE, { mac: P.ZERO_MAC, flags: 0 }]];
 
   /**
    * Wrapped in VXLAN to `node` with the sender's identity as VNI: the frame's own Ethernet
@@ -225,6 +239,60 @@ if (!IS_ROOT) {
       frame: vxlanIn(innerTo(B.ip), { fragOff: 0x2000 }), verdict: TC_ACT_OK, count: null, out: 'unchanged' },
     { name: 'from_netdev: VXLAN cut short inside the inner IPv4 header: the stack', prog: 'from_netdev',
       frame: P.truncate(vxlanIn(innerTo(B.ip)), 14 + 20 + 8 + 8 + 14 + 10), verdict: TC_ACT_OK, count: null, out: 'unchanged' },
+
+    // Only nodes of the cluster may send VXLAN: the VNI is trusted as the source's identity.
+    { name: 'from_netdev: VXLAN from an address that is no node: dropped, counted', prog: 'from_netdev',
+      frame: vxlanIn(innerTo(B.ip), { src: STRANGER }), verdict: TC_ACT_SHOT, count: ['drop_tunnel_source', 'ingress'], out: 'unchanged' },
+    { name: 'from_netdev: VXLAN from a stranger carrying the node\'s own address as inner source: dropped', prog: 'from_netdev',
+      frame: vxlanIn(innerTo(B.ip, STRANGER), { src: STRANGER }), verdict: TC_ACT_SHOT, count: ['drop_tunnel_source', 'ingress'], out: 'unchanged' },
+    { name: 'from_netdev: VXLAN from a stranger whose VNI claims the host: dropped as from a stranger', prog: 'from_netdev',
+      frame: vxlanIn(innerTo(B.ip), { src: STRANGER, vni: 1 }), verdict: TC_ACT_SHOT, count: ['drop_tunnel_source', 'ingress'], out: 'unchanged' },
+    { name: 'from_netdev: VXLAN from a stranger for a pod this node does not have: dropped (not left to the overlay device)', prog: 'from_netdev',
+      frame: vxlanIn(innerTo('10.244.0.99'), { src: STRANGER }), verdict: TC_ACT_SHOT, count: ['drop_tunnel_source', 'ingress'], out: 'unchanged' },
+    { name: 'from_netdev: VXLAN from a stranger with flags BPF leaves to the device (GBP): dropped here', prog: 'from_netdev',
+      frame: vxlanIn(innerTo(B.ip), { src: STRANGER, flags: 0x88 }), verdict: TC_ACT_SHOT, count: ['drop_tunnel_source', 'ingress'], out: 'unchanged' },
+    { name: 'from_netdev: the first fragment of VXLAN from a stranger: dropped (nothing to reassemble)', prog: 'from_netdev',
+      frame: vxlanIn(innerTo(B.ip), { src: STRANGER, fragOff: 0x2000 }), verdict: TC_ACT_SHOT, count: ['drop_tunnel_source', 'ingress'], out: 'unchanged' },
+    { name: 'from_netdev: VXLAN from a stranger behind IPv4 options: dropped', prog: 'from_netdev',
+      frame: vxlanIn(innerTo(B.ip), { src: STRANGER, options: Buffer.from([1, 1, 1, 0]) }), verdict: TC_ACT_SHOT, count: ['drop_tunnel_source', 'ingress'], out: 'unchanged' },
+    { name: 'from_netdev: a stranger\'s UDP to another port: the stack (not overlay traffic)', prog: 'from_netdev',
+      frame: vxlanIn(innerTo(B.ip), { src: STRANGER, dport: 4789 }), verdict: TC_ACT_OK, count: null, out: 'unchanged' },
+    { name: 'from_netdev: a stranger\'s VXLAN to another address of this node: the stack (from_overlay judges it)', prog: 'from_netdev',
+      frame: vxlanIn(innerTo(B.ip), { src: STRANGER, dst: '198.18.0.77' }), verdict: TC_ACT_OK, count: null, out: 'unchanged' },
+    { name: 'from_netdev: VXLAN from a node that has left the cluster (no longer in sl_nodes): dropped', prog: 'from_netdev',
+      nodes: [[OTHER_NODE, { mac: P.ZERO_MAC, flags: 0 }]], frame: vxlanIn(innerTo(B.ip)), verdict: TC_ACT_SHOT, count: ['drop_tunnel_source', 'ingress'], out: 'unchanged' },
+    // A node may carry only the sources it owns: a pod of node X cannot pass for a pod of node Y.
+    { name: 'from_netdev: VXLAN from the wrong node (a pod of REMOTE_NODE sent by OTHER_NODE): dropped, counted', prog: 'from_netdev',
+      frame: vxlanIn(innerTo(B.ip), { src: OTHER_NODE }), verdict: TC_ACT_SHOT, count: ['drop_tunnel_inner_source', 'ingress'], out: 'unchanged' },
+    { name: 'from_netdev: VXLAN from a node with a forged inner source (no pod, no ipcache entry): dropped', prog: 'from_netdev',
+      frame: vxlanIn(innerTo(B.ip, '10.99.99.99')), verdict: TC_ACT_SHOT, count: ['drop_tunnel_inner_source', 'ingress'], out: 'unchanged' },
+    { name: 'from_netdev: a forged inner source inside an identity-only ipcache CIDR (an ipBlock): dropped', prog: 'from_netdev',
+      ipcache: [peerBlock(), route('10.99.0.0/16', { identity: 0x1000001, flags: F.NONE, tunnel_endpoint: '0.0.0.0' })],
+      frame: vxlanIn(innerTo(B.ip, '10.99.99.99')), verdict: TC_ACT_SHOT, count: ['drop_tunnel_inner_source', 'ingress'], out: 'unchanged' },
+    { name: 'from_netdev: a forged inner source of this node\'s own pod: dropped', prog: 'from_netdev',
+      frame: vxlanIn(innerTo(B.ip, A.ip)), verdict: TC_ACT_SHOT, count: ['drop_tunnel_inner_source', 'ingress'], out: 'unchanged' },
+    { name: 'from_netdev: VXLAN from a node with its own address as inner source (the node\'s own traffic): delivered', prog: 'from_netdev',
+      frame: vxlanIn(innerTo(B.ip, REMOTE_NODE)), verdict: TC_ACT_REDIRECT, count: ['from_overlay', 'ingress'], countBytes: innerTo(B.ip, REMOTE_NODE).length,
+      out: unwrappedTo(B, innerTo(B.ip, REMOTE_NODE)) },
+    { name: 'from_netdev: a pod /32 inside the block, sent by its node: delivered', prog: 'from_netdev',
+      ipcache: [peerBlock(), route(`${REMOTE_POD}/32`, { identity: 2001, flags: F.TUNNEL })],
+      frame: vxlanIn(innerTo(B.ip)), verdict: TC_ACT_REDIRECT, count: ['from_overlay', 'ingress'], countBytes: innerTo(B.ip).length, out: unwrappedTo(B, innerTo(B.ip)) },
+    { name: 'from_netdev: the same pod /32 sent by another node: dropped', prog: 'from_netdev',
+      ipcache: [peerBlock(), route(`${REMOTE_POD}/32`, { identity: 2001, flags: F.TUNNEL })],
+      frame: vxlanIn(innerTo(B.ip), { src: OTHER_NODE }), verdict: TC_ACT_SHOT, count: ['drop_tunnel_inner_source', 'ingress'], out: 'unchanged' },
+    // Direct mode: a peer's pods come from the peer's MAC.
+    { name: 'from_netdev: routed from a direct peer\'s pod, from that peer\'s MAC: delivered', prog: 'from_netdev',
+      ipcache: [peerBlock(F.DIRECT)], frame: toLocal(B.ip), verdict: TC_ACT_REDIRECT, count: ['from_netdev', 'ingress'], out: deliveredTo(B) },
+    { name: 'from_netdev: routed from a direct peer\'s pod, from another MAC: dropped, counted', prog: 'from_netdev',
+      ipcache: [peerBlock(F.DIRECT)], frame: toLocal(B.ip, P.ZERO_MAC, '02:00:00:00:00:66'), verdict: TC_ACT_SHOT, count: ['drop_node_mac', 'ingress'], out: 'unchanged' },
+    { name: 'from_netdev: from another MAC, to an address that is no local pod: the stack (only deliveries are checked)', prog: 'from_netdev',
+      ipcache: [peerBlock(F.DIRECT)], frame: toLocal('10.244.0.99', P.ZERO_MAC, '02:00:00:00:00:66'), verdict: TC_ACT_OK, count: null, out: 'unchanged' },
+    { name: 'from_netdev: a direct peer whose record names no MAC: not checked, delivered', prog: 'from_netdev',
+      ipcache: [peerBlock(F.DIRECT, OTHER_NODE)], frame: toLocal(B.ip, P.ZERO_MAC, '02:00:00:00:00:66'), verdict: TC_ACT_REDIRECT, count: ['from_netdev', 'ingress'], out: deliveredTo(B) },
+    { name: 'from_netdev: a block routed via a gateway that is no node (a routing daemon\'s route): not checked, delivered', prog: 'from_netdev',
+      ipcache: [peerBlock(F.DIRECT, '198.18.0.254')], frame: toLocal(B.ip, P.ZERO_MAC, '02:00:00:00:00:66'), verdict: TC_ACT_REDIRECT, count: ['from_netdev', 'ingress'], out: deliveredTo(B) },
+    { name: 'from_netdev: overlay peers are not MAC-checked (a router may stand between)', prog: 'from_netdev',
+      frame: toLocal(B.ip, P.ZERO_MAC, '02:00:00:00:00:66'), verdict: TC_ACT_REDIRECT, count: ['from_netdev', 'ingress'], out: deliveredTo(B) },
   ];
 
   for (const c of cases) {
@@ -233,8 +301,10 @@ if (!IS_ROOT) {
       m.endpoints.clear();
       for (const { ip, ...v } of [A, B]) m.endpoints.update({ ip }, v);
       m.ipcache.clear();
-      for (const [k, v] of c.ipcache ?? []) m.ipcache.update(k, v);
+      for (const [k, v] of c.ipcache ?? (c.prog === 'from_netdev' ? [peerBlock()] : [])) m.ipcache.update(k, v);
       m.node.update(0, { ...devices, ...c.node });
+      m.nodes.clear();
+      for (const [ip, v] of c.nodes ?? DEFAULT_NODES) m.nodes.update({ ip }, v);
       m.metrics.clear();
       const prog = { from_container: fc, from_overlay: fo, from_netdev: fn }[c.prog].program(c.prog);
       const res = h.run(prog, c.frame);
@@ -255,6 +325,9 @@ if (!IS_ROOT) {
     m.endpoints.clear();
     for (const { ip, ...v } of [A, B]) m.endpoints.update({ ip }, v);
     m.ipcache.clear();
+    m.ipcache.update(...peerBlock());
+    m.nodes.clear();
+    for (const [ip, v] of DEFAULT_NODES) m.nodes.update({ ip }, v);
     m.node.update(0, devices);
     policy.clear();
     ct.clear();
@@ -292,7 +365,7 @@ if (!IS_ROOT) {
     tt.ok([...ports].every((p) => p >= 32768 && p < 61000), 'all in the ephemeral range');
   });
 
-  t.test('bpftool dumps sl_ipcache and sl_node with field names', async (tt) => {
+  t.test('bpftool dumps sl_ipcache, sl_node and sl_nodes with field names', async (tt) => {
     const m = maps();
     m.ipcache.clear();
     m.ipcache.update({ prefixlen: 24, ip: '10.244.1.0' }, { identity: 7, tunnel_endpoint: REMOTE_NODE, flags: F.TUNNEL });
@@ -303,5 +376,10 @@ if (!IS_ROOT) {
     tt.same(Object.keys(ipc[0]!.formatted.value), ['identity', 'tunnel_endpoint', 'flags']);
     const node = JSON.parse(dump('sl_node')) as { formatted: { value: Record<string, unknown> } }[];
     tt.same(Object.keys(node[0]!.formatted.value), ['vxlan_ifindex', 'uplink_ifindex', 'underlay_ip', 'flags']);
+    m.nodes.clear();
+    m.nodes.update({ ip: REMOTE_NODE }, { mac: REMOTE_NODE_MAC, flags: NODES_F_MAC });
+    const nodes = JSON.parse(dump('sl_nodes')) as { formatted: { key: Record<string, unknown>; value: Record<string, unknown> } }[];
+    tt.same(Object.keys(nodes[0]!.formatted.key), ['ip']);
+    tt.same(Object.keys(nodes[0]!.formatted.value), ['mac', 'flags']);
   });
 }

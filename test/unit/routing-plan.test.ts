@@ -51,3 +51,25 @@ t.test('kernel routes of a routing daemon inside the pool become direct entries'
   t.same(p.routes.map((r) => r.dst), ['10.244.1.0/24'], 'sluice installs no kernel route for prefixes the kernel already has');
   t.same(p.peers.filter((x) => x.source === 'kernel').map((x) => x.name), ['route 10.244.7.0/24 via 198.18.0.9 (proto bird)', 'route 10.244.10.5/32 via 198.18.0.9 (proto static)']);
 });
+
+t.test('sl_nodes: every other node with an underlay address, whatever its path, with its MAC when its record names one', async (t) => {
+  const withMac = { ...near, underlayMAC: '02:00:00:00:00:02' };
+  for (const mode of ['vxlan', 'direct', 'hybrid'] as const) {
+    const p = planRoutes(self, mode, [self, withMac, far], [], POOL);
+    t.same(Object.fromEntries(p.nodes), {
+      '198.18.0.2': { mac: '02:00:00:00:00:02', flags: 1 },
+      '198.18.1.3': { mac: '00:00:00:00:00:00', flags: 0 },
+    }, `${mode}: n2 with its MAC, n3 (unreachable in direct mode) without; not this node`);
+  }
+  const blockless = planRoutes(self, 'vxlan', [self, { ...near, podCIDR: '' }], [], POOL);
+  t.same([...blockless.nodes.keys()], ['198.18.0.2'], 'a node without a pod block yet is a node all the same (its own traffic may come)');
+  const routed = planRoutes(self, 'vxlan', [self, near], [{ dst: '10.244.7.0/24', gateway: '198.18.0.9', protocol: 'bird' }], POOL);
+  t.same([...routed.nodes.keys()], ['198.18.0.2'], 'a routing daemon\'s gateway is no node');
+});
+
+t.test('sl_nodes: a record claiming this node\'s underlay address or another node\'s is left out and reported', async (t) => {
+  const p = planRoutes(self, 'vxlan', [self, { ...near, underlayIP: self.underlayIP }, far, { ...far, name: 'n4', podCIDR: '10.244.4.0/24' }], [], POOL);
+  t.same([...p.nodes.keys()], ['198.18.1.3']);
+  t.same(summary(p), { '10.244.2.0/24': 'tunnel 198.18.1.3' }, 'and not routed to');
+  t.match(p.problems, [/node n2 claims the underlay address 198\.18\.0\.1 of node n1; left out/, /node n4 claims the underlay address 198\.18\.1\.3 of node n3; left out/]);
+});

@@ -50,6 +50,7 @@ t.test('a node record, field by field', async (tt) => {
   tt.same(parseNodeRecord(key, JSON.stringify(node)), node);
   tt.same(parseNodeRecord(key, put(node, { podCIDR: '', underlayIP: '', subnet: '' })), { ...node, podCIDR: '', underlayIP: '', subnet: '' }, 'a node without a block or underlay yet');
   tt.same(parseNodeRecord(key, put(node, { podCIDRv6: 'fd00:10:244:1::/64' })).podCIDRv6, 'fd00:10:244:1::/64');
+  tt.equal(parseNodeRecord(key, put(node, { underlayMAC: '02:AB:00:00:00:0B' })).underlayMAC, '02:ab:00:00:00:0b', 'the uplink MAC, in lower case');
   const bad: [Record<string, unknown>, RegExp][] = [
     [{ name: 'n2' }, /store record nodes\/n1: "name" is 'n2', but the key is nodes\/n1/],
     [{ podCIDR: 'x' }, /"podCIDR" must be an IPv4 CIDR: 'x' is not a CIDR/],
@@ -61,6 +62,10 @@ t.test('a node record, field by field', async (tt) => {
     [{ podCIDRv6: 'fd00:zz::/64' }, /"podCIDRv6" must be an IPv6 CIDR/],
     [{ underlayIP: 'n1.example' }, /"underlayIP" must be an IPv4 address/],
     [{ mode: 3 }, /"mode" must be a string, got 3/],
+    [{ underlayMAC: '02:00:00:00:00' }, /"underlayMAC" must be an Ethernet address like 02:00:00:00:00:01, got '02:00:00:00:00:00'|"underlayMAC" must be an Ethernet address like 02:00:00:00:00:01, got '02:00:00:00:00'/],
+    [{ underlayMAC: 'ff:ff:ff:ff:ff:ff' }, /"underlayMAC" must be a unicast Ethernet address, got the multicast 'ff:ff:ff:ff:ff:ff'/],
+    [{ underlayMAC: '00:00:00:00:00:00' }, /"underlayMAC" must not be all zeros/],
+    [{ underlayMAC: 7 }, /"underlayMAC" must be a string, got 7/],
   ];
   for (const [patch, want] of bad) tt.throws(() => parseNodeRecord(key, put(node, patch)), want, JSON.stringify(patch));
 });

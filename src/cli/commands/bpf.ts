@@ -1,11 +1,14 @@
 import type { Command } from 'commander';
 import { buildAll } from '../../datapath/build.js';
 import { datapathMapLayouts } from '../../datapath/layouts.js';
-import { endpointRows, ipcacheRows, prefilterRows, readCtRows, readPolicyRows } from '../../inspect/listings.js';
+import { endpointRows, ipcacheRows, nodesRows, prefilterRows, readCtRows, readPolicyRows } from '../../inspect/listings.js';
 import { Names } from '../../inspect/names.js';
 import { readMetrics } from '../../maps/metrics.js';
 import { listLinks } from '../../net/ip.js';
 import { openStore } from '../../store/open.js';
+import { parseRecords } from '../../store/record.js';
+import { NODES } from '../../store/keys.js';
+import { parseNodeRecord } from '../../node/underlay.js';
 import type { Config } from '../../config/config.js';
 import { configOf } from '../context.js';
 import { parseOutput, print } from '../output.js';
@@ -70,6 +73,18 @@ export function register(program: Command): void {
     print(format, ipcacheRows(cfg, names), {
       PREFIX: (r) => r.prefix, IDENTITY: (r) => `${r.identity} ${r.labels}`, 'TUNNEL ENDPOINT': (r) => r.tunnel_endpoint, PATH: (r) => r.path,
     });
+  });
+
+  listCommand(bpf, 'nodes', 'the sl_nodes map: the other nodes of the cluster, the only senders of VXLAN this node takes, and the MACs their pods\' routed packets must come from', async (cmd, format) => {
+    const cfg = configOf(cmd);
+    const store = await openStore(cfg.store, { stateDir: cfg.stateDir });
+    let names: Map<string, string>;
+    try {
+      names = new Map(parseRecords(await store.list(NODES), parseNodeRecord).records.map((r) => [r.underlayIP, r.name]));
+    } finally {
+      await store.close();
+    }
+    print(format, nodesRows(cfg, names), { ADDRESS: (r) => r.address, NODE: (r) => r.node || '(no record)', 'SOURCE MAC': (r) => r.mac || '- (not checked)' });
   });
 
   listCommand(bpf, 'prefilter', 'the sl_prefilter map: denied source CIDRs as the XDP prefilter holds them, with what each dropped', (cmd, format) => {
