@@ -6,8 +6,8 @@
  *     would be trusted as the source's identity
  *   VXLAN to this node's address and overlay port, carrying IPv4 for a pod on this node ->
  *     as the overlay device's from_overlay would take it: a VNI claiming the host identity
- *     dropped; an inner source the sending node does not own dropped
- *     (drop_tunnel_inner_source); else unwrapped here (lib/vxlan.h), the pod's ingress
+ *     dropped; an inner source the sending node does not own (neither its address nor in
+ *     its pod block) dropped (drop_tunnel_inner_source); else unwrapped here (lib/vxlan.h), the pod's ingress
  *     policy (the source identity is the VNI), MACs rewritten, bpf_redirect_peer
  *   IPv4 to a pod on this node (routed here by a peer node in direct mode) -> from a peer's
  *     pod but not from that peer's MAC dropped (drop_node_mac); else its ingress policy
@@ -46,8 +46,9 @@ static __always_inline struct sl_endpoint *vxlan_to_local_pod(struct iphdr *ip, 
 	return sl_endpoint_by_ip((*inner)->daddr);
 }
 
-/* Unwraps VXLAN from node `node` for local pod `dst` and delivers the inner packet as from the overlay device. */
-static __always_inline int from_vxlan(struct __sk_buff *skb, const struct sl_endpoint *dst, __u32 vni, __be32 node, __be32 inner_src)
+/* Unwraps VXLAN from `node` (at `addr`) for local pod `dst` and delivers the inner packet as from the overlay device. */
+static __always_inline int from_vxlan(struct __sk_buff *skb, const struct sl_endpoint *dst, __u32 vni,
+				      const struct sl_nodes_entry *node, __be32 addr, __be32 inner_src)
 {
 	void *data_end;
 	struct ethhdr *eth;
@@ -56,7 +57,7 @@ static __always_inline int from_vxlan(struct __sk_buff *skb, const struct sl_end
 	/* the host identity is the local node's alone: policy lets it in unchecked */
 	if (vni == SL_IDENTITY_HOST)
 		return sl_drop(skb, SL_REASON_DROP_TUNNEL_HOST, SL_DIR_INGRESS);
-	if (!sl_node_owns(node, inner_src))
+	if (!sl_node_owns(node, addr, inner_src))
 		return sl_drop(skb, SL_REASON_DROP_TUNNEL_INNER_SOURCE, SL_DIR_INGRESS);
 	if (sl_vxlan_decap(skb) < 0)
 		return TC_ACT_OK;
@@ -101,13 +102,14 @@ int from_netdev(struct __sk_buff *skb)
 		return TC_ACT_OK;
 	cfg = sl_node_config();
 	if (cfg && cfg->underlay_ip && ip->daddr == cfg->underlay_ip && sl_is_udp_to(ip, data_end, sl_vxlan_port)) {
-		__be32 node = ip->saddr;
+		__be32 addr = ip->saddr;
+		struct sl_nodes_entry *node = sl_node_lookup(addr);
 
-		if (!sl_node_lookup(node))
+		if (!node)
 			return sl_drop(skb, SL_REASON_DROP_TUNNEL_SOURCE, SL_DIR_INGRESS);
 		dst = vxlan_to_local_pod(ip, data_end, &vni, &inner);
 		if (dst)
-			return from_vxlan(skb, dst, vni, node, inner->saddr);
+			return from_vxlan(skb, dst, vni, node, addr, inner->saddr);
 		return TC_ACT_OK;
 	}
 	return from_peer(skb, eth, ip, data_end);

@@ -7,7 +7,7 @@
  *   from an address that is no node of the cluster (sl_nodes) -> dropped (the VNI would be
  *     trusted as the source's identity)
  *   a VNI claiming the host identity -> dropped (nodes never send it; policy trusts it)
- *   IPv4 from a source the sending node does not own -> dropped
+ *   IPv4 from a source the sending node does not own (its address, its pod block) -> dropped
  *   IPv4 to a pod on this node -> its ingress policy (the source identity is the VNI),
  *     MACs rewritten, bpf_redirect_peer into the pod
  *   IPv4 to anything else -> dropped (the overlay carries pod traffic only)
@@ -25,14 +25,16 @@ int from_overlay(struct __sk_buff *skb)
 	struct ethhdr *eth = SL_DATA(skb);
 	struct bpf_tunnel_key key = {};
 	struct iphdr *ip;
-	__be32 node;
+	struct sl_nodes_entry *node;
+	__be32 addr;
 	int ret;
 
 	if (bpf_skb_get_tunnel_key(skb, &key, SL_TUNNEL_KEY_SIZE, 0) < 0)
 		return sl_drop(skb, SL_REASON_DROP_TUNNEL_KEY, SL_DIR_INGRESS);
 	sl_count_only(skb, SL_REASON_OVERLAY_DEVICE, SL_DIR_INGRESS);
-	node = bpf_htonl(key.remote_ipv4);
-	if (!sl_node_lookup(node))
+	addr = bpf_htonl(key.remote_ipv4);
+	node = sl_node_lookup(addr);
+	if (!node)
 		return sl_drop(skb, SL_REASON_DROP_TUNNEL_SOURCE, SL_DIR_INGRESS);
 	/* the host identity is the local node's alone: policy lets it in unchecked */
 	if (key.tunnel_id == SL_IDENTITY_HOST)
@@ -44,7 +46,7 @@ int from_overlay(struct __sk_buff *skb)
 	ip = sl_ipv4_hdr(eth, data_end);
 	if (!ip)
 		return sl_drop(skb, SL_REASON_DROP_MALFORMED, SL_DIR_INGRESS);
-	if (!sl_node_owns(node, ip->saddr))
+	if (!sl_node_owns(node, addr, ip->saddr))
 		return sl_drop(skb, SL_REASON_DROP_TUNNEL_INNER_SOURCE, SL_DIR_INGRESS);
 	ret = sl_deliver_local(skb, eth, ip, data_end, (__u32)key.tunnel_id, SL_REASON_FROM_OVERLAY);
 	if (ret < 0)

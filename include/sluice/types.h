@@ -115,8 +115,9 @@ struct sl_policy_cidr_entry {
 
 /*
  * sl_nodes: the cluster's other nodes by underlay address (hash), written by the agent from
- * the node records. Only they may send this node VXLAN (lib/nodes.h); a packet routed to a
- * local pod directly from one of their pods must come from the MAC the node published.
+ * the node records. Only they may send this node VXLAN, each carrying only sources it owns:
+ * its own address and its pod block (lib/nodes.h); a packet routed to a local pod directly
+ * from one of their pods must come from the MAC the node published.
  */
 struct sl_nodes_key {
 	sl_ipv4_t ip;
@@ -125,9 +126,12 @@ struct sl_nodes_key {
 enum sl_nodes_flags {
 	SL_NODES_F_NONE = 0,
 	SL_NODES_F_MAC = 1,	/* mac is the node's uplink MAC (its record names it): checked on routed packets */
+	SL_NODES_F_BLOCK = 2,	/* pod_block/pod_mask are the node's pod block (it has one, overlapping no other) */
 };
 
 struct sl_nodes_entry {
+	sl_ipv4_t pod_block;	/* the node's IPv4 pod block (with SL_NODES_F_BLOCK) */
+	sl_ipv4_t pod_mask;	/* its netmask, e.g. 255.255.255.0 */
 	sl_mac_t mac;		/* the node's uplink MAC (with SL_NODES_F_MAC) */
 	__u16 flags;		/* enum sl_nodes_flags */
 };

@@ -52,13 +52,20 @@ export interface NodesMapRow {
   address: string;
   /** The node whose record names the address ('' when no record does any more). */
   node: string;
+  /** The pod block whose addresses it may carry inside VXLAN ('' when none: only its own address). */
+  podBlock: string;
   /** The MAC a packet routed directly from its pods must come from ('' when not checked). */
   mac: string;
 }
 
+const maskBits = (mask: string) => mask.split('.').reduce((a, o) => a + [...Number(o).toString(2)].filter((b) => b === '1').length, 0);
+
 /** sl_nodes, with the nodes named from their records (`names`: underlay address → node name). */
 export function nodesRows(cfg: Pick<Config, 'pinRoot'>, names: ReadonlyMap<string, string>): NodesMapRow[] {
-  return [...readNodes(cfg)].map(([address, v]) => ({ address, node: names.get(address) ?? '', mac: v.flags & NODES_FLAGS.mac ? v.mac : '' }))
+  return [...readNodes(cfg)].map(([address, v]) => ({
+    address, node: names.get(address) ?? '', podBlock: v.flags & NODES_FLAGS.block ? `${v.pod_block}/${maskBits(v.pod_mask)}` : '',
+    mac: v.flags & NODES_FLAGS.mac ? v.mac : '',
+  }))
     .sort((a, b) => byAddress(a.address, b.address));
 }
 

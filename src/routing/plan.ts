@@ -62,8 +62,9 @@ export interface RoutePlan {
   ipcache: Map<string, IpcacheEntry>;
   /**
    * sl_nodes: every other node with an underlay address, by that address, whatever its path
-   * (only these may send this node VXLAN). A record claiming this node's own address, or one
-   * another record claimed first (by name order), is left out and reported.
+   * (only these may send this node VXLAN), with its pod block when it has one that overlaps
+   * none of this node's (the sources it may carry). A record claiming this node's own
+   * address, or one another record claimed first (by name order), is left out and reported.
    */
   nodes: Map<string, NodesEntry>;
   routes: PlannedRoute[];
@@ -101,17 +102,19 @@ export function planRoutes(self: NodeInfo, mode: Mode, nodes: readonly NodeInfo[
         continue;
       }
       claimed.set(n.underlayIP, n.name);
-      plan.nodes.set(n.underlayIP, nodesEntryOf(n.underlayMAC));
+      plan.nodes.set(n.underlayIP, nodesEntryOf(undefined, n.underlayMAC));
     }
     if (!n.podCIDR || !isIPv4(n.underlayIP)) {
       plan.problems.push(`node ${n.name} has no ${n.podCIDR ? 'underlay address' : 'pod block'} in its record yet`);
       continue;
     }
-    const block = formatCidr(parseCidr(n.podCIDR, true));
-    if (own && cidrOverlaps(parseCidr(block), own)) {
+    const cidr = parseCidr(n.podCIDR, true);
+    const block = formatCidr(cidr);
+    if (own && cidrOverlaps(cidr, own)) {
       plan.problems.push(`node ${n.name} claims ${block}, which overlaps this node's block ${self.podCIDR}`);
       continue;
     }
+    plan.nodes.set(n.underlayIP, nodesEntryOf(cidr, n.underlayMAC));
     const same = inSubnet(self.subnet, n.underlayIP);
     const path = pathFor(mode, same);
     const peer: Peer = { name: n.name, podCIDR: block, underlayIP: n.underlayIP, path, source: 'store' };

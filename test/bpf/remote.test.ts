@@ -39,8 +39,14 @@ const F = { NONE: 0, TUNNEL: 1, DIRECT: 2 };
 type IpcKey = { prefixlen: number; ip: string };
 type IpcVal = { identity: number; tunnel_endpoint: string; flags: number };
 type NodeCfg = { vxlan_ifindex: number; uplink_ifindex: number; underlay_ip: string; flags: number };
-type PeerVal = { mac: string; flags: number };
+type PeerVal = { pod_block: string; pod_mask: string; mac: string; flags: number };
 const NODES_F_MAC = 1;
+const NODES_F_BLOCK = 2;
+/** An sl_nodes entry: the node's pod block (a /24 here) and MAC, each when given. */
+const peer = (block?: string, mac?: string): PeerVal => ({
+  pod_block: block ?? '0.0.0.0', pod_mask: block ? '255.255.255.0' : '0.0.0.0', mac: mac ?? P.ZERO_MAC,
+  flags: (block ? NODES_F_BLOCK : 0) | (mac ? NODES_F_MAC : 0),
+});
 
 if (!IS_ROOT) {
   t.plan(0, 'needs root (BPF)');
@@ -102,7 +108,8 @@ if (!IS_ROOT) {
   /** A remote pod's (or `src`'s) reply to `dst`, inside VXLAN. */
   const innerTo = (dst: string, src = REMOTE_POD) => P.tcpFrame({ srcMac: '0a:58:0a:f4:01:07', dstMac: 'ee:ee:0a:f4:01:07', src, dst, ttl: 63 }, 80, 40000, Buffer.from('reply'));
   const peerBlock = (flags = F.TUNNEL, tunnel_endpoint = REMOTE_NODE) => route('10.244.1.0/24', { flags, tunnel_endpoint });
-  const DEFAULT_NODES: [string, PeerVal][] = [[REMOTE_NODE, { mac: REMOTE_NODE_MAC, flags: NODES_F_MAC }], [OTHER_NODE, { mac: P.ZERO_MAC, flags: 0 }]];
+  /** REMOTE_NODE owns 10.244.1.0/24 and names its MAC; OTHER_NODE owns 10.244.5.0/24 and names none. */
+  const DEFAULT_NODES: [string, PeerVal][] = [[REMOTE_NODE, peer('10.244.1.0', REMOTE_NODE_MAC)], [OTHER_NODE, peer('10.244.5.0')]];
 
   /**
    * Wrapped in VXLAN to `node` with the sender's identity as VNI: the frame's own Ethernet
@@ -260,26 +267,24 @@ if (!IS_ROOT) {
     { name: 'from_netdev: a stranger\'s VXLAN to another address of this node: the stack (from_overlay judges it)', prog: 'from_netdev',
       frame: vxlanIn(innerTo(B.ip), { src: STRANGER, dst: '198.18.0.77' }), verdict: TC_ACT_OK, count: null, out: 'unchanged' },
     { name: 'from_netdev: VXLAN from a node that has left the cluster (no longer in sl_nodes): dropped', prog: 'from_netdev',
-      nodes: [[OTHER_NODE, { mac: P.ZERO_MAC, flags: 0 }]], frame: vxlanIn(innerTo(B.ip)), verdict: TC_ACT_SHOT, count: ['drop_tunnel_source', 'ingress'], out: 'unchanged' },
+      nodes: [[OTHER_NODE, peer('10.244.5.0')]], frame: vxlanIn(innerTo(B.ip)), verdict: TC_ACT_SHOT, count: ['drop_tunnel_source', 'ingress'], out: 'unchanged' },
     // A node may carry only the sources it owns: a pod of node X cannot pass for a pod of node Y.
     { name: 'from_netdev: VXLAN from the wrong node (a pod of REMOTE_NODE sent by OTHER_NODE): dropped, counted', prog: 'from_netdev',
       frame: vxlanIn(innerTo(B.ip), { src: OTHER_NODE }), verdict: TC_ACT_SHOT, count: ['drop_tunnel_inner_source', 'ingress'], out: 'unchanged' },
     { name: 'from_netdev: VXLAN from a node with a forged inner source (no pod, no ipcache entry): dropped', prog: 'from_netdev',
       frame: vxlanIn(innerTo(B.ip, '10.99.99.99')), verdict: TC_ACT_SHOT, count: ['drop_tunnel_inner_source', 'ingress'], out: 'unchanged' },
-    { name: 'from_netdev: a forged inner source inside an identity-only ipcache CIDR (an ipBlock): dropped', prog: 'from_netdev',
-      ipcache: [peerBlock(), route('10.99.0.0/16', { identity: 0x1000001, flags: F.NONE, tunnel_endpoint: '0.0.0.0' })],
-      frame: vxlanIn(innerTo(B.ip, '10.99.99.99')), verdict: TC_ACT_SHOT, count: ['drop_tunnel_inner_source', 'ingress'], out: 'unchanged' },
+    { name: 'from_netdev: a forged inner source next to the sender\'s block (10.244.2.1, outside 10.244.1.0/24): dropped', prog: 'from_netdev',
+      frame: vxlanIn(innerTo(B.ip, '10.244.2.1')), verdict: TC_ACT_SHOT, count: ['drop_tunnel_inner_source', 'ingress'], out: 'unchanged' },
+    { name: 'from_netdev: a node without a pod block (none yet, or one overlapping ours) carries only its own address', prog: 'from_netdev',
+      nodes: [[REMOTE_NODE, peer(undefined, REMOTE_NODE_MAC)]], frame: vxlanIn(innerTo(B.ip)), verdict: TC_ACT_SHOT, count: ['drop_tunnel_inner_source', 'ingress'], out: 'unchanged' },
     { name: 'from_netdev: a forged inner source of this node\'s own pod: dropped', prog: 'from_netdev',
       frame: vxlanIn(innerTo(B.ip, A.ip)), verdict: TC_ACT_SHOT, count: ['drop_tunnel_inner_source', 'ingress'], out: 'unchanged' },
     { name: 'from_netdev: VXLAN from a node with its own address as inner source (the node\'s own traffic): delivered', prog: 'from_netdev',
       frame: vxlanIn(innerTo(B.ip, REMOTE_NODE)), verdict: TC_ACT_REDIRECT, count: ['from_overlay', 'ingress'], countBytes: innerTo(B.ip, REMOTE_NODE).length,
       out: unwrappedTo(B, innerTo(B.ip, REMOTE_NODE)) },
-    { name: 'from_netdev: a pod /32 inside the block, sent by its node: delivered', prog: 'from_netdev',
-      ipcache: [peerBlock(), route(`${REMOTE_POD}/32`, { identity: 2001, flags: F.TUNNEL })],
-      frame: vxlanIn(innerTo(B.ip)), verdict: TC_ACT_REDIRECT, count: ['from_overlay', 'ingress'], countBytes: innerTo(B.ip).length, out: unwrappedTo(B, innerTo(B.ip)) },
-    { name: 'from_netdev: the same pod /32 sent by another node: dropped', prog: 'from_netdev',
-      ipcache: [peerBlock(), route(`${REMOTE_POD}/32`, { identity: 2001, flags: F.TUNNEL })],
-      frame: vxlanIn(innerTo(B.ip), { src: OTHER_NODE }), verdict: TC_ACT_SHOT, count: ['drop_tunnel_inner_source', 'ingress'], out: 'unchanged' },
+    { name: 'from_netdev: a pod of OTHER_NODE\'s block, sent by OTHER_NODE: delivered (the ipcache is not consulted)', prog: 'from_netdev', ipcache: [],
+      frame: vxlanIn(innerTo(B.ip, '10.244.5.9'), { src: OTHER_NODE }), verdict: TC_ACT_REDIRECT, count: ['from_overlay', 'ingress'], countBytes: innerTo(B.ip).length,
+      out: unwrappedTo(B, innerTo(B.ip, '10.244.5.9')) },
     // Direct mode: a peer's pods come from the peer's MAC.
     { name: 'from_netdev: routed from a direct peer\'s pod, from that peer\'s MAC: delivered', prog: 'from_netdev',
       ipcache: [peerBlock(F.DIRECT)], frame: toLocal(B.ip), verdict: TC_ACT_REDIRECT, count: ['from_netdev', 'ingress'], out: deliveredTo(B) },
@@ -377,9 +382,10 @@ if (!IS_ROOT) {
     const node = JSON.parse(dump('sl_node')) as { formatted: { value: Record<string, unknown> } }[];
     tt.same(Object.keys(node[0]!.formatted.value), ['vxlan_ifindex', 'uplink_ifindex', 'underlay_ip', 'flags']);
     m.nodes.clear();
-    m.nodes.update({ ip: REMOTE_NODE }, { mac: REMOTE_NODE_MAC, flags: NODES_F_MAC });
+    m.nodes.update({ ip: REMOTE_NODE }, peer('10.244.1.0', REMOTE_NODE_MAC));
     const nodes = JSON.parse(dump('sl_nodes')) as { formatted: { key: Record<string, unknown>; value: Record<string, unknown> } }[];
     tt.same(Object.keys(nodes[0]!.formatted.key), ['ip']);
-    tt.same(Object.keys(nodes[0]!.formatted.value), ['mac', 'flags']);
+    tt.same(Object.keys(nodes[0]!.formatted.value), ['pod_block', 'pod_mask', 'mac', 'flags']);
+    tt.equal(nodes[0]!.formatted.value.flags, NODES_F_BLOCK | NODES_F_MAC, 'flags: block and MAC');
   });
 }

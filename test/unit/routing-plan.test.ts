@@ -57,12 +57,15 @@ t.test('sl_nodes: every other node with an underlay address, whatever its path, 
   for (const mode of ['vxlan', 'direct', 'hybrid'] as const) {
     const p = planRoutes(self, mode, [self, withMac, far], [], POOL);
     t.same(Object.fromEntries(p.nodes), {
-      '198.18.0.2': { mac: '02:00:00:00:00:02', flags: 1 },
-      '198.18.1.3': { mac: '00:00:00:00:00:00', flags: 0 },
-    }, `${mode}: n2 with its MAC, n3 (unreachable in direct mode) without; not this node`);
+      '198.18.0.2': { pod_block: '10.244.1.0', pod_mask: '255.255.255.0', mac: '02:00:00:00:00:02', flags: 3 },
+      '198.18.1.3': { pod_block: '10.244.2.0', pod_mask: '255.255.255.0', mac: '00:00:00:00:00:00', flags: 2 },
+    }, `${mode}: n2 with its block and MAC, n3 (unreachable in direct mode) with its block; not this node`);
   }
-  const blockless = planRoutes(self, 'vxlan', [self, { ...near, podCIDR: '' }], [], POOL);
-  t.same([...blockless.nodes.keys()], ['198.18.0.2'], 'a node without a pod block yet is a node all the same (its own traffic may come)');
+  const blockless = planRoutes(self, 'vxlan', [self, { ...near, podCIDR: '' }, { ...far, podCIDR: '10.244.0.0/23' }], [], POOL);
+  t.same(Object.fromEntries(blockless.nodes), {
+    '198.18.0.2': { pod_block: '0.0.0.0', pod_mask: '0.0.0.0', mac: '00:00:00:00:00:00', flags: 0 },
+    '198.18.1.3': { pod_block: '0.0.0.0', pod_mask: '0.0.0.0', mac: '00:00:00:00:00:00', flags: 0 },
+  }, 'a node without a pod block yet, or claiming one over this node\'s, is a node all the same but may carry only its own address');
   const routed = planRoutes(self, 'vxlan', [self, near], [{ dst: '10.244.7.0/24', gateway: '198.18.0.9', protocol: 'bird' }], POOL);
   t.same([...routed.nodes.keys()], ['198.18.0.2'], 'a routing daemon\'s gateway is no node');
 });

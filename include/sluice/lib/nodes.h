@@ -4,12 +4,11 @@
  * boundaries"):
  *   VXLAN   only a node of the cluster (sl_nodes, from the node records) may send this node
  *           overlay packets, since their VNI is the source's security identity; and node X
- *           may carry only sources X owns: its own address, or addresses the ipcache places
- *           on X (its pod block and the entries inside it);
+ *           may carry only sources X owns: its own address and its pod block;
  *   direct  a packet routed from a peer's pod must come from that peer's uplink MAC when
  *           its record names it (the peers share an L2 segment in this mode).
- * Each costs one hash lookup (sl_nodes); the inner check reuses the ipcache entry the
- * source identity needs anyway.
+ * Each costs one hash lookup (sl_nodes) per packet; the inner check is arithmetic on the
+ * entry the outer check found (no ipcache lookup: the VNI already gives the identity).
  */
 #ifndef SLUICE_LIB_NODES_H
 #define SLUICE_LIB_NODES_H
@@ -25,15 +24,12 @@ static __always_inline struct sl_nodes_entry *sl_node_lookup(__be32 ip)
 	return bpf_map_lookup_elem(&sl_nodes, &key);
 }
 
-/* Whether node `outer` may send a packet whose inner source is `inner`. */
-static __always_inline int sl_node_owns(__be32 outer, __be32 inner)
+/* Whether node `n` (at underlay address `addr`) may send a packet whose inner source is `inner`. */
+static __always_inline int sl_node_owns(const struct sl_nodes_entry *n, __be32 addr, __be32 inner)
 {
-	struct sl_ipcache_entry *e;
-
-	if (inner == outer)
+	if (inner == addr)
 		return 1;
-	e = sl_ipcache_lookup(inner);
-	return sl_is_remote_pod(e) && e->tunnel_endpoint == outer;
+	return (n->flags & SL_NODES_F_BLOCK) && (inner & n->pod_mask) == n->pod_block;
 }
 
 /*

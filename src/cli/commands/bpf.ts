@@ -84,7 +84,9 @@ export function register(program: Command): void {
     } finally {
       await store.close();
     }
-    print(format, nodesRows(cfg, names), { ADDRESS: (r) => r.address, NODE: (r) => r.node || '(no record)', 'SOURCE MAC': (r) => r.mac || '- (not checked)' });
+    print(format, nodesRows(cfg, names), {
+      ADDRESS: (r) => r.address, NODE: (r) => r.node || '(no record)', 'POD BLOCK': (r) => r.podBlock || '- (its own address only)', 'SOURCE MAC': (r) => r.mac || '- (not checked)',
+    });
   });
 
   listCommand(bpf, 'prefilter', 'the sl_prefilter map: denied source CIDRs as the XDP prefilter holds them, with what each dropped', (cmd, format) => {
