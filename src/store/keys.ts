@@ -7,7 +7,7 @@
  *
  * Keys are relative to the backend's own prefix (etcd: "/sluice/" by default).
  *
- *   nodes/<node>                        {name, podCIDR, underlayIP, subnet, mode, updated}  a node's record,
+ *   nodes/<node>                        {name, podCIDR, underlayIP, subnet, underlayMAC, mode, updated}  a node's record,
  *                                       kept while the node exists (node/underlay.ts NodeRecord)
  *   health/<node>                       {name, pid, started}  on the agent's lease: the agent is alive
  *   endpoints/<node>/<id>               a pod's address, identity, labels and ports, published by
