@@ -6,7 +6,7 @@ import { Names } from '../../inspect/names.js';
 import { readMetrics } from '../../maps/metrics.js';
 import { listLinks } from '../../net/ip.js';
 import { openStore } from '../../store/open.js';
-import type { Config } from '../../config/config.js';
+import { storeTls, type Config } from '../../config/config.js';
 import { configOf } from '../context.js';
 import { parseOutput, print } from '../output.js';
 
@@ -22,7 +22,7 @@ function listCommand(parent: Command, name: string, description: string, action:
 
 /** Names for identities, policies and endpoints (the store is read, never written). */
 async function mapNames(cfg: Config): Promise<Names> {
-  const store = await openStore(cfg.store, { stateDir: cfg.stateDir });
+  const store = await openStore(cfg.store, { stateDir: cfg.stateDir, tls: storeTls(cfg) });
   try {
     return await Names.load(cfg, store);
   } finally {
