@@ -308,15 +308,17 @@ t.test('parseStoreSpec', async (t) => {
   t.same(parseStoreSpec('file:/var/lib/sluice/store'), { kind: 'file', path: '/var/lib/sluice/store' });
   t.same(parseStoreSpec('file:/var/lib//sluice/'), { kind: 'file', path: '/var/lib/sluice/' });
   t.same(parseStoreSpec('file:///srv/store'), { kind: 'file', path: '/srv/store' });
-  t.same(parseStoreSpec('etcd://127.0.0.1:2379'), { kind: 'etcd', endpoints: ['127.0.0.1:2379'], prefix: '/sluice/' });
-  t.same(parseStoreSpec('etcd://127.0.0.1:2379/'), { kind: 'etcd', endpoints: ['127.0.0.1:2379'], prefix: '/sluice/' });
+  t.same(parseStoreSpec('etcd://127.0.0.1:2379'), { kind: 'etcd', endpoints: ['127.0.0.1:2379'], prefix: '/sluice/', tls: false });
+  t.same(parseStoreSpec('etcd://127.0.0.1:2379/'), { kind: 'etcd', endpoints: ['127.0.0.1:2379'], prefix: '/sluice/', tls: false });
   t.same(parseStoreSpec('etcd://10.0.0.1:2379,10.0.0.2:22379/cluster-a'),
-    { kind: 'etcd', endpoints: ['10.0.0.1:2379', '10.0.0.2:22379'], prefix: '/cluster-a/' });
+    { kind: 'etcd', endpoints: ['10.0.0.1:2379', '10.0.0.2:22379'], prefix: '/cluster-a/', tls: false });
   t.same(parseStoreSpec('etcd://etcd-0.etcd.kube-system.svc:2379/a/b/'),
-    { kind: 'etcd', endpoints: ['etcd-0.etcd.kube-system.svc:2379'], prefix: '/a/b/' });
-  t.same(parseStoreSpec('etcd://etcd'), { kind: 'etcd', endpoints: ['etcd:2379'], prefix: '/sluice/' }, 'the port defaults to 2379');
-  t.same(parseStoreSpec('etcd://[::1]:2379,[fd00::2]'), { kind: 'etcd', endpoints: ['[::1]:2379', '[fd00::2]:2379'], prefix: '/sluice/' });
-  t.same(parseStoreSpec('ETCD://h:1'), { kind: 'etcd', endpoints: ['h:1'], prefix: '/sluice/' });
+    { kind: 'etcd', endpoints: ['etcd-0.etcd.kube-system.svc:2379'], prefix: '/a/b/', tls: false });
+  t.same(parseStoreSpec('etcd://etcd'), { kind: 'etcd', endpoints: ['etcd:2379'], prefix: '/sluice/', tls: false }, 'the port defaults to 2379');
+  t.same(parseStoreSpec('etcd://[::1]:2379,[fd00::2]'), { kind: 'etcd', endpoints: ['[::1]:2379', '[fd00::2]:2379'], prefix: '/sluice/', tls: false });
+  t.same(parseStoreSpec('ETCD://h:1'), { kind: 'etcd', endpoints: ['h:1'], prefix: '/sluice/', tls: false });
+  t.same(parseStoreSpec('etcds://10.0.0.1:2379,etcd-1/c'), { kind: 'etcd', endpoints: ['10.0.0.1:2379', 'etcd-1:2379'], prefix: '/c/', tls: true }, 'etcds://: TLS');
+  t.same(parseStoreSpec('ETCDS://[::1]'), { kind: 'etcd', endpoints: ['[::1]:2379'], prefix: '/sluice/', tls: true });
 
   const bad: [string, RegExp][] = [
     ['file:', /missing path after "file:"/],
@@ -338,6 +340,10 @@ t.test('parseStoreSpec', async (t) => {
     ['etcd://h:1,h:x', /bad port "x" of "h:x"/],
     ['etcd://h:1/a b', /bad prefix "\/a b"/],
     ['etcd:/h:1', /expected etcd:\/\/host:port/],
+    ['etcds:/h:1', /expected etcd:\/\/host:port\[,host:port…\]\[\/prefix\] \(or etcds:\/\/ for TLS\)/],
+    ['etcds://', /missing hosts: expected etcds:\/\/host:port/],
+    ['etcds://h:99999', /bad port "99999"/],
+    ['etcdss://h', /unknown scheme "etcdss"/],
     ['consul://10.0.0.1:8500', /unknown scheme "consul" \(expected file, file:\/abs\/dir or etcd:\/\/host:port/],
     ['https://10.0.0.1:2379', /unknown scheme "https"/],
     ['sqlite', /unknown kind of store/],
