@@ -4,7 +4,7 @@
  * and store specs (parseStoreSpec / openStore).
  */
 import t from 'tap';
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FileStore } from '../../src/store/file.js';
 import { openStore, parseStoreSpec } from '../../src/store/open.js';
@@ -368,4 +368,40 @@ t.test('openStore', async (t) => {
   const e = opened(t, await openStore('etcd://127.0.0.1:1,127.0.0.1:2/x', { stateDir, timeoutMs: 500 }));
   t.equal(e.description, 'etcd://127.0.0.1:1,127.0.0.1:2/x', 'etcd is opened lazily');
   await t.rejects(openStore('nope://x', { stateDir }), { name: 'StoreError', message: /unknown scheme "nope"/ });
+});
+
+t.test('permissions: store.json and store.lock are 0600; a directory anyone may write to is refused', async (t) => {
+  const dir = join(tempDir(t, 'sluice-perm'), 'store');
+  const s = opened(t, new FileStore(dir));
+  await s.put('a', '1');
+  t.equal(statSync(join(dir, 'store.json')).mode & 0o777, 0o600, 'store.json 0600');
+  t.equal(statSync(join(dir, 'store.lock')).mode & 0o777, 0o600, 'store.lock 0600');
+  t.equal(statSync(dir).mode & 0o777, 0o700, 'a directory it makes: 0700');
+  chmodSync(join(dir, 'store.json'), 0o644); // as an older sluice left it
+  await s.put('b', '2');
+  t.equal(statSync(join(dir, 'store.json')).mode & 0o777, 0o600, 'the next write makes it 0600 again');
+
+  const open = join(tempDir(t, 'sluice-perm'), 'store');
+  mkdirSync(open);
+  chmodSync(open, 0o777);
+  t.throws(() => new FileStore(open), {
+    name: 'StoreError',
+    message: `file:${open}: open failed: the store directory ${open} is writable by anyone (mode 0777): anyone could change the cluster's state; chmod o-w ${open} (or 0700)`,
+  });
+  chmodSync(open, 0o1777);
+  t.throws(() => new FileStore(open), { message: /writable by anyone \(mode 1777\)/ }, 'sticky or not');
+  t.notOk(existsSync(join(open, 'store.json')), 'and nothing was written there');
+  await t.rejects(openStore(`file:${open}`, { stateDir: '/unused' }), { message: /is writable by anyone/ }, 'through openStore too');
+
+  const parent = tempDir(t, 'sluice-perm');
+  chmodSync(parent, 0o777);
+  const inside = join(parent, 'store');
+  t.throws(() => new FileStore(inside), {
+    message: `file:${inside}: open failed: the store directory's parent ${parent} is writable by anyone and not sticky (mode 0777): anyone could replace ${inside}; chmod o-w ${parent}`,
+  });
+  t.notOk(existsSync(inside), 'the store directory was not made');
+  chmodSync(parent, 0o1777);
+  const ok = opened(t, new FileStore(inside));
+  await ok.put('k', 'v');
+  t.equal((await ok.get('k'))?.value, 'v', 'a sticky world-writable parent (as /tmp) is fine');
 });
