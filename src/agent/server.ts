@@ -139,19 +139,28 @@ export class ApiServer {
     }
   }
 
-  /** Listens on `path` (mode 0600); replaces a stale socket file, refuses a live one. */
+  /**
+   * Listens on `path`, mode 0600 and owned by the agent's user (root): only root may ask
+   * the agent to add pods. Replaces a stale socket file, refuses a live one. The socket is
+   * bound under umask 0177, so it is never there with a wider mode, not even until the chmod.
+   */
   async listen(path: string): Promise<void> {
     if (existsSync(path)) {
       if (await socketAlive(path)) throw new Error(`something already answers on ${path}: is another sluice agent running for this node?`);
       rmSync(path, { force: true });
     }
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(path, () => {
-        this.server.off('error', reject);
-        resolve();
+    const umask = process.umask(0o177);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        this.server.once('error', reject);
+        this.server.listen(path, () => {
+          this.server.off('error', reject);
+          resolve();
+        });
       });
-    });
+    } finally {
+      process.umask(umask);
+    }
     chmodSync(path, 0o600);
   }
 

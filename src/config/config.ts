@@ -8,6 +8,7 @@ import { hostname } from 'node:os';
 import { isAbsolute } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { parseStoreSpec } from '../store/spec.js';
+import { tlsProblem, type StoreTlsFiles } from '../store/tls.js';
 import { isIPv4, parseCidr, parseIPv4, cidrWithin, formatCidr } from '../util/ipv4.js';
 
 export interface Config {
@@ -27,6 +28,11 @@ export interface Config {
   gatewayIP: string;
   /** Where cluster state lives: `file` (default, one node), `file:/dir` or `etcd://host:port[,…][/prefix]`. */
   store: string;
+  /** etcds:// only: the CA that signed etcd's certificate (PEM path; empty: the system's CAs). */
+  storeCA: string;
+  /** etcds:// only: this node's client certificate and its key (PEM paths; empty: none). */
+  storeCert: string;
+  storeKey: string;
   /** host:port of the agent's Prometheus endpoint, or `off`. */
   metricsAddress: string;
   /** How pods reach pods on other nodes: VXLAN overlay, direct routing, or direct within the node's subnet and VXLAN beyond. */
@@ -53,6 +59,9 @@ export const DEFAULTS: Omit<Config, 'nodeName'> = {
   podCIDR: '',
   gatewayIP: '169.254.1.1',
   store: 'file',
+  storeCA: '',
+  storeCert: '',
+  storeKey: '',
   metricsAddress: '127.0.0.1:9962',
   mode: 'vxlan',
   nodeNetns: '',
@@ -74,7 +83,10 @@ export const KEYS: Record<keyof Config, { flag: string; help: string }> = {
   uplink: { flag: '--uplink', help: "uplink device, or auto (the default route's device)" },
   podCIDR: { flag: '--pod-cidr', help: "this node's pod block (default: the first block of the pool)" },
   gatewayIP: { flag: '--gateway-ip', help: `link-local gateway of every pod (default ${DEFAULTS.gatewayIP})` },
-  store: { flag: '--store', help: 'cluster state: file (default), file:/dir or etcd://host:port[,host:port…][/prefix]' },
+  store: { flag: '--store', help: 'cluster state: file (default), file:/dir, etcd://host:port[,host:port…][/prefix], or etcds://… for TLS' },
+  storeCA: { flag: '--store-ca', help: "etcds:// only: PEM file of the CA that signed etcd's certificate (default: the system's CAs)" },
+  storeCert: { flag: '--store-cert', help: "etcds:// only: PEM file of this node's client certificate (with --store-key)" },
+  storeKey: { flag: '--store-key', help: 'etcds:// only: PEM file of the client certificate\'s private key (with --store-cert)' },
   metricsAddress: { flag: '--metrics-address', help: `agent's Prometheus endpoint host:port, or off (default ${DEFAULTS.metricsAddress})` },
   mode: { flag: '--mode', help: 'cross-node forwarding: vxlan (default), direct or hybrid' },
   nodeNetns: { flag: '--node-netns', help: 'the network namespace (path) the node lives in: commands refuse to run elsewhere (default: any)' },
@@ -119,6 +131,11 @@ function absPath(source: string, key: string, v: unknown): string {
   return s.replace(/\/+$/, '') || '/';
 }
 
+/** An absolute path, or '' (not set). */
+function optPath(source: string, key: string, v: unknown): string {
+  return v === '' ? '' : absPath(source, key, v);
+}
+
 const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
 
 /**
@@ -148,6 +165,9 @@ export function resolveConfig(file: Record<string, unknown>, flags: Partial<Reco
     podCIDR: raw.podCIDR === '' ? '' : str(src('podCIDR'), 'podCIDR', raw.podCIDR),
     gatewayIP: str(src('gatewayIP'), 'gatewayIP', raw.gatewayIP),
     store: str(src('store'), 'store', raw.store),
+    storeCA: optPath(src('storeCA'), 'storeCA', raw.storeCA),
+    storeCert: optPath(src('storeCert'), 'storeCert', raw.storeCert),
+    storeKey: optPath(src('storeKey'), 'storeKey', raw.storeKey),
     metricsAddress: str(src('metricsAddress'), 'metricsAddress', raw.metricsAddress),
     mode: raw.mode as Mode,
     nodeNetns: raw.nodeNetns === '' ? '' : absPath(src('nodeNetns'), 'nodeNetns', raw.nodeNetns),
@@ -186,16 +206,24 @@ export function resolveConfig(file: Record<string, unknown>, flags: Partial<Reco
   if (!isIPv4(cfg.gatewayIP)) throw new ConfigError(src('gatewayIP'), 'gatewayIP', `'${cfg.gatewayIP}' is not an IPv4 address`);
   const gw = parseIPv4(cfg.gatewayIP);
   if (gw >>> 16 !== 0xa9fe) throw new ConfigError(src('gatewayIP'), 'gatewayIP', `${cfg.gatewayIP} is not link-local (169.254.0.0/16)`);
+  let spec;
   try {
-    parseStoreSpec(cfg.store);
+    spec = parseStoreSpec(cfg.store);
   } catch (e) {
     throw new ConfigError(src('store'), 'store', (e as Error).message);
   }
+  const tls = tlsProblem(spec.kind === 'etcd' && spec.tls, storeTls(cfg));
+  if (tls) throw new ConfigError(src(tls.key), tls.key, tls.problem);
   if (cfg.metricsAddress !== 'off') {
     const problem = hostPortProblem(cfg.metricsAddress);
     if (problem) throw new ConfigError(src('metricsAddress'), 'metricsAddress', problem);
   }
   return cfg;
+}
+
+/** The store's TLS files of a config (for openStore). */
+export function storeTls(cfg: Pick<Config, 'storeCA' | 'storeCert' | 'storeKey'>): StoreTlsFiles {
+  return { ...(cfg.storeCA ? { ca: cfg.storeCA } : {}), ...(cfg.storeCert ? { cert: cfg.storeCert } : {}), ...(cfg.storeKey ? { key: cfg.storeKey } : {}) };
 }
 
 /** Why `s` is not `host:port` (IPv4 address or name, port 0-65535), or undefined. */

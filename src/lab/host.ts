@@ -65,6 +65,9 @@ export function preflight(p: Plan, tools: { etcd: string }): void {
     if (run('sh', ['-c', `command -v ${tool}`], { allowFail: true }).status !== 0) problems.push(`${tool} is not installed`);
   }
   if (p.etcd && !existsSync(tools.etcd)) problems.push(`${tools.etcd} is not installed (Debian: apt-get install etcd-server), needed for store etcd`);
+  if (p.etcd && run('sh', ['-c', 'command -v openssl'], { allowFail: true }).status !== 0) {
+    problems.push('openssl is not installed (Debian: apt-get install openssl), needed for store etcd: the lab makes its TLS certificates with it');
+  }
   if (problems.length === 0) {
     problems.push(...underlayConflicts(p, rootNamespaceUse()));
     const existing = new Set(listNetns());

@@ -3,7 +3,10 @@
  * derived from the topology and the lab's name alone. Pure: nothing is read or made.
  *
  *   <LAB>-underlay                 the simulated physical network: one bridge per subnet
- *                                  (br0, br1…), etcd on <subnet 0>.250 when the store is etcd
+ *                                  (br0, br1…), etcd on <subnet 0>.250 when the store is etcd,
+ *                                  over TLS with client certificates (<dir>/pki: a CA made at
+ *                                  `lab up`, etcd's certificate, one client certificate per
+ *                                  node and one for the lab's own use)
  *   <LAB>-router                   with two or more subnets: r<i> = <subnet i>.254 in each,
  *                                  ip_forward=1
  *   <LAB>-<node>                   a node: uplink0 (<subnet>.<k>/24) whose peer nd<i> is in
@@ -72,6 +75,8 @@ export interface NodePlan {
   log: string;
   /** The agent's command line, as spawned (through nsenter). */
   agentArgv: string[];
+  /** The node's TLS files for the store (etcd store only). */
+  storeTls?: ClientTls;
 }
 
 export interface PodPlan {
@@ -87,6 +92,26 @@ export interface PodPlan {
   ports: PodPort[];
 }
 
+/** The lab's certificates (made by `lab up` with openssl: certs.ts). */
+export interface PkiPlan {
+  dir: string;
+  /** The CA every node trusts, and that etcd checks client certificates against. */
+  ca: string;
+  /** etcd's certificate (names its address and 127.0.0.1) and key. */
+  serverCert: string;
+  serverKey: string;
+  /** The lab's own client certificate (its health checks; etcdctl in tests). */
+  labCert: string;
+  labKey: string;
+}
+
+/** A client certificate and key of the lab's etcd. */
+export interface ClientTls {
+  ca: string;
+  cert: string;
+  key: string;
+}
+
 export interface EtcdPlan {
   address: string;
   clientPort: number;
@@ -95,6 +120,7 @@ export interface EtcdPlan {
   dataDir: string;
   log: string;
   argv: string[];
+  pki: PkiPlan;
 }
 
 export interface Plan {
@@ -153,7 +179,15 @@ export function makePlan(topo: Topology, lab: string, root: string, tools: PlanT
   const subnetOf = (name: string) => subnets.find((s) => s.name === name)!;
   const etcdAddress = topo.store === 'etcd' ? formatIPv4(ipv4Add(underlay.base, 250)) : undefined;
   const storeDir = topo.store === 'file' ? join(dir, 'store') : undefined;
-  const storeSpec = storeDir ? `file:${storeDir}` : `etcd://${etcdAddress}:${ETCD_CLIENT_PORT}/${lab}/`;
+  const storeSpec = storeDir ? `file:${storeDir}` : `etcds://${etcdAddress}:${ETCD_CLIENT_PORT}/${lab}/`;
+  const pkiDir = join(dir, 'pki');
+  const pki: PkiPlan | undefined = etcdAddress ? {
+    dir: pkiDir, ca: join(pkiDir, 'ca.pem'), serverCert: join(pkiDir, 'etcd.pem'), serverKey: join(pkiDir, 'etcd-key.pem'),
+    labCert: join(pkiDir, 'lab.pem'), labKey: join(pkiDir, 'lab-key.pem'),
+  } : undefined;
+  // Node certificates are named after the node (node names are unique, and never "etcd" or "lab").
+  const clientTls = (node: string): ClientTls | undefined =>
+    pki && { ca: pki.ca, cert: join(pkiDir, `node-${node}.pem`), key: join(pkiDir, `node-${node}-key.pem`) };
   const pinRoot = `/sys/fs/bpf/${lab}`;
 
   const perSubnet = new Map<string, number>();
@@ -163,12 +197,14 @@ export function makePlan(topo: Topology, lab: string, root: string, tools: PlanT
     perSubnet.set(s.name, k);
     const netns = `${lab}-${n.name}`;
     const ndir = join(dir, 'nodes', n.name);
+    const tls = clientTls(n.name);
     const cfg = {
       nodeName: n.name,
       pinRoot: join(pinRoot, n.name),
       stateDir: join(ndir, 'state'),
       runDir: join(ndir, 'run'),
       store: storeSpec,
+      ...(tls ? { storeCA: tls.ca, storeCert: tls.cert, storeKey: tls.key } : {}),
       mode: topo.mode,
       uplink: o.badConfigNode === n.name ? 'slnouplink0' : UPLINK,
       metricsAddress: '127.0.0.1:9962',
@@ -192,6 +228,7 @@ export function makePlan(topo: Topology, lab: string, root: string, tools: PlanT
       pinRoot: cfg.pinRoot, stateDir: cfg.stateDir, runDir: cfg.runDir, socket,
       log: join(ndir, 'agent.log'),
       agentArgv: ['nsenter', `--net=${netnsPathOf(netns)}`, tools.node, tools.sluice, '--config', config, 'agent'],
+      ...(tls ? { storeTls: tls } : {}),
     };
   });
 
@@ -205,7 +242,7 @@ export function makePlan(topo: Topology, lab: string, root: string, tools: PlanT
 
   const underlayNetns = `${lab}-underlay`;
   let etcd: EtcdPlan | undefined;
-  if (etcdAddress) {
+  if (etcdAddress && pki) {
     const edir = join(dir, 'etcd');
     const peer = `http://127.0.0.1:${ETCD_PEER_PORT}`;
     etcd = {
@@ -213,12 +250,14 @@ export function makePlan(topo: Topology, lab: string, root: string, tools: PlanT
       argv: [
         'nsenter', `--net=${netnsPathOf(underlayNetns)}`, tools.etcd,
         '--name', lab, '--data-dir', join(edir, 'data'),
-        '--listen-client-urls', `http://${etcdAddress}:${ETCD_CLIENT_PORT},http://127.0.0.1:${ETCD_CLIENT_PORT}`,
-        '--advertise-client-urls', `http://${etcdAddress}:${ETCD_CLIENT_PORT}`,
+        '--listen-client-urls', `https://${etcdAddress}:${ETCD_CLIENT_PORT},https://127.0.0.1:${ETCD_CLIENT_PORT}`,
+        '--advertise-client-urls', `https://${etcdAddress}:${ETCD_CLIENT_PORT}`,
+        '--cert-file', pki.serverCert, '--key-file', pki.serverKey, '--trusted-ca-file', pki.ca, '--client-cert-auth',
         '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer,
         '--initial-cluster', `${lab}=${peer}`, '--initial-cluster-state', 'new', '--initial-cluster-token', `sluice-lab-${lab}`,
         '--logger', 'zap', '--log-outputs', 'stderr', '--log-level', 'warn',
       ],
+      pki,
     };
   }
   return {

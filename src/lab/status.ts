@@ -53,7 +53,8 @@ export interface LabStatus {
     netns: string;
     subnets: { name: string; cidr: string; bridge: string; router: string | null }[];
     router: { netns: string } | null;
-    etcd: { address: string; port: number; pid: number | null; running: boolean; log: string } | null;
+    /** `tls`: the lab's own client certificate for etcd (etcdctl --cacert/--cert/--key). */
+    etcd: { address: string; port: number; pid: number | null; running: boolean; log: string; tls: { ca: string; cert: string; key: string } } | null;
   };
   namespaces: { name: string; labels: Labels }[];
   nodes: NodeStatus[];
@@ -127,6 +128,7 @@ export async function labStatus(lab: string, root = labRoot()): Promise<LabStatu
       etcd: p.etcd ? {
         address: p.etcd.address, port: p.etcd.clientPort, pid: etcdRec?.pid ?? null,
         running: etcdRec?.pid !== undefined && matches(etcdRec.pid, etcdRec), log: p.etcd.log,
+        tls: { ca: p.etcd.pki.ca, cert: p.etcd.pki.labCert, key: p.etcd.pki.labKey },
       } : null,
     },
     namespaces: p.topology.namespaces,

@@ -4,6 +4,8 @@
  * configs, etcd, the agents (started together, each waited for until ready), then the
  * pods through their node's agent, as a container runtime would add them. Any failure
  * (or SIGINT/SIGTERM) removes everything made so far, then reports the error.
+ * With the etcd store, the lab's certificates (CA, etcd's, one per node, the lab's own;
+ * keys 0600) are made in <dir>/pki before etcd starts; `lab down` removes them with the dir.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -22,6 +24,7 @@ import { runIn } from './exec.js';
 import { labTools } from './tools.js';
 import { labRoot, readState, writeState, type LabState, type ProcessRecord } from './state.js';
 import { buildTopology, parseTopologyText, type TopologyFlags } from './topology.js';
+import { issueCert, makeCA } from './certs.js';
 
 export interface UpOptions {
   /** Topology file (YAML or JSON). */
@@ -161,6 +164,8 @@ async function build(plan: Plan, state: LabState, log: (line: string) => void, o
 
   if (plan.etcd) {
     check();
+    makeLabCerts(plan);
+    log(`certificates in ${plan.etcd.pki.dir} (CA, etcd, ${plan.nodes.length} node(s), the lab's own)`);
     log(`starting etcd on ${plan.etcd.address}:${plan.etcd.clientPort} (in ${plan.underlayNetns})`);
     const rec: ProcessRecord = { role: 'etcd', argv: plan.etcd.argv, cmdline: plan.etcd.argv.slice(2), log: plan.etcd.log };
     state.processes.push(rec);
@@ -260,11 +265,25 @@ export async function waitAgent(n: NodePlan, p: Spawned, signal: AbortSignal, ti
   }
 }
 
-/** Polls etcd's /health from inside the underlay namespace. */
+/** The lab's CA, etcd's certificate (for its address and 127.0.0.1), each node's and the lab's own. */
+function makeLabCerts(plan: Plan): void {
+  const pki = plan.etcd!.pki;
+  const ca = makeCA(pki.dir, `sluice lab ${plan.lab} CA`);
+  issueCert(ca, pki.dir, 'etcd', { cn: `etcd.${plan.lab}`, usage: 'server', sans: [plan.etcd!.address, '127.0.0.1'] });
+  issueCert(ca, pki.dir, 'lab', { cn: `lab.${plan.lab}`, usage: 'client' });
+  for (const n of plan.nodes) issueCert(ca, pki.dir, `node-${n.name}`, { cn: `node.${n.name}.${plan.lab}`, usage: 'client' });
+}
+
+/** Polls etcd's /health (over TLS, with the lab's client certificate) from inside the underlay namespace. */
 async function waitEtcd(plan: Plan, p: Spawned, signal: AbortSignal | undefined, timeoutMs = 30_000): Promise<void> {
   const e = plan.etcd!;
-  const code = `fetch('http://${e.address}:${e.clientPort}/health', { signal: AbortSignal.timeout(1000) }).then((r) => r.json())`
-    + ".then((j) => process.exit(j.health === 'true' ? 0 : 1), () => process.exit(1))";
+  const f = (path: string) => `fs.readFileSync(${JSON.stringify(path)})`;
+  const code = `const fs = require('node:fs');
+    require('node:https').get({ host: ${JSON.stringify(e.address)}, port: ${e.clientPort}, path: '/health', timeout: 1000,
+      ca: ${f(e.pki.ca)}, cert: ${f(e.pki.labCert)}, key: ${f(e.pki.labKey)} }, (res) => {
+      let b = ''; res.on('data', (d) => (b += d));
+      res.on('end', () => { try { process.exit(JSON.parse(b).health === 'true' ? 0 : 1); } catch { process.exit(1); } });
+    }).on('error', () => process.exit(1)).on('timeout', () => process.exit(1));`;
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (signal?.aborted) throw new Error(`interrupted (${String(signal.reason ?? 'signal')})`);

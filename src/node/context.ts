@@ -2,7 +2,7 @@
  * The pieces of one node that commands and the agent share: its config, its store, its
  * address pool and its endpoint manager. Whoever opens a node closes it.
  */
-import type { Config } from '../config/config.js';
+import { storeTls, type Config } from '../config/config.js';
 import { EndpointManager } from '../endpoint/manager.js';
 import { Pool } from '../ipam/pool.js';
 import { openStore } from '../store/open.js';
@@ -22,7 +22,7 @@ export interface OpenNodeOptions {
 }
 
 export async function openNode(cfg: Config, o: OpenNodeOptions = {}): Promise<NodeHandle> {
-  const store = await openStore(cfg.store, { stateDir: cfg.stateDir, timeoutMs: o.storeTimeoutMs });
+  const store = await openStore(cfg.store, { stateDir: cfg.stateDir, tls: storeTls(cfg), timeoutMs: o.storeTimeoutMs });
   const pool = new Pool(store, { clusterCIDR: cfg.clusterCIDR, blockSize: cfg.blockSize }, cfg.nodeName);
   return { cfg, store, pool, manager: new EndpointManager(cfg, pool), close: () => store.close() };
 }

@@ -18,6 +18,11 @@
  *    keep-alive round trip per tick); a lease is reported lost when etcd says it is gone
  *    or when no keep-alive was acknowledged for a whole TTL. etcd raises TTLs below its
  *    minimum (2 s with the default 1 s election timeout): `ttlSeconds` is the granted TTL.
+ *  - TLS (etcds://): the client's `credentials` (CA, client certificate and key, read by
+ *    tls.ts) and https:// hosts; grpc-js verifies etcd's certificate and that it names the
+ *    host or address of the spec. A failed handshake (wrong CA, expired or misnamed server
+ *    certificate, our client certificate refused, a plain-TCP server) is not retried: it
+ *    fails the operation at once with what it most likely means (tlsCause).
  *  - Watches use the client's watcher (it reconnects by itself after an outage) with the
  *    resume revision pinned to the last delivered event, so no event is lost or repeated.
  */
@@ -30,6 +35,8 @@ import {
   StoreError, type Compare, type KeyValue, type Lease, type Store, type TxnOp, type TxnResult, type Unwatch, type WatchEvent,
 } from './types.js';
 import { LeaseHandle } from './lease.js';
+import { quietIpServernameWarning, type StoreTlsMaterial } from './tls.js';
+import { tlsCause } from './tls-errors.js';
 
 export interface EtcdStoreOptions {
   /** "host:port" of every member. */
@@ -38,6 +45,8 @@ export interface EtcdStoreOptions {
   prefix?: string;
   /** Bound of every operation (default 5000 ms). */
   timeoutMs?: number;
+  /** Speak TLS (etcds://) with these (tls.ts reads them). */
+  tls?: StoreTlsMaterial;
 }
 
 import { DEFAULT_ETCD_PREFIX } from './spec.js';
@@ -104,6 +113,7 @@ export class EtcdStore implements Store {
   readonly endpoints: readonly string[];
   readonly timeoutMs: number;
   private readonly client: Etcd3;
+  private readonly tls: StoreTlsMaterial | undefined;
   private closed = false;
   private readonly leases = new Set<LeaseHandle>();
   /** Stops of the open watches (resolve when etcd confirmed the cancel). */
@@ -114,9 +124,16 @@ export class EtcdStore implements Store {
     this.endpoints = [...o.endpoints];
     this.prefix = o.prefix ?? DEFAULT_ETCD_PREFIX;
     this.timeoutMs = o.timeoutMs ?? 5000;
-    this.description = `etcd://${this.endpoints.join(',')}${this.prefix === '/' ? '/' : this.prefix.replace(/\/$/, '')}`;
+    this.tls = o.tls;
+    if (o.tls) quietIpServernameWarning();
+    this.description = `${o.tls ? 'etcds' : 'etcd'}://${this.endpoints.join(',')}${this.prefix === '/' ? '/' : this.prefix.replace(/\/$/, '')}`;
+    // Without a CA, grpc-js trusts the system's CAs (createSsl with no root certificates).
+    const credentials = o.tls && (o.tls.ca || o.tls.cert)
+      ? { rootCertificate: o.tls.ca as Buffer, ...(o.tls.cert ? { certChain: o.tls.cert, privateKey: o.tls.key } : {}) }
+      : undefined;
     this.client = new Etcd3({
-      hosts: this.endpoints.map((h) => `http://${h}`),
+      hosts: this.endpoints.map((h) => `${o.tls ? 'https' : 'http'}://${h}`),
+      ...(credentials ? { credentials } : {}),
       faultHandling: { host: () => once, global: once, watchBackoff: { next: () => backoff(100) } as unknown as Backoff },
       grpcOptions: {
         // Notice a dead connection (watch streams) without waiting for TCP timeouts.
@@ -146,13 +163,15 @@ export class EtcdStore implements Store {
     if (retries?.previous instanceof GRPCUnavailableError
       && (e instanceof GRPCDeadlineExceededError || (e instanceof GRPCUnavailableError && noReason(e)))) e = retries.previous;
     let why: string;
+    const tls = tlsCause(e, { tls: this.tls !== undefined, clientCert: this.tls?.clientSubject });
     if (this.closed || e instanceof ClientClosedError) why = 'the store is closed';
+    else if (tls) why = tls.why;
     else if (e instanceof GRPCDeadlineExceededError) why = `timed out after ${this.timeoutMs} ms (etcd did not answer)${REACH_HINT}`;
     else if (e instanceof GRPCUnavailableError) why = `etcd unavailable: ${tidy(e.message)}${REACH_HINT}`;
     else if (/\bUNIMPLEMENTED\b|HTTP status code/.test((e as Error)?.message ?? '')) why = `what answered is not etcd: ${tidy((e as Error).message)}${REACH_HINT}`;
     else if (e instanceof EtcdLeaseInvalidError) why = 'lease not found (expired or revoked)';
     else why = tidy((e as Error)?.message ?? String(e));
-    if (retries && !(e instanceof GRPCDeadlineExceededError)) why += ` (gave up after ${retries.ms} ms of retries)`;
+    if (retries && !(e instanceof GRPCDeadlineExceededError) && !tls?.permanent) why += ` (gave up after ${retries.ms} ms of retries)`;
     return new StoreError(`${this.description}: ${op} failed: ${why}`, e);
   }
 
@@ -174,7 +193,8 @@ export class EtcdStore implements Store {
       try {
         return await fn({ deadline });
       } catch (e) {
-        const retry = !this.closed && (idempotent ? isRecoverableError(e as Error) : notSent(e));
+        const retry = !this.closed && !tlsCause(e, { tls: this.tls !== undefined })?.permanent
+          && (idempotent ? isRecoverableError(e as Error) : notSent(e));
         const left = deadline - Date.now();
         if (!retry || left <= 0) {
           throw this.error(op, e, previous === undefined ? undefined : { previous, ms: Date.now() - start });

@@ -32,6 +32,11 @@
  * the whole store (leases live in store.json so that an expiry and the deletion of its
  * keys are one atomic rename).
  *
+ * Permissions: store.json and store.lock are mode 0600 (the store holds the cluster's
+ * state: only root reads or changes it), and a store directory that anyone may write to
+ * is refused (checkDirSafety), as is one in a parent anyone may write to without the
+ * sticky bit (anyone could move the store directory away and put another in its place).
+ *
  * Watches: changes made through this instance are delivered at once (in a microtask);
  * changes made by other processes (or other instances) are found by a poll (default
  * 150 ms: a stat of store.json, a read only when it changed) and taken from the bounded
@@ -40,7 +45,7 @@
  * current one instead (intermediate values are lost, the final state is exact).
  */
 import { readdirSync, statSync, unlinkSync, mkdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { writeFileAtomic } from '../util/fsatomic.js';
 import { lockFile, type FileLock } from '../util/lock.js';
 import { CorruptFileError, DocCache } from './file-cache.js';
@@ -217,6 +222,9 @@ export class FileStore implements Store {
     this.timeoutMs = o.timeoutMs ?? 5000;
     this.pollMs = o.pollMs ?? 150;
     this.historyLimit = Math.max(1, o.historyLimit ?? 1000);
+    // Checked first: a refused directory gets nothing, not even a new subdirectory.
+    const unsafe = dirSafetyProblem(this.dir);
+    if (unsafe) throw new StoreError(`${this.description}: open failed: ${unsafe}`);
     try {
       mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     } catch (e) {
@@ -292,7 +300,7 @@ export class FileStore implements Store {
       const doc = c.view();
       const stamp = newStamp();
       try {
-        writeFileAtomic(this.file, serializeDoc(doc, stamp));
+        writeFileAtomic(this.file, serializeDoc(doc, stamp), 0o600);
       } catch (e) {
         this.cache.forget();
         throw this.error(op, e);
@@ -543,5 +551,34 @@ class FileLeaseHandle extends LeaseHandle<FileStore> {
   /** After keep-alives that failed for a whole TTL (a lock held too long, a read error). */
   protected override staleError(e: unknown): StoreError {
     return new StoreError(`${this.store.description}: lease ${this.id} was lost: no keep-alive for ${this.ttlSeconds} s: ${(e as Error).message}`, e);
+  }
+}
+
+/** The mode of `p`, or undefined when it does not exist (yet). */
+function modeOf(p: string): number | undefined {
+  try {
+    return statSync(p).mode;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+}
+
+/**
+ * Why the store directory `dir` is not safe to keep cluster state in, or undefined: it is
+ * writable by anyone, or one of its (existing) parents is writable by anyone without the
+ * sticky bit.
+ */
+export function dirSafetyProblem(dir: string): string | undefined {
+  const mode = modeOf(dir);
+  if (mode !== undefined && mode & 0o002) {
+    return `the store directory ${dir} is writable by anyone (mode ${(mode & 0o7777).toString(8).padStart(4, '0')}): anyone could change the cluster's state; chmod o-w ${dir} (or 0700)`;
+  }
+  for (let p = dirname(dir); ; p = dirname(p)) {
+    const m = modeOf(p);
+    if (m !== undefined && m & 0o002 && !(m & 0o1000)) {
+      return `the store directory's parent ${p} is writable by anyone and not sticky (mode ${(m & 0o7777).toString(8).padStart(4, '0')}): anyone could replace ${dir}; chmod o-w ${p}`;
+    }
+    if (p === dirname(p)) return undefined;
   }
 }

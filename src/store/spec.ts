@@ -4,7 +4,10 @@
  *   file                              the embedded file store in <stateDir>/store
  *   file:/abs/dir                     the embedded file store in /abs/dir
  *   etcd://host:port[,host:port…][/prefix]
- *                                     etcd; the port defaults to 2379, the prefix to /sluice/
+ *                                     etcd over plain TCP; the port defaults to 2379, the prefix to /sluice/
+ *   etcds://host:port[,host:port…][/prefix]
+ *                                     etcd over TLS (the CA, client certificate and key are
+ *                                     the config keys storeCA, storeCert, storeKey: tls.ts)
  *
  * Pure: parsing touches no file and no network.
  */
@@ -16,7 +19,9 @@ import { StoreError } from './types.js';
 
 export type StoreSpec =
   | { kind: 'file'; /** Absent: <stateDir>/store. */ path?: string }
-  | { kind: 'etcd'; endpoints: string[]; prefix: string };
+  | { kind: 'etcd'; endpoints: string[]; prefix: string; /** etcds://: TLS. */ tls: boolean };
+
+const ETCD_FORMS = 'etcd://host:port[,host:port…][/prefix] (or etcds:// for TLS)';
 
 export const DEFAULT_ETCD_PORT = 2379;
 
@@ -67,17 +72,18 @@ export function parseStoreSpec(spec: string): StoreSpec {
     if (!isAbsolute(path)) throw bad(spec, `the path "${path}" is not absolute`);
     return { kind: 'file', path: normalize(path) };
   }
-  if (/^etcd:(?!\/\/)/i.test(s)) throw bad(spec, 'expected etcd://host:port[,host:port…][/prefix]');
+  if (/^etcds?:(?!\/\/)/i.test(s)) throw bad(spec, `expected ${ETCD_FORMS}`);
   const m = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(s);
-  if (!m || m[1]!.toLowerCase() !== 'etcd') {
-    const scheme = m?.[1] ?? /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(s)?.[1];
-    throw bad(spec, `${scheme ? `unknown scheme "${scheme}"` : 'unknown kind of store'} (expected file, file:/abs/dir or etcd://host:port[,host:port…][/prefix])`);
+  const scheme = m?.[1]?.toLowerCase();
+  if (!m || (scheme !== 'etcd' && scheme !== 'etcds')) {
+    const named = m?.[1] ?? /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(s)?.[1];
+    throw bad(spec, `${named ? `unknown scheme "${named}"` : 'unknown kind of store'} (expected file, file:/abs/dir or ${ETCD_FORMS})`);
   }
   const rest = s.slice(m[0].length);
   const slash = rest.indexOf('/');
   const hostPart = slash < 0 ? rest : rest.slice(0, slash);
   const path = slash < 0 ? '' : rest.slice(slash);
-  if (hostPart === '') throw bad(spec, 'missing hosts: expected etcd://host:port[,host:port…]');
+  if (hostPart === '') throw bad(spec, `missing hosts: expected ${scheme}://host:port[,host:port…]`);
   const endpoints = hostPart.split(',').map((ep) => {
     if (ep === '') throw bad(spec, 'empty host in the host list');
     return parseEndpoint(spec, ep);
@@ -87,6 +93,6 @@ export function parseStoreSpec(spec: string): StoreSpec {
     if (/[\s?#]/.test(path) || path.includes('//')) throw bad(spec, `bad prefix "${path}"`);
     prefix = path.endsWith('/') ? path : `${path}/`;
   }
-  return { kind: 'etcd', endpoints, prefix };
+  return { kind: 'etcd', endpoints, prefix, tls: scheme === 'etcds' };
 }
 

@@ -29,7 +29,7 @@ interface AddAnswer { endpoint: { ip: string; name: string; hostIfname: string }
 
 /** Keys (and values) under the test's prefix, read with etcdctl inside the infra namespace. */
 function etcdKeys(sub: string): Map<string, string> {
-  const out = inNetns(infra, 'etcdctl', ['--endpoints', `127.0.0.1:${etcd.clientPort}`, 'get', '--prefix', `${keyPrefix}${sub}`, '-w', 'json']);
+  const out = inNetns(infra, 'etcdctl', [...etcd.etcdctlArgs(), 'get', '--prefix', `${keyPrefix}${sub}`, '-w', 'json']);
   if (out.status !== 0) throw new Error(`etcdctl failed: ${out.stderr}`);
   const j = JSON.parse(out.stdout) as { kvs?: { key: string; value: string }[] };
   const dec = (b: string) => Buffer.from(b, 'base64').toString('utf8');
@@ -47,12 +47,13 @@ function veths(i: number): string[] {
 
 t.test('setup: etcd in an infra namespace, two nodes reaching it, an agent on each', async () => {
   infra = netns(t, `${prefix}-infra`);
-  etcd = await startEtcd(t, { netns: infra, listenHost: '0.0.0.0' });
+  // TLS with client certificates; the server certificate names the address each node reaches it at.
+  etcd = await startEtcd(t, { netns: infra, listenHost: '0.0.0.0', sans: ['198.18.1.254', '198.18.2.254'] });
   for (const i of [1, 2]) {
     const up = `198.18.${i}.1`;
     const gw = `198.18.${i}.254`;
     const node = testNode(t, `${prefix}n${i}`, {
-      store: `etcd://${gw}:${etcd.clientPort}${keyPrefix}`, metricsAddress: 'off', blockSize: 27, uplink: 'uplink0',
+      store: etcd.spec(keyPrefix, gw), storeCA: etcd.tls.ca!, storeCert: etcd.tls.cert!, storeKey: etcd.tls.key!, metricsAddress: 'off', blockSize: 27, uplink: 'uplink0',
     });
     mustSh('ip', ['-n', infra, 'link', 'add', `${prefix}-i${i}`, 'type', 'veth', 'peer', 'name', 'uplink0', 'netns', node.ns]);
     mustSh('ip', ['-n', infra, 'addr', 'add', `${gw}/24`, 'dev', `${prefix}-i${i}`]);
@@ -118,7 +119,7 @@ gate.step('etcd stopped: a clear error, nothing half-done; recovery when it retu
   await etcd.stop();
   const t0 = Date.now();
   await t.rejects(a.post('/v1/cni/add', { containerId: 'outage', ifname: 'eth0', netns: `/run/netns/${pod}` }),
-    { status: 503, code: 'unavailable', message: /etcd:\/\/198\.18\.1\.254:\d+.*failed: etcd unavailable/ }, 'ADD: 503 unavailable naming the store');
+    { status: 503, code: 'unavailable', message: /etcds:\/\/198\.18\.1\.254:\d+.*failed: etcd unavailable/ }, 'ADD: 503 unavailable naming the store');
   t.ok(Date.now() - t0 < 20_000, `answered in ${Date.now() - t0} ms`);
   // Whether etcd applied the allocation before it went away is unknown: the failed add's
   // record stays 'deleting' (no device) until its address is surely released.

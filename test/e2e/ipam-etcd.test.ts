@@ -55,7 +55,7 @@ if (!HAVE_ETCD) {
 } else {
   const etcdOf = etcdForFile(t);
   const newStore = (tt: T, prefix: string, timeoutMs = 15000) =>
-    opened(tt, new EtcdStore({ endpoints: [etcdOf().endpoint], prefix, timeoutMs }));
+    opened(tt, new EtcdStore({ endpoints: [etcdOf().endpoint], prefix, timeoutMs, tls: etcdOf().tlsMaterial }));
 
   t.test('two nodes allocating concurrently: distinct addresses, one owner per block, no spare blocks', async (t) => {
     const prefix = `/${uniquePrefix('ipam')}/`;
@@ -127,7 +127,7 @@ if (!HAVE_ETCD) {
 
     await etcd.stop();
     t.teardown(() => etcd.start()); // the rest of the file needs it, also if this test fails
-    const who = `^etcd://127\\.0\\.0\\.1:${etcd.clientPort}${prefix.slice(0, -1)}: \\w+ failed: etcd unavailable: `;
+    const who = `^etcds://127\\.0\\.0\\.1:${etcd.clientPort}${prefix.slice(0, -1)}: \\w+ failed: etcd unavailable: `;
     // [name, call, store timeouts it may take]: a Pool runs its allocations one at a
     // time, so the second allocation waits for the first to fail before it tries.
     const calls: [string, () => Promise<unknown>, number][] = [

@@ -14,7 +14,7 @@
  * Runs the compiled CLI (dist/): `npm run build` first. Lab names start with "slt".
  */
 import t, { type Test } from 'tap';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { IS_ROOT, SLUICE_BIN, sh, tempDir, uniquePrefix } from '../helpers/env.js';
 import { downAtTeardown, inNs, labStatus, labUp, must, sluice } from '../helpers/lab.js';
@@ -230,16 +230,23 @@ t.test('etcd store: 2 nodes x 2 pods, etcd in the underlay', { skip: !HAVE_ETCD 
   checkLab(tt, status, { mode: 'vxlan', store: 'etcd' });
   const e = status.underlay.etcd!;
   tt.ok(e && e.running, 'etcd runs');
-  tt.equal(status.storeSpec, `etcd://${e.address}:${e.port}/${lab}/`);
+  tt.equal(status.storeSpec, `etcds://${e.address}:${e.port}/${lab}/`, 'over TLS');
+  tt.equal(statSync(e.tls.key).mode & 0o777, 0o600, "the lab's client key is 0600");
   for (const n of status.nodes) {
     const cfg = readFileSync(n.config, 'utf8');
-    tt.match(cfg, `store: etcd://${e.address}:${e.port}/${lab}/`, `node ${n.name}: its config names the lab's etcd`);
+    tt.match(cfg, `store: etcds://${e.address}:${e.port}/${lab}/\nstoreCA: ${e.tls.ca}\nstoreCert: `, `node ${n.name}: its config names the lab's etcd and its certificates`);
+    const key = /\nstoreKey: (.*)\n/.exec(cfg)?.[1];
+    tt.equal(key && statSync(key).mode & 0o777, 0o600, `node ${n.name}: its key is 0600`);
     tt.equal(inNs(n.netns, 'ping', ['-c', '1', '-W', '2', e.address]).status, 0, `node ${n.name} reaches etcd over the underlay`);
   }
-  const keys = inNs(status.underlay.netns, 'etcdctl', ['--endpoints', `${e.address}:${e.port}`, 'get', '--prefix', '--keys-only', `/${lab}/nodes/`]);
+  const tls = ['--cacert', e.tls.ca, '--cert', e.tls.cert, '--key', e.tls.key];
+  const keys = inNs(status.underlay.netns, 'etcdctl', ['--endpoints', `https://${e.address}:${e.port}`, ...tls, 'get', '--prefix', '--keys-only', `/${lab}/nodes/`]);
+  const noCert = inNs(status.underlay.netns, 'etcdctl', ['--endpoints', `https://${e.address}:${e.port}`, '--cacert', e.tls.ca, '--command-timeout=2s', 'get', 'x']);
+  tt.not(noCert.status, 0, 'without a client certificate etcd refuses');
   tt.same(keys.stdout.split('\n').filter(Boolean).sort(), status.nodes.map((n) => `/${lab}/nodes/${n.name}`).sort(), 'both nodes registered in etcd');
   assertCrossNodeReachability(tt, status);
   downAndCheck(tt, status);
+  tt.notOk(existsSync(e.tls.ca), 'lab down removed the certificates');
 });
 
 t.test('hybrid: two subnets joined by a router', async (tt) => {

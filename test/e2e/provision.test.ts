@@ -13,7 +13,8 @@
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readlinkSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { issueCert } from '../../src/lab/certs.js';
 import { canRunCliE2e, REPO, SLUICE_BIN, mustSh, sh, tempDir, uniquePrefix } from '../helpers/env.js';
 import { inNs, labUp } from '../helpers/lab.js';
 
@@ -39,7 +40,7 @@ if (canRunCliE2e(t)) {
     const target = status.pods[0]!;
     const underlay = status.underlay.netns;
     const etcd = status.storeSpec;
-    t.match(etcd, /^etcd:\/\//, 'the lab runs etcd');
+    t.match(etcd, /^etcds:\/\//, 'the lab runs etcd, over TLS');
 
     // A new "VM": a namespace with an uplink on the lab's underlay bridge (.9 in subnet s1).
     const vm = `${lab}-vm`;
@@ -49,6 +50,10 @@ if (canRunCliE2e(t)) {
       configFile: join(dir, 'config.yaml'), runDir: join(dir, 'run'), stateDir: join(dir, 'state'),
       pinRoot: `/sys/fs/bpf/${lab}-vm`, bin: join(dir, 'opt-cni-bin'), conf: join(dir, 'etc-cni-net.d'), systemd: join(dir, 'systemd'),
     };
+    // The new node's client certificate, signed by the lab's CA as an operator would sign it.
+    const labTls = status.underlay.etcd!.tls;
+    const labCA = { cert: labTls.ca, key: join(dirname(labTls.ca), 'ca-key.pem'), dir: join(dirname(labTls.ca), '.ca') };
+    const nodeCert = issueCert(labCA, join(dir, 'tls'), 'pv1', { cn: 'node.pv1', usage: 'client' });
     const pods = [`${lab}-p1`, `${lab}-p2`];
     t.teardown(() => {
       const pid = join(cfg.runDir, 'agent.pid');
@@ -73,6 +78,7 @@ if (canRunCliE2e(t)) {
 
     const node = sh('nsenter', [`--net=${vmNs}`, join(PROVISION, 'node'), '--sluice', SLUICE_CMD,
       '--node-name', 'pv1', '--underlay-ip', ip, '--store', etcd, '--mode', 'vxlan',
+      '--store-ca', labTls.ca, '--store-cert', nodeCert.cert, '--store-key', nodeCert.key,
       '--pin-root', cfg.pinRoot, '--state-dir', cfg.stateDir, '--run-dir', cfg.runDir, '--config-file', cfg.configFile,
       '--cni-bin-dir', cfg.bin, '--cni-conf-dir', cfg.conf, '--systemd-dir', cfg.systemd, '--no-systemctl', '--start-agent']);
     t.equal(node.status, 0, 'provision node succeeds', { stdout: node.stdout, stderr: node.stderr });
@@ -81,6 +87,7 @@ if (canRunCliE2e(t)) {
     t.match(written, /nodeName: pv1/, 'node config: name');
     t.match(written, /uplink: uplink0/, 'node config: uplink');
     t.match(written, new RegExp(`store: ${etcd.replace(/[/.]/g, '\\$&')}`), 'node config: the lab\'s etcd');
+    t.match(written, `storeCert: ${nodeCert.cert}`, 'node config: its client certificate');
     t.equal(readlinkSync(join(cfg.bin, 'sluice')), join(REPO, 'bin', 'sluice-cni.js'), 'CNI plugin linked in the temp bin dir');
     t.match(readFileSync(join(cfg.conf, '10-sluice.conflist'), 'utf8'), join(cfg.runDir, 'agent.sock'), 'conflist names the agent socket');
     t.ok(existsSync(join(cfg.systemd, 'sluice-agent.service')), 'agent unit written to the temp systemd dir');

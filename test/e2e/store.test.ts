@@ -44,7 +44,7 @@ async function hang(pid: number): Promise<void> {
 }
 
 function etcdctl(etcd: EtcdServer, args: string[]): string {
-  const r = spawnSync('etcdctl', ['--endpoints', etcd.endpoint, '--command-timeout=3s', ...args], {
+  const r = spawnSync('etcdctl', [...etcd.etcdctlArgs(), '--command-timeout=3s', ...args], {
     encoding: 'utf8', env: { ...process.env, ETCDCTL_API: '3' },
   });
   if (r.status !== 0) throw new Error(`etcdctl ${args.join(' ')}: ${r.stderr}`);
@@ -56,13 +56,13 @@ if (!HAVE_ETCD) {
 } else {
   const etcdOf = etcdForFile(t);
   const newStore = (tt: Parameters<Backend['fresh']>[0], prefix: string, timeoutMs = 5000) =>
-    opened(tt, new EtcdStore({ endpoints: [etcdOf().endpoint], prefix, timeoutMs }));
+    opened(tt, new EtcdStore({ endpoints: [etcdOf().endpoint], prefix, timeoutMs, tls: etcdOf().tlsMaterial }));
 
   const etcdBackend: Backend = {
     name: 'etcd',
     async fresh(tt) {
       const prefix = `/${uniquePrefix('st')}/`;
-      return { store: newStore(tt, prefix), spec: `etcd://${etcdOf().endpoint}${prefix}`, other: async () => newStore(tt, prefix) };
+      return { store: newStore(tt, prefix), spec: etcdOf().spec(prefix), tls: etcdOf().tls, other: async () => newStore(tt, prefix) };
     },
   };
 
@@ -79,8 +79,8 @@ if (!HAVE_ETCD) {
       `${p}a ${p}q/b`, 'stored as <prefix><key>');
     t.same((await q.list('')).map((kv) => kv.key), ['b'], 'a store on a deeper prefix sees only its part, unprefixed');
     t.equal(await q.get('a'), undefined);
-    t.equal(s.description, `etcd://${etcd.endpoint}${p.slice(0, -1)}`);
-    const viaSpec = opened(t, await openStore(`etcd://${etcd.endpoint}${p}`, { stateDir: '/unused' }));
+    t.equal(s.description, `etcds://${etcd.endpoint}${p.slice(0, -1)}`);
+    const viaSpec = opened(t, await openStore(etcd.spec(p), { stateDir: '/unused', tls: etcd.tls }));
     t.equal((await viaSpec.get('a'))?.value, '1', 'openStore reaches the same data');
   });
 
@@ -123,7 +123,7 @@ if (!HAVE_ETCD) {
 
     await etcd.stop();
     t.teardown(() => etcd.start()); // the rest of the file needs it, also if this test fails
-    const who = `^etcd://127\\.0\\.0\\.1:${etcd.clientPort}${p.slice(0, -1)}`;
+    const who = `^etcds://127\\.0\\.0\\.1:${etcd.clientPort}${p.slice(0, -1)}`;
     const ops: [string, () => Promise<unknown>][] = [
       ['get', () => s.get('o/before')],
       ['list', () => s.list('o/')],

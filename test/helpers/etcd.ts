@@ -1,7 +1,13 @@
 /**
  * A real, single-member etcd for a test: free ports on 127.0.0.1, data in a temporary
  * directory, started with Debian's /usr/bin/etcd and killed (and its data removed) at
- * teardown, also when the test fails. `stop()`/`start()` simulate an outage: the same
+ * teardown, also when the test fails.
+ *
+ * By default it serves TLS and requires client certificates (--cert-file, --key-file,
+ * --trusted-ca-file, --client-cert-auth), with a CA, a server certificate (for 127.0.0.1,
+ * the listen address and `sans`) and a client certificate made with openssl in its
+ * temporary directory (src/lab/certs.ts): `spec()`, `tls` and `etcdctl` are what a client
+ * needs. `tls: false` starts a plain-TCP etcd (for the errors of a mismatch). `stop()`/`start()` simulate an outage: the same
  * ports and data directory are reused, so clients see the same cluster come back.
  *
  * etcd runs under `setpriv --pdeathsig KILL`, so it dies with the test process even when
@@ -9,11 +15,14 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
-import { get as httpGet } from 'node:http';
+import { get as httpsGet } from 'node:https';
+import { get as httpGet, type IncomingMessage } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Teardown } from './env.js';
+import { issueCert, makeCA, type CertAuthority, type IssueOptions } from '../../src/lab/certs.js';
+import { loadTls, type StoreTlsFiles, type StoreTlsMaterial } from '../../src/store/tls.js';
 
 export const ETCD_BIN = process.env.SLUICE_ETCD_BIN ?? '/usr/bin/etcd';
 export const HAVE_ETCD = existsSync(ETCD_BIN);
@@ -33,6 +42,20 @@ export interface EtcdServer {
   start(): Promise<void>;
   /** The last lines of etcd's log, for failure messages. */
   logTail(lines?: number): string;
+  /** Whether it serves TLS with client-certificate authentication. */
+  readonly tlsOn: boolean;
+  /** The store spec of `prefix` (etcds:// or etcd://) on `host` (default 127.0.0.1). */
+  spec(prefix?: string, host?: string): string;
+  /** The client's CA, certificate and key (paths; empty without TLS): config keys storeCA, storeCert, storeKey. */
+  readonly tls: StoreTlsFiles;
+  /** Their contents, for `new EtcdStore({ tls })` (undefined without TLS). */
+  readonly tlsMaterial: StoreTlsMaterial | undefined;
+  /** The CA that signed etcd's and the client's certificates (to issue more; undefined without TLS). */
+  readonly ca: CertAuthority | undefined;
+  /** Where the certificates are. */
+  readonly pkiDir: string;
+  /** etcdctl's connection flags (endpoint and TLS) for `host` (default 127.0.0.1). */
+  etcdctlArgs(host?: string): string[];
 }
 
 export interface EtcdOptions {
@@ -42,6 +65,12 @@ export interface EtcdOptions {
   netns?: string;
   /** Address the client port listens on (default 127.0.0.1; e.g. 0.0.0.0 inside a namespace). */
   listenHost?: string;
+  /** TLS with client-certificate authentication (default true). */
+  tls?: boolean;
+  /** More names of the server certificate (addresses clients connect to, besides 127.0.0.1 and the listen address). */
+  sans?: string[];
+  /** Overrides of the server certificate (an expired one, other names). */
+  serverCert?: Partial<IssueOptions>;
 }
 
 /** A TCP port nobody listens on right now (there is a small race until etcd binds it). */
@@ -60,10 +89,15 @@ export async function freePort(): Promise<number> {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** GET http://127.0.0.1:port/health → true when etcd answers {"health":"true"}. */
-function healthy(port: number): Promise<boolean> {
+/**
+ * GET http(s)://127.0.0.1:port/health (with the client certificate) → true when etcd
+ * answers {"health":"true"}. `verifyServer` false: a server certificate made bad on purpose
+ * (expired, misnamed) is not checked, etcd's being up is.
+ */
+function healthy(port: number, tls: StoreTlsMaterial | undefined, verifyServer: boolean): Promise<boolean> {
   return new Promise((resolve) => {
-    const req = httpGet({ host: '127.0.0.1', port, path: '/health', agent: false, timeout: 1000 }, (res) => {
+    const o = { host: '127.0.0.1', port, path: '/health', agent: false, timeout: 1000 };
+    const onRes = (res: IncomingMessage) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (d: string) => (body += d));
@@ -75,18 +109,25 @@ function healthy(port: number): Promise<boolean> {
         }
       });
       res.on('error', () => resolve(false));
-    });
+    };
+    const req = tls ? httpsGet({ ...o, ca: tls.ca, cert: tls.cert, key: tls.key, rejectUnauthorized: verifyServer }, onRes) : httpGet(o, onRes);
     req.on('timeout', () => req.destroy());
     req.on('error', () => resolve(false));
   });
 }
 
 /** healthy() run inside network namespace `ns` (a short node process, since the test's own sockets live outside it). */
-function healthyIn(ns: string, port: number): Promise<boolean> {
-  const code = `fetch('http://127.0.0.1:${port}/health', { signal: AbortSignal.timeout(1000) }).then((r) => r.json())`
-    + ".then((j) => process.exit(j.health === 'true' ? 0 : 1), () => process.exit(1))";
+function healthyIn(ns: string, port: number, tls: StoreTlsFiles): Promise<boolean> {
+  const code = tls.ca
+    ? `const fs = await import('node:fs'); const r = (f) => fs.readFileSync(f);
+       (await import('node:https')).get({ host: '127.0.0.1', port: ${port}, path: '/health', timeout: 1000,
+         ca: r(${JSON.stringify(tls.ca)}), cert: r(${JSON.stringify(tls.cert)}), key: r(${JSON.stringify(tls.key)}) }, (res) => {
+         let b = ''; res.on('data', (d) => (b += d)); res.on('end', () => process.exit(JSON.parse(b).health === 'true' ? 0 : 1));
+       }).on('error', () => process.exit(1)).on('timeout', () => process.exit(1));`
+    : `fetch('http://127.0.0.1:${port}/health', { signal: AbortSignal.timeout(1000) }).then((r) => r.json())`
+      + ".then((j) => process.exit(j.health === 'true' ? 0 : 1), () => process.exit(1))";
   return new Promise((resolve) => {
-    const c = spawn('nsenter', [`--net=/run/netns/${ns}`, process.execPath, '-e', code], { stdio: 'ignore' });
+    const c = spawn('nsenter', [`--net=/run/netns/${ns}`, process.execPath, '--input-type=module', '-e', code], { stdio: 'ignore' });
     c.on('exit', (status) => resolve(status === 0));
     c.on('error', () => resolve(false));
   });
@@ -102,7 +143,29 @@ export async function startEtcd(t: Teardown, o: EtcdOptions = {}): Promise<EtcdS
   let exited: Promise<void> = Promise.resolve();
   let clientPort = 0;
   let peerPort = 0;
+  let serverFiles: { cert: string; key: string } | undefined;
   const startTimeoutMs = o.startTimeoutMs ?? 20_000;
+  const tlsOn = o.tls ?? true;
+  const scheme = tlsOn ? 'https' : 'http';
+  const pkiDir = join(dir, 'pki');
+  let ca: CertAuthority | undefined;
+  let tls: StoreTlsFiles = {};
+  let tlsMaterial: StoreTlsMaterial | undefined;
+  if (tlsOn) {
+    try {
+      ca = makeCA(pkiDir, 'sluice test etcd CA');
+      const host = o.listenHost ?? '127.0.0.1';
+      const sans = [...new Set(['127.0.0.1', 'localhost', ...(host === '0.0.0.0' ? [] : [host]), ...(o.sans ?? [])])];
+      const server = issueCert(ca, pkiDir, 'server', { cn: 'etcd', usage: 'server', sans, ...o.serverCert });
+      const client = issueCert(ca, pkiDir, 'client', { cn: 'sluice-test-client', usage: 'client' });
+      tls = { ca: ca.cert, cert: client.cert, key: client.key };
+      tlsMaterial = loadTls(tls);
+      serverFiles = server;
+    } catch (e) {
+      rmSync(dir, { recursive: true, force: true });
+      throw e;
+    }
+  }
 
   // Last resort if the test process exits without running teardown (an uncaught exception
   // ends a tap file without teardowns): kill etcd and remove its files, best effort.
@@ -134,12 +197,13 @@ export async function startEtcd(t: Teardown, o: EtcdOptions = {}): Promise<EtcdS
     const name = 'sluice-test';
     const peer = `http://127.0.0.1:${peerPort}`;
     const host = o.listenHost ?? '127.0.0.1';
-    const client = `http://${host}:${clientPort}`;
+    const client = `${scheme}://${host}:${clientPort}`;
     const args = [
       '--pdeathsig', 'KILL', ...(o.netns ? ['nsenter', `--net=/run/netns/${o.netns}`] : []), ETCD_BIN,
       '--name', name, '--data-dir', dataDir,
-      '--listen-client-urls', host === '127.0.0.1' || host === '0.0.0.0' ? client : `${client},http://127.0.0.1:${clientPort}`,
-      '--advertise-client-urls', host === '0.0.0.0' ? `http://127.0.0.1:${clientPort}` : client,
+      '--listen-client-urls', host === '127.0.0.1' || host === '0.0.0.0' ? client : `${client},${scheme}://127.0.0.1:${clientPort}`,
+      '--advertise-client-urls', host === '0.0.0.0' ? `${scheme}://127.0.0.1:${clientPort}` : client,
+      ...(serverFiles && ca ? ['--cert-file', serverFiles.cert, '--key-file', serverFiles.key, '--trusted-ca-file', ca.cert, '--client-cert-auth'] : []),
       '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer,
       '--initial-cluster', `${name}=${peer}`, '--initial-cluster-state', 'new',
       '--initial-cluster-token', `sluice-test-${process.pid}`,
@@ -163,7 +227,7 @@ export async function startEtcd(t: Teardown, o: EtcdOptions = {}): Promise<EtcdS
       if (proc.exitCode !== null || proc.signalCode !== null) {
         throw new Error(`etcd exited (${proc.exitCode ?? proc.signalCode}) while starting:\n${logTail()}`);
       }
-      if (await (o.netns ? healthyIn(o.netns, clientPort) : healthy(clientPort))) return;
+      if (await (o.netns ? healthyIn(o.netns, clientPort, tls) : healthy(clientPort, tlsMaterial, !o.serverCert))) return;
       if (Date.now() > deadline) {
         proc.kill('SIGKILL');
         await exited;
@@ -225,6 +289,16 @@ export async function startEtcd(t: Teardown, o: EtcdOptions = {}): Promise<EtcdS
       await launch();
     },
     logTail,
+    tlsOn,
+    spec: (prefix = '', host = '127.0.0.1') => `${tlsOn ? 'etcds' : 'etcd'}://${host}:${clientPort}${prefix}`,
+    tls,
+    tlsMaterial,
+    ca,
+    pkiDir,
+    etcdctlArgs: (host = '127.0.0.1') => [
+      '--endpoints', `${scheme}://${host}:${clientPort}`,
+      ...(tlsOn ? ['--cacert', tls.ca!, '--cert', tls.cert!, '--key', tls.key!] : []),
+    ],
   };
 }
 

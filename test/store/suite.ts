@@ -8,6 +8,7 @@
 import { spawn } from 'node:child_process';
 import type { Test } from 'tap';
 import type { Store, WatchEvent } from '../../src/store/types.js';
+import type { StoreTlsFiles } from '../../src/store/tls.js';
 import { REPO } from '../helpers/env.js';
 
 export interface StoreFixture {
@@ -16,6 +17,8 @@ export interface StoreFixture {
   other(): Promise<Store>;
   /** The spec of this data for openStore() in a child process. */
   spec: string;
+  /** The TLS files that go with `spec` (etcds://). */
+  tls?: StoreTlsFiles;
 }
 
 export interface Backend {
@@ -316,7 +319,7 @@ export function storeSuite(top: Test, b: Backend): void {
   });
 
   top.test(`${n}: a closed store refuses work and a closing process exits`, async (t) => {
-    const { store: s, spec, other } = await b.fresh(t);
+    const { store: s, spec, tls, other } = await b.fresh(t);
     const c = await other();
     await c.put('k', 'v');
     await c.grantLease(5);
@@ -329,7 +332,7 @@ export function storeSuite(top: Test, b: Backend): void {
     // A separate process with a lease (keep-alive timer), a watch and operations must end
     // on its own after close(): no timers or connections left behind.
     const r = await runChild(`
-      const s = await openStore(${JSON.stringify(spec)}, { stateDir: '/nonexistent' });
+      const s = await openStore(${JSON.stringify(spec)}, { stateDir: '/nonexistent', tls: ${JSON.stringify(tls ?? {})} });
       const lease = await s.grantLease(2);
       await s.put('child/leased', 'x', lease.id);
       let seen = 0;

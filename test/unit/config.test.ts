@@ -1,6 +1,6 @@
 import t from 'tap';
 import { hostname } from 'node:os';
-import { DEFAULTS, parseConfigText, resolveConfig } from '../../src/config/config.js';
+import { DEFAULTS, KEYS, parseConfigText, resolveConfig, storeTls } from '../../src/config/config.js';
 
 t.test('defaults', async (t) => {
   const c = resolveConfig({}, {});
@@ -53,6 +53,27 @@ t.test('errors name the source, the key and the problem', async (t) => {
 t.test('malformed YAML', async (t) => {
   t.throws(() => parseConfigText('nodeName: [unclosed', 'bad.yaml'), { message: /^bad\.yaml: \(file\): not valid YAML/ });
   t.throws(() => parseConfigText('- a\n- b\n', 'list.yaml'), { message: /^list\.yaml: \(file\): expected a mapping/ });
+});
+
+t.test('storeCA, storeCert, storeKey: etcds:// only, a certificate with its key', async (t) => {
+  const d = resolveConfig({}, {});
+  t.same([d.storeCA, d.storeCert, d.storeKey], ['', '', ''], 'none by default');
+  const c = resolveConfig({ store: 'etcds://10.0.0.1:2379/x', storeCA: '/etc/sluice/ca.pem', storeCert: '/etc/sluice/node.pem' }, { storeKey: '/etc/sluice/node-key.pem' });
+  t.same([c.store, c.storeCA, c.storeCert, c.storeKey], ['etcds://10.0.0.1:2379/x', '/etc/sluice/ca.pem', '/etc/sluice/node.pem', '/etc/sluice/node-key.pem'], 'from the file and flags');
+  t.same(storeTls(c), { ca: '/etc/sluice/ca.pem', cert: '/etc/sluice/node.pem', key: '/etc/sluice/node-key.pem' });
+  t.same(storeTls(d), {}, 'no files: an empty object');
+  t.equal(resolveConfig({ store: 'etcds://h' }, {}).storeCA, '', "etcds:// alone: the system's CAs");
+  t.throws(() => resolveConfig({ store: 'etcd://h', storeCA: '/ca.pem' }, {}, 'n1.yaml'),
+    { name: 'ConfigError', message: "n1.yaml: storeCA: storeCA given, but the store is not spoken to over TLS: write the store as etcds://… (or leave it out)" });
+  t.throws(() => resolveConfig({}, { storeCert: '/c.pem', storeKey: '/k.pem' }),
+    { message: /^flag --store-cert: storeCert: storeCert, storeKey given, but the store is not spoken to over TLS/ }, 'the file store takes none either');
+  t.throws(() => resolveConfig({ store: 'etcds://h' }, { storeCert: '/c.pem' }), { message: 'flag --store-cert: storeCert: a client certificate needs its key: set storeKey too' });
+  t.throws(() => resolveConfig({ store: 'etcds://h', storeKey: '/k.pem' }, {}, 'c.yaml'), { message: 'c.yaml: storeKey: a client key needs its certificate: set storeCert too' });
+  t.throws(() => resolveConfig({ store: 'etcds://h' }, { storeCA: 'ca.pem' }), { message: "flag --store-ca: storeCA: expected an absolute path, got 'ca.pem'" });
+  t.throws(() => resolveConfig({ store: 'etcds://h', storeKey: 42 }, {}), { message: 'config: storeKey: expected a non-empty string, got 42' });
+  t.equal(KEYS.storeCA.flag, '--store-ca');
+  t.equal(KEYS.storeCert.flag, '--store-cert');
+  t.equal(KEYS.storeKey.flag, '--store-key');
 });
 
 t.test('store and metricsAddress', async (t) => {

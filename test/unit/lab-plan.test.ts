@@ -17,6 +17,8 @@ t.test('file store, one subnet: names, addresses, configs', async (t) => {
   t.equal(p.storeSpec, 'file:/var/lib/sluice-lab/sllab/store');
   t.equal(p.routerNetns, undefined);
   t.equal(p.etcd, undefined);
+  t.same(p.nodes.map((n) => n.storeTls), [undefined, undefined], 'the file store: no TLS files');
+  t.notMatch(p.nodes[0]!.configText, /storeCA|storeCert|storeKey/);
   t.same(p.subnets, [{ name: 's1', index: 0, cidr: '198.18.0.0/24', bridge: 'br0' }]);
   t.same(p.nodes.map((n) => [n.name, n.netns, n.underlayIP, n.bridgePort, n.defaultVia]), [
     ['n1', 'sllab-n1', '198.18.0.1', 'nd0', undefined], ['n2', 'sllab-n2', '198.18.0.2', 'nd1', undefined],
@@ -58,12 +60,19 @@ pods: []
   t.same(p.nodes.map((n) => [n.name, n.underlayIP, n.bridge, n.defaultVia]), [
     ['a', '198.18.0.1', 'br0', '198.18.0.254'], ['b', '198.18.1.1', 'br1', '198.18.1.254'], ['c', '198.18.0.2', 'br0', '198.18.0.254'],
   ]);
-  t.equal(p.storeSpec, 'etcd://198.18.0.250:2379/lab2/');
+  t.equal(p.storeSpec, 'etcds://198.18.0.250:2379/lab2/', 'etcd over TLS');
   t.equal(p.underlayAddress, '198.18.0.250');
   t.equal(p.underlayDefaultVia, '198.18.0.254', 'etcd answers other subnets through the router');
   t.match(p.etcd, { address: '198.18.0.250', clientPort: 2379, dataDir: '/l/lab2/etcd/data', log: '/l/lab2/etcd/etcd.log' });
   t.same(p.etcd!.argv.slice(0, 3), ['nsenter', '--net=/run/netns/lab2-underlay', '/usr/bin/etcd']);
-  t.match(p.etcd!.argv.join(' '), '--listen-client-urls http://198.18.0.250:2379,http://127.0.0.1:2379');
+  t.match(p.etcd!.argv.join(' '), '--listen-client-urls https://198.18.0.250:2379,https://127.0.0.1:2379 --advertise-client-urls https://198.18.0.250:2379 '
+    + '--cert-file /l/lab2/pki/etcd.pem --key-file /l/lab2/pki/etcd-key.pem --trusted-ca-file /l/lab2/pki/ca.pem --client-cert-auth');
+  t.same(p.etcd!.pki, {
+    dir: '/l/lab2/pki', ca: '/l/lab2/pki/ca.pem', serverCert: '/l/lab2/pki/etcd.pem', serverKey: '/l/lab2/pki/etcd-key.pem',
+    labCert: '/l/lab2/pki/lab.pem', labKey: '/l/lab2/pki/lab-key.pem',
+  });
+  t.same(p.nodes.map((n) => n.storeTls), ['a', 'b', 'c'].map((n) => ({ ca: '/l/lab2/pki/ca.pem', cert: `/l/lab2/pki/node-${n}.pem`, key: `/l/lab2/pki/node-${n}-key.pem` })),
+    'a client certificate per node');
   t.same(underlayCommands(p), [
     { netns: 'lab2-underlay', lines: ['link set lo up', 'link add br0 type bridge', 'link set br0 up', 'link add br1 type bridge', 'link set br1 up', 'addr add 198.18.0.250/24 dev br0'] },
     { netns: 'lab2-underlay', lines: [
@@ -74,7 +83,9 @@ pods: []
     { netns: 'lab2-underlay', lines: ['route add default via 198.18.0.254'] },
   ]);
   t.same(nodeUplinkCommands(p, p.nodes[1]!).node, ['link set lo up', 'addr add 198.18.1.1/24 dev uplink0', 'link set uplink0 up', 'route add default via 198.18.1.254']);
-  for (const n of p.nodes) t.match(n.configText, /\nstore: etcd:\/\/198\.18\.0\.250:2379\/lab2\/\nmode: hybrid\n/);
+  for (const n of p.nodes) {
+    t.match(n.configText, `\nstore: etcds://198.18.0.250:2379/lab2/\nstoreCA: /l/lab2/pki/ca.pem\nstoreCert: /l/lab2/pki/node-${n.name}.pem\nstoreKey: /l/lab2/pki/node-${n.name}-key.pem\nmode: hybrid\n`);
+  }
 });
 
 t.test('a custom underlay and the test-only bad node', async (t) => {

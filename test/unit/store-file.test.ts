@@ -4,7 +4,7 @@
  * and store specs (parseStoreSpec / openStore).
  */
 import t from 'tap';
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FileStore } from '../../src/store/file.js';
 import { openStore, parseStoreSpec } from '../../src/store/open.js';
@@ -308,15 +308,17 @@ t.test('parseStoreSpec', async (t) => {
   t.same(parseStoreSpec('file:/var/lib/sluice/store'), { kind: 'file', path: '/var/lib/sluice/store' });
   t.same(parseStoreSpec('file:/var/lib//sluice/'), { kind: 'file', path: '/var/lib/sluice/' });
   t.same(parseStoreSpec('file:///srv/store'), { kind: 'file', path: '/srv/store' });
-  t.same(parseStoreSpec('etcd://127.0.0.1:2379'), { kind: 'etcd', endpoints: ['127.0.0.1:2379'], prefix: '/sluice/' });
-  t.same(parseStoreSpec('etcd://127.0.0.1:2379/'), { kind: 'etcd', endpoints: ['127.0.0.1:2379'], prefix: '/sluice/' });
+  t.same(parseStoreSpec('etcd://127.0.0.1:2379'), { kind: 'etcd', endpoints: ['127.0.0.1:2379'], prefix: '/sluice/', tls: false });
+  t.same(parseStoreSpec('etcd://127.0.0.1:2379/'), { kind: 'etcd', endpoints: ['127.0.0.1:2379'], prefix: '/sluice/', tls: false });
   t.same(parseStoreSpec('etcd://10.0.0.1:2379,10.0.0.2:22379/cluster-a'),
-    { kind: 'etcd', endpoints: ['10.0.0.1:2379', '10.0.0.2:22379'], prefix: '/cluster-a/' });
+    { kind: 'etcd', endpoints: ['10.0.0.1:2379', '10.0.0.2:22379'], prefix: '/cluster-a/', tls: false });
   t.same(parseStoreSpec('etcd://etcd-0.etcd.kube-system.svc:2379/a/b/'),
-    { kind: 'etcd', endpoints: ['etcd-0.etcd.kube-system.svc:2379'], prefix: '/a/b/' });
-  t.same(parseStoreSpec('etcd://etcd'), { kind: 'etcd', endpoints: ['etcd:2379'], prefix: '/sluice/' }, 'the port defaults to 2379');
-  t.same(parseStoreSpec('etcd://[::1]:2379,[fd00::2]'), { kind: 'etcd', endpoints: ['[::1]:2379', '[fd00::2]:2379'], prefix: '/sluice/' });
-  t.same(parseStoreSpec('ETCD://h:1'), { kind: 'etcd', endpoints: ['h:1'], prefix: '/sluice/' });
+    { kind: 'etcd', endpoints: ['etcd-0.etcd.kube-system.svc:2379'], prefix: '/a/b/', tls: false });
+  t.same(parseStoreSpec('etcd://etcd'), { kind: 'etcd', endpoints: ['etcd:2379'], prefix: '/sluice/', tls: false }, 'the port defaults to 2379');
+  t.same(parseStoreSpec('etcd://[::1]:2379,[fd00::2]'), { kind: 'etcd', endpoints: ['[::1]:2379', '[fd00::2]:2379'], prefix: '/sluice/', tls: false });
+  t.same(parseStoreSpec('ETCD://h:1'), { kind: 'etcd', endpoints: ['h:1'], prefix: '/sluice/', tls: false });
+  t.same(parseStoreSpec('etcds://10.0.0.1:2379,etcd-1/c'), { kind: 'etcd', endpoints: ['10.0.0.1:2379', 'etcd-1:2379'], prefix: '/c/', tls: true }, 'etcds://: TLS');
+  t.same(parseStoreSpec('ETCDS://[::1]'), { kind: 'etcd', endpoints: ['[::1]:2379'], prefix: '/sluice/', tls: true });
 
   const bad: [string, RegExp][] = [
     ['file:', /missing path after "file:"/],
@@ -338,6 +340,10 @@ t.test('parseStoreSpec', async (t) => {
     ['etcd://h:1,h:x', /bad port "x" of "h:x"/],
     ['etcd://h:1/a b', /bad prefix "\/a b"/],
     ['etcd:/h:1', /expected etcd:\/\/host:port/],
+    ['etcds:/h:1', /expected etcd:\/\/host:port\[,host:port…\]\[\/prefix\] \(or etcds:\/\/ for TLS\)/],
+    ['etcds://', /missing hosts: expected etcds:\/\/host:port/],
+    ['etcds://h:99999', /bad port "99999"/],
+    ['etcdss://h', /unknown scheme "etcdss"/],
     ['consul://10.0.0.1:8500', /unknown scheme "consul" \(expected file, file:\/abs\/dir or etcd:\/\/host:port/],
     ['https://10.0.0.1:2379', /unknown scheme "https"/],
     ['sqlite', /unknown kind of store/],
@@ -362,4 +368,40 @@ t.test('openStore', async (t) => {
   const e = opened(t, await openStore('etcd://127.0.0.1:1,127.0.0.1:2/x', { stateDir, timeoutMs: 500 }));
   t.equal(e.description, 'etcd://127.0.0.1:1,127.0.0.1:2/x', 'etcd is opened lazily');
   await t.rejects(openStore('nope://x', { stateDir }), { name: 'StoreError', message: /unknown scheme "nope"/ });
+});
+
+t.test('permissions: store.json and store.lock are 0600; a directory anyone may write to is refused', async (t) => {
+  const dir = join(tempDir(t, 'sluice-perm'), 'store');
+  const s = opened(t, new FileStore(dir));
+  await s.put('a', '1');
+  t.equal(statSync(join(dir, 'store.json')).mode & 0o777, 0o600, 'store.json 0600');
+  t.equal(statSync(join(dir, 'store.lock')).mode & 0o777, 0o600, 'store.lock 0600');
+  t.equal(statSync(dir).mode & 0o777, 0o700, 'a directory it makes: 0700');
+  chmodSync(join(dir, 'store.json'), 0o644); // as an older sluice left it
+  await s.put('b', '2');
+  t.equal(statSync(join(dir, 'store.json')).mode & 0o777, 0o600, 'the next write makes it 0600 again');
+
+  const open = join(tempDir(t, 'sluice-perm'), 'store');
+  mkdirSync(open);
+  chmodSync(open, 0o777);
+  t.throws(() => new FileStore(open), {
+    name: 'StoreError',
+    message: `file:${open}: open failed: the store directory ${open} is writable by anyone (mode 0777): anyone could change the cluster's state; chmod o-w ${open} (or 0700)`,
+  });
+  chmodSync(open, 0o1777);
+  t.throws(() => new FileStore(open), { message: /writable by anyone \(mode 1777\)/ }, 'sticky or not');
+  t.notOk(existsSync(join(open, 'store.json')), 'and nothing was written there');
+  await t.rejects(openStore(`file:${open}`, { stateDir: '/unused' }), { message: /is writable by anyone/ }, 'through openStore too');
+
+  const parent = tempDir(t, 'sluice-perm');
+  chmodSync(parent, 0o777);
+  const inside = join(parent, 'store');
+  t.throws(() => new FileStore(inside), {
+    message: `file:${inside}: open failed: the store directory's parent ${parent} is writable by anyone and not sticky (mode 0777): anyone could replace ${inside}; chmod o-w ${parent}`,
+  });
+  t.notOk(existsSync(inside), 'the store directory was not made');
+  chmodSync(parent, 0o1777);
+  const ok = opened(t, new FileStore(inside));
+  await ok.put('k', 'v');
+  t.equal((await ok.get('k'))?.value, 'v', 'a sticky world-writable parent (as /tmp) is fine');
 });

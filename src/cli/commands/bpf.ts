@@ -9,7 +9,7 @@ import { openStore } from '../../store/open.js';
 import { parseRecords } from '../../store/record.js';
 import { NODES } from '../../store/keys.js';
 import { parseNodeRecord } from '../../node/underlay.js';
-import type { Config } from '../../config/config.js';
+import { storeTls, type Config } from '../../config/config.js';
 import { configOf } from '../context.js';
 import { parseOutput, print } from '../output.js';
 
@@ -25,7 +25,7 @@ function listCommand(parent: Command, name: string, description: string, action:
 
 /** Names for identities, policies and endpoints (the store is read, never written). */
 async function mapNames(cfg: Config): Promise<Names> {
-  const store = await openStore(cfg.store, { stateDir: cfg.stateDir });
+  const store = await openStore(cfg.store, { stateDir: cfg.stateDir, tls: storeTls(cfg) });
   try {
     return await Names.load(cfg, store);
   } finally {
@@ -77,7 +77,7 @@ export function register(program: Command): void {
 
   listCommand(bpf, 'nodes', 'the sl_nodes map: the other nodes of the cluster, the only senders of VXLAN this node takes, and the MACs their pods\' routed packets must come from', async (cmd, format) => {
     const cfg = configOf(cmd);
-    const store = await openStore(cfg.store, { stateDir: cfg.stateDir });
+    const store = await openStore(cfg.store, { stateDir: cfg.stateDir, tls: storeTls(cfg) });
     let names: Map<string, string>;
     try {
       names = new Map(parseRecords(await store.list(NODES), parseNodeRecord).records.map((r) => [r.underlayIP, r.name]));

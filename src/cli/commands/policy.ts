@@ -11,12 +11,13 @@ import { isIPv4 } from '../../util/ipv4.js';
 import { openStore } from '../../store/open.js';
 import type { Store } from '../../store/types.js';
 import { formatLabels, parseLabelChanges } from '../../util/labels.js';
+import { storeTls } from '../../config/config.js';
 import { configOf } from '../context.js';
 import { parseOutput, print, printJson } from '../output.js';
 
 async function withStore<T>(cmd: Command, fn: (s: Store) => Promise<T>): Promise<T> {
   const cfg = configOf(cmd);
-  const store = await openStore(cfg.store, { stateDir: cfg.stateDir });
+  const store = await openStore(cfg.store, { stateDir: cfg.stateDir, tls: storeTls(cfg) });
   try {
     return await fn(store);
   } finally {

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AgentStatus } from '../../api/types.js';
-import type { Config } from '../../config/config.js';
+import { storeTls, type Config } from '../../config/config.js';
 import { kernelFeatures, mapStatus, programStatus, type MapStatus, type ProgramStatus, type KernelFeatures } from '../../datapath/status.js';
 import { NodeState } from '../../endpoint/state.js';
 import { IdentityAllocator } from '../../identity/identity.js';
@@ -27,7 +27,7 @@ export interface NodeStatusReport {
 
 async function storeCounts(cfg: Config): Promise<{ store: NodeStatusReport['store']; identities: number | null; policies: number | null }> {
   try {
-    const store = await openStore(cfg.store, { stateDir: cfg.stateDir, timeoutMs: 5000 });
+    const store = await openStore(cfg.store, { stateDir: cfg.stateDir, tls: storeTls(cfg), timeoutMs: 5000 });
     try {
       const [ids, pols] = await Promise.all([new IdentityAllocator(store).list(), listPolicies(store)]);
       return { store: { spec: cfg.store, reachable: true }, identities: ids.size, policies: pols.length };
