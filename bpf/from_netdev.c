@@ -12,6 +12,10 @@
  *   IPv4 to a pod on this node (routed here by a peer node in direct mode) -> from a peer's
  *     pod but not from that peer's MAC dropped (drop_node_mac); else its ingress policy
  *     (the source identity from the ipcache), MACs rewritten, bpf_redirect_peer
+ *   IPv4 to the masquerade address with a mapping in sl_nat (a reply to a pod's masqueraded
+ *     flow, or an ICMP error quoting one) -> translated back, TTL decremented, delivered into
+ *     the pod: a reply through its conntrack and ingress policy, an ICMP error as related
+ *     (lib/masq.h); without a mapping -> the stack (the node's own traffic)
  *   everything else (the node's own traffic, VXLAN that BPF leaves to the overlay device,
  *     frames not addressed to this host's MAC) -> the stack
  */
@@ -21,6 +25,7 @@
 #include "sluice/lib/remote.h"
 #include "sluice/lib/vxlan.h"
 #include "sluice/lib/nodes.h"
+#include "sluice/lib/masq.h"
 
 #ifndef PACKET_HOST
 #define PACKET_HOST 0
@@ -91,6 +96,7 @@ int from_netdev(struct __sk_buff *skb)
 	void *data_end = SL_DATA_END(skb);
 	struct ethhdr *eth = SL_DATA(skb);
 	struct sl_node_config *cfg;
+	struct sl_masq_config *masq;
 	struct sl_endpoint *dst;
 	struct iphdr *ip, *inner;
 	__u32 vni = 0;
@@ -111,6 +117,13 @@ int from_netdev(struct __sk_buff *skb)
 		if (dst)
 			return from_vxlan(skb, dst, vni, node, addr, inner->saddr);
 		return TC_ACT_OK;
+	}
+	masq = sl_masq_on();
+	if (masq && ip->daddr == masq->addr) {
+		int verdict = TC_ACT_OK;
+
+		if (sl_masq_ingress(skb, ip, data_end, masq, &verdict))
+			return verdict;
 	}
 	return from_peer(skb, eth, ip, data_end);
 }

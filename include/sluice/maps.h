@@ -162,4 +162,43 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sl_ct_v2 SEC(".maps");
 
+/* ---- NAT (lib/nat.h, lib/masq.h) ------------------------------------------------------ */
+
+#ifndef SL_MAX_NAT
+#define SL_MAX_NAT 131072	/* entries: two per translated flow */
+#endif
+#ifndef SL_MAX_NONMASQ
+#define SL_MAX_NONMASQ 1024
+#endif
+
+/*
+ * A plain HASH, preallocated: the kernel never evicts an entry (an LRU would evict one entry
+ * of a pair without the other); a full table fails creation (drop_nat_table_full). The agent
+ * collects expired pairs.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct sl_nat_key);
+	__type(value, struct sl_nat_entry);
+	__uint(max_entries, SL_MAX_NAT);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_nat SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct sl_masq_config);
+	__uint(max_entries, 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_masq SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct sl_nonmasq_key);
+	__type(value, struct sl_nonmasq_entry);
+	__uint(max_entries, SL_MAX_NONMASQ);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_nonmasq SEC(".maps");
+
 #endif /* SLUICE_MAPS_H */

@@ -31,6 +31,8 @@ enum sl_reason {
 	SL_REASON_FROM_NETDEV = 8,	/* arrived on the uplink, delivered into a pod */
 	SL_REASON_OVERLAY_DEVICE = 9,	/* of the overlay packets above, one the kernel's VXLAN device encapsulated
 					 * (egress) or decapsulated (ingress) because BPF did not */
+	SL_REASON_MASQUERADE = 10,	/* a pod's packet to the world, its source translated to the node's (to_netdev) */
+	SL_REASON_NAT_REVERSE = 11,	/* a reply to a masqueraded flow, translated back to the pod (then delivered) */
 	SL_DROP_BASE = 128,
 	SL_REASON_DROP_MALFORMED = 128,	/* truncated or invalid headers */
 	SL_REASON_DROP_SPOOFED_IP = 129,	/* source IP is not the sending pod's */
@@ -48,6 +50,10 @@ enum sl_reason {
 	SL_REASON_DROP_TUNNEL_SOURCE = 141,	/* an overlay packet from an address that is no node of the cluster (sl_nodes) */
 	SL_REASON_DROP_TUNNEL_INNER_SOURCE = 142,	/* an overlay packet from a node, carrying a source address that node does not own */
 	SL_REASON_DROP_NODE_MAC = 143,	/* routed directly from a peer node's pod, but not from that node's MAC */
+	SL_REASON_DROP_NAT_NO_PORT = 144,	/* to be masqueraded, but every port of the range tried is taken for that destination */
+	SL_REASON_DROP_NAT_TABLE_FULL = 145,	/* to be masqueraded, but the NAT table (sl_nat) is full */
+	SL_REASON_DROP_NAT_FRAGMENT = 146,	/* a fragment to be masqueraded (its ports are in the first fragment only) */
+	SL_REASON_DROP_NAT_UNSUPPORTED = 147,	/* to be masqueraded, but neither TCP, UDP nor ICMP echo */
 	SL_REASON_MAX = 255,
 };
 
@@ -269,6 +275,63 @@ struct sl_monitor_state {
 	__u64 sent;		/* events written to sl_events */
 	__u64 rate_limited;	/* events not sent: over the rate */
 	__u64 ring_full;	/* events lost: the ring buffer was full */
+};
+
+/* ---- NAT (lib/nat.h: the engine; lib/masq.h: masquerade) -------------------------------- */
+
+/*
+ * sl_nat: translations (plain HASH, never evicted: docs/architecture.md, "Masquerade (SNAT)").
+ * A translated flow is a pair of entries: the forward one keyed by the flow as the pod sends
+ * it (dir SL_DIR_EGRESS), the reverse one by the reply as it arrives (dir SL_DIR_INGRESS).
+ * ICMP echo: the identifier in both ports.
+ */
+struct sl_nat_key {
+	sl_ipv4_t saddr;
+	sl_ipv4_t daddr;
+	__be16 sport;
+	__be16 dport;
+	__u8 protocol;
+	__u8 dir;		/* enum sl_dir: egress the forward entry, ingress the reverse */
+	__u8 pad[2];
+};
+
+enum sl_nat_flags {
+	SL_NAT_F_NONE = 0,
+	SL_NAT_F_SRC = 1,	/* addr/port replace the packet's source (else its destination) */
+	SL_NAT_F_MASQ = 2,	/* made by masquerade (services will add their own) */
+};
+
+struct sl_nat_entry {
+	__u64 expires;		/* bpf_ktime_get_ns() after which the entry is dead (the agent collects pairs) */
+	__u64 packets;
+	__u64 bytes;
+	sl_ipv4_t addr;		/* the address written into the packet */
+	__be16 port;		/* the port (ICMP echo: identifier) written into the packet */
+	__u8 flags;		/* enum sl_nat_flags */
+	__u8 state;		/* enum sl_ct_state */
+};
+
+enum sl_masq_flags {
+	SL_MASQ_F_NONE = 0,
+	SL_MASQ_F_ON = 1,	/* masquerade pods' packets to the world */
+};
+
+/* sl_masq: the masquerade settings (one entry, key 0), written by the routing feature. */
+struct sl_masq_config {
+	sl_ipv4_t addr;		/* the address pods' packets leave with (the uplink's) */
+	__u16 port_min;		/* the source port range, host byte order, inclusive */
+	__u16 port_max;
+	__u32 flags;		/* enum sl_masq_flags */
+};
+
+/* sl_nonmasq: destinations never masqueraded (LPM trie): the pool and nonMasqueradeCIDRs. */
+struct sl_nonmasq_key {
+	__u32 prefixlen;
+	sl_ipv4_t addr;
+};
+
+struct sl_nonmasq_entry {
+	__u32 flags;
 };
 
 /* ---- prefilter (bpf/xdp_prefilter.c, src/prefilter/) ---------------------------------- */

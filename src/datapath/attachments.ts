@@ -48,6 +48,7 @@ export const ATTACHMENTS: readonly Attachment[] = [
   { program: 'to_container', source: 'to_container', role: 'pod', hook: tc('egress'), owner: 'endpoints' },
   { program: 'from_overlay', source: 'from_overlay', role: 'overlay', hook: tc('ingress'), owner: 'routing' },
   { program: 'from_netdev', source: 'from_netdev', role: 'uplink', hook: tc('ingress'), owner: 'routing' },
+  { program: 'to_netdev', source: 'to_netdev', role: 'uplink', hook: tc('egress'), owner: 'routing' },
   { program: 'xdp_prefilter', source: 'xdp_prefilter', role: 'uplink', hook: { kind: 'xdp' }, owner: 'prefilter' },
 ];
 
