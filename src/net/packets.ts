@@ -202,6 +202,30 @@ export function icmpEcho(o: IcmpEchoOpts = {}, payload: Uint8Array = Buffer.allo
   return msg;
 }
 
+export const ICMP_DEST_UNREACH = 3;
+export const ICMP_TIME_EXCEEDED = 11;
+export const ICMP_PORT_UNREACH = 3;
+export const ICMP_FRAG_NEEDED = 4;
+
+export interface IcmpErrorOpts {
+  /** ICMP_DEST_UNREACH or ICMP_TIME_EXCEEDED (or any other error type). */
+  type: number;
+  code: number;
+  /** Fragmentation needed: the next hop's MTU (bytes 6-7 of the header). */
+  mtu?: number;
+}
+
+/** An ICMP error message quoting `quoted` (an IPv4 packet, as much of it as the sender quotes), with a correct checksum. */
+export function icmpError(o: IcmpErrorOpts, quoted: Uint8Array): Buffer {
+  const h = Buffer.alloc(8);
+  h[0] = o.type;
+  h[1] = o.code;
+  h.writeUInt16BE(o.mtu ?? 0, 6);
+  const msg = Buffer.concat([h, quoted]);
+  msg.writeUInt16BE(inetChecksum(msg), 2);
+  return msg;
+}
+
 export interface L4Opts {
   /** IPv4 source and destination: they enter the checksum through the pseudo-header. */
   src: string;
@@ -280,6 +304,11 @@ export function udpFrame(a: FrameAddrs, sport: number, dport: number, payload: U
 export function tcpFrame(a: FrameAddrs, sport: number, dport: number, payload: Uint8Array = Buffer.alloc(0),
   o: Partial<Pick<TcpOpts, 'seq' | 'ack' | 'flags' | 'window'>> = {}): Buffer {
   return ipFrame(a, IPPROTO_TCP, tcp({ src: a.src, dst: a.dst, sport, dport, ...o }, payload));
+}
+
+/** Ethernet + IPv4 + an ICMP error quoting `quoted` (an IPv4 packet). */
+export function icmpErrorFrame(a: FrameAddrs, o: IcmpErrorOpts, quoted: Uint8Array): Buffer {
+  return ipFrame(a, IPPROTO_ICMP, icmpError(o, quoted));
 }
 
 export const VXLAN_HLEN = 8;
