@@ -17,11 +17,15 @@ import { openProgram } from '../datapath/loader.js';
 import { IPCACHE_MAP, readIpcache, syncIpcache, type IpcacheChange, type IpcacheEntry } from '../maps/ipcache.js';
 import { readNodeConfig, writeNodeConfig } from '../maps/node.js';
 import { syncNodes } from '../maps/nodes.js';
+import { readMasqConfig, syncNonMasq, writeMasqConfig } from '../maps/masq.js';
+import { collectNat } from '../maps/nat.js';
+import { parseLocalPortRange, planMasquerade, type MasqPlan } from '../routing/masq.js';
+import { readFileSync } from 'node:fs';
 import { cidrWithin, parseCidr } from '../util/ipv4.js';
 import { podMtu, uplinkMtu } from '../endpoint/mtu.js';
 import { run } from '../net/exec.js';
 import { getLink, ipBatch, listRoutes } from '../net/ip.js';
-import { ensureVxlan, VXLAN_DEV, VXLAN_OVERHEAD } from '../net/vxlan.js';
+import { ensureVxlan, VXLAN_DEV, VXLAN_OVERHEAD, VXLAN_PORT } from '../net/vxlan.js';
 import type { Config } from '../config/config.js';
 import { parseNodeRecord, underlayOf } from '../node/underlay.js';
 import { parseRecords } from '../store/record.js';
@@ -40,6 +44,34 @@ function programId(cfg: Config, name: string): number {
   } finally {
     prog.close();
   }
+}
+
+/** This namespace's net.ipv4.ip_local_port_range (undefined when it cannot be read). */
+function localPortRange(): ReturnType<typeof parseLocalPortRange> {
+  try {
+    return parseLocalPortRange(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * sl_nonmasq, then sl_masq (so masquerade, once on, never translates toward a destination
+ * that is exempt), then the collection of dead NAT pairs; returns what it changed.
+ */
+function syncMasquerade(cfg: Config, plan: MasqPlan): string[] {
+  const changed: string[] = [];
+  const d = syncNonMasq(cfg, plan.nonMasq);
+  changed.push(...d.added.map((c) => `nonmasq +${c}`), ...d.removed.map((c) => `nonmasq -${c}`));
+  const have = readMasqConfig(cfg);
+  if (JSON.stringify(have) !== JSON.stringify(plan.config)) {
+    writeMasqConfig(cfg, plan.config);
+    const c = plan.config;
+    changed.push(`sl_masq: ${c.flags ? 'on' : 'off'}, address ${c.addr}, ports ${c.port_min}-${c.port_max}`);
+  }
+  const gc = collectNat(cfg);
+  if (gc.deleted) changed.push(`nat: ${gc.deleted} dead entries removed`);
+  return changed;
 }
 
 /** The `ip route` line that keeps `r` in the kernel. */
@@ -151,6 +183,10 @@ export class RoutingFeature implements AgentFeature {
     // overlay's sources finds the cluster's nodes already there, and drops none of theirs.
     const nd = syncNodes(cfg, plan.nodes);
     report.changed.push(...nd.added.map((ip) => `nodes +${ip}`), ...nd.changed.map((ip) => `nodes ~${ip}`), ...nd.removed.map((ip) => `nodes -${ip}`));
+    // The masquerade settings before to_netdev is attached: it translates from its first packet.
+    const masq = planMasquerade(cfg, { uplinkIp: u.ip, localPorts: localPortRange(), vxlanPort: VXLAN_PORT });
+    report.problems.push(...masq.problems);
+    report.changed.push(...syncMasquerade(cfg, masq));
     report.changed.push(...this.ensureDevices(cfg));
 
     // Kernel routes first (new and changed), then the ipcache, then stale routes.

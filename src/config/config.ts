@@ -43,6 +43,17 @@ export interface Config {
    * is meant for the node's network (its store, its agents) somewhere else.
    */
   nodeNetns: string;
+  /** Pods' packets to the world leave with the node's address (docs/architecture.md, "Masquerade (SNAT)"). */
+  masquerade: boolean;
+  /**
+   * Destinations pods reach with their own address, comma-separated CIDRs ('' : the cluster
+   * pool). The pool, the nodes and the cluster's addresses are never masqueraded whatever this says.
+   */
+  nonMasqueradeCIDRs: string;
+  /** The address pods' packets leave with ('' : the uplink's). */
+  masqueradeAddress: string;
+  /** The source ports masquerade uses, "min-max" (disjoint from the kernel's ephemeral ports). */
+  masqueradePortRange: string;
 }
 
 export const MODES = ['vxlan', 'direct', 'hybrid'] as const;
@@ -65,6 +76,10 @@ export const DEFAULTS: Omit<Config, 'nodeName'> = {
   metricsAddress: '127.0.0.1:9962',
   mode: 'vxlan',
   nodeNetns: '',
+  masquerade: true,
+  nonMasqueradeCIDRs: '',
+  masqueradeAddress: '',
+  masqueradePortRange: '61000-65535',
 };
 
 export const DEFAULT_CONFIG_PATH = '/etc/sluice/config.yaml';
@@ -90,6 +105,10 @@ export const KEYS: Record<keyof Config, { flag: string; help: string }> = {
   metricsAddress: { flag: '--metrics-address', help: `agent's Prometheus endpoint host:port, or off (default ${DEFAULTS.metricsAddress})` },
   mode: { flag: '--mode', help: 'cross-node forwarding: vxlan (default), direct or hybrid' },
   nodeNetns: { flag: '--node-netns', help: 'the network namespace (path) the node lives in: commands refuse to run elsewhere (default: any)' },
+  masquerade: { flag: '--masquerade', help: "true (default) or false: pods' packets to the world leave with the node's address" },
+  nonMasqueradeCIDRs: { flag: '--non-masquerade-cidrs', help: 'CIDRs (comma-separated; a YAML list in the file) pods reach with their own address (default: the cluster pool)' },
+  masqueradeAddress: { flag: '--masquerade-address', help: "the address pods' packets leave with (default: the uplink's)" },
+  masqueradePortRange: { flag: '--masquerade-port-range', help: `source ports of masqueraded flows, min-max (default ${DEFAULTS.masqueradePortRange})` },
 };
 
 export class ConfigError extends Error {
@@ -171,6 +190,10 @@ export function resolveConfig(file: Record<string, unknown>, flags: Partial<Reco
     metricsAddress: str(src('metricsAddress'), 'metricsAddress', raw.metricsAddress),
     mode: raw.mode as Mode,
     nodeNetns: raw.nodeNetns === '' ? '' : absPath(src('nodeNetns'), 'nodeNetns', raw.nodeNetns),
+    masquerade: bool(src('masquerade'), 'masquerade', raw.masquerade),
+    nonMasqueradeCIDRs: cidrList(src('nonMasqueradeCIDRs'), 'nonMasqueradeCIDRs', raw.nonMasqueradeCIDRs),
+    masqueradeAddress: raw.masqueradeAddress === '' ? '' : str(src('masqueradeAddress'), 'masqueradeAddress', raw.masqueradeAddress),
+    masqueradePortRange: str(src('masqueradePortRange'), 'masqueradePortRange', raw.masqueradePortRange),
   };
   if (!MODES.includes(cfg.mode)) throw new ConfigError(src('mode'), 'mode', `expected one of ${MODES.join(', ')}, got ${JSON.stringify(raw.mode)}`);
   if (!/^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$/.test(cfg.nodeName)) {
@@ -214,11 +237,63 @@ export function resolveConfig(file: Record<string, unknown>, flags: Partial<Reco
   }
   const tls = tlsProblem(spec.kind === 'etcd' && spec.tls, storeTls(cfg));
   if (tls) throw new ConfigError(src(tls.key), tls.key, tls.problem);
+  if (cfg.masqueradeAddress && !isIPv4(cfg.masqueradeAddress)) {
+    throw new ConfigError(src('masqueradeAddress'), 'masqueradeAddress', `'${cfg.masqueradeAddress}' is not an IPv4 address`);
+  }
+  const range = portRangeProblem(cfg.masqueradePortRange);
+  if (range) throw new ConfigError(src('masqueradePortRange'), 'masqueradePortRange', range);
   if (cfg.metricsAddress !== 'off') {
     const problem = hostPortProblem(cfg.metricsAddress);
     if (problem) throw new ConfigError(src('metricsAddress'), 'metricsAddress', problem);
   }
   return cfg;
+}
+
+function bool(source: string, key: string, v: unknown): boolean {
+  if (v === true || v === 'true') return true;
+  if (v === false || v === 'false') return false;
+  throw new ConfigError(source, key, `expected true or false, got ${JSON.stringify(v)}`);
+}
+
+/** A list of IPv4 CIDRs (a YAML list, or comma-separated text), checked and normalized to "a/n,b/m"; '' stays ''. */
+function cidrList(source: string, key: string, v: unknown): string {
+  const items = Array.isArray(v) ? v : typeof v === 'string' ? (v.trim() === '' ? [] : v.split(',')) : undefined;
+  if (!items) throw new ConfigError(source, key, `expected a list of CIDRs, got ${JSON.stringify(v)}`);
+  const out: string[] = [];
+  for (const item of items) {
+    if (typeof item !== 'string' || item.trim() === '') throw new ConfigError(source, key, `expected a CIDR, got ${JSON.stringify(item)}`);
+    try {
+      out.push(formatCidr(parseCidr(item.trim())));
+    } catch (e) {
+      throw new ConfigError(source, key, `'${item.trim()}': ${(e as Error).message}`);
+    }
+  }
+  return out.join(',');
+}
+
+/** A port range "min-max" (1024 ≤ min ≤ max ≤ 65535). */
+export interface PortRange { min: number; max: number }
+
+/** Why `s` is not a port range "min-max" sluice can use, or undefined. */
+export function portRangeProblem(s: string): string | undefined {
+  const m = /^(\d{1,5})-(\d{1,5})$/.exec(s);
+  if (!m) return `'${s}' is not a port range min-max (for example 61000-65535)`;
+  const min = Number(m[1]);
+  const max = Number(m[2]);
+  if (min < 1024 || max > 65535) return `${s} is not within 1024-65535`;
+  if (min > max) return `${s} is empty (${min} > ${max})`;
+  return undefined;
+}
+
+/** The masquerade port range of a config (validated by resolveConfig). */
+export function masqueradePorts(cfg: Pick<Config, 'masqueradePortRange'>): PortRange {
+  const [min, max] = cfg.masqueradePortRange.split('-').map(Number);
+  return { min: min!, max: max! };
+}
+
+/** The destinations never masqueraded: nonMasqueradeCIDRs, or the cluster pool when it is not set. */
+export function nonMasqueradeCidrs(cfg: Pick<Config, 'nonMasqueradeCIDRs' | 'clusterCIDR'>): string[] {
+  return cfg.nonMasqueradeCIDRs ? cfg.nonMasqueradeCIDRs.split(',') : [cfg.clusterCIDR];
 }
 
 /** The store's TLS files of a config (for openStore). */

@@ -9,9 +9,11 @@ import { ENDPOINTS_MAP } from './endpoints.js';
 import { EVENTS_MAP } from './events.js';
 import { IPCACHE_MAP } from './ipcache.js';
 import type { MapDef } from './map.js';
+import { MASQ_MAP, NONMASQ_MAP } from './masq.js';
 import { METRICS_MAP } from './metrics.js';
 import { MONITOR_MAP } from './monitor.js';
 import { MONITOR_STATE_MAP } from './monitor-state.js';
+import { NAT_MAP } from './nat.js';
 import { NODE_MAP } from './node.js';
 import { NODES_MAP } from './nodes.js';
 import { POLICY_MAP } from './policy.js';
@@ -23,6 +25,7 @@ import { PREFILTER_COUNTERS_MAP } from './prefilter-counters.js';
 export const MAPS: readonly MapDef[] = [
   ENDPOINTS_MAP, METRICS_MAP, IPCACHE_MAP, NODE_MAP, NODES_MAP, EVENTS_MAP, MONITOR_MAP, MONITOR_STATE_MAP,
   PREFILTER_MAP, PREFILTER_COUNTERS_MAP, POLICY_MAP, POLICY_CIDR_MAP, POLICY_STATS_MAP, CT_MAP,
+  NAT_MAP, MASQ_MAP, NONMASQ_MAP,
 ];
 
 /** The maps whose fill the agent exports (sluice_map_entries, sluice_map_max_entries). */

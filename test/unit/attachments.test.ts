@@ -56,8 +56,8 @@ t.test('every SEC program of bpf/*.c has exactly one row, with a hook of its kin
 
 t.test('rows by role and owner, hook names', async (t) => {
   t.same(attachmentsOf({ role: 'pod' }).map((a) => `${a.program} ${hookName(a.hook)}`), ['from_container ingress', 'to_container egress']);
-  t.same(attachmentsOf({ owner: 'routing' }).map((a) => `${a.role} ${a.program} ${hookName(a.hook)}`), ['overlay from_overlay ingress', 'uplink from_netdev ingress']);
-  t.same(attachmentsOf({ role: 'uplink' }).map((a) => `${a.owner} ${a.program} ${hookName(a.hook)}`), ['routing from_netdev ingress', 'prefilter xdp_prefilter xdp']);
+  t.same(attachmentsOf({ owner: 'routing' }).map((a) => `${a.role} ${a.program} ${hookName(a.hook)}`), ['overlay from_overlay ingress', 'uplink from_netdev ingress', 'uplink to_netdev egress']);
+  t.same(attachmentsOf({ role: 'uplink' }).map((a) => `${a.owner} ${a.program} ${hookName(a.hook)}`), ['routing from_netdev ingress', 'routing to_netdev egress', 'prefilter xdp_prefilter xdp']);
 });
 
 t.test('link pins: where each hook kind pins its link', async (t) => {
@@ -77,8 +77,8 @@ t.test('the routine refuses an unknown role, an unknown program and the wrong ro
   for (const [name, fn] of [['attach', attach], ['detach', detach]] as const) {
     t.throws(() => fn(cfg, 'eth0' as AttachRole, 'eth0', 'from_netdev'),
       new AttachTableError("unknown attach role 'eth0' (roles: pod, overlay, uplink, cgroup)"), `${name}: unknown role`);
-    t.throws(() => fn(cfg, 'uplink', 'eth0', 'to_netdev'),
-      new AttachTableError("no program 'to_netdev' in the attach table (programs: from_container, to_container, from_overlay, from_netdev, xdp_prefilter)"),
+    t.throws(() => fn(cfg, 'uplink', 'eth0', 'to_nowhere'),
+      new AttachTableError("no program 'to_nowhere' in the attach table (programs: from_container, to_container, from_overlay, from_netdev, to_netdev, xdp_prefilter)"),
       `${name}: unknown program`);
     t.throws(() => fn(cfg, 'uplink', 'eth0', 'from_container'),
       new AttachTableError('from_container attaches to the host side of a pod veth (role pod), not to the node\'s uplink (role uplink)'),

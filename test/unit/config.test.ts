@@ -1,6 +1,6 @@
 import t from 'tap';
 import { hostname } from 'node:os';
-import { DEFAULTS, KEYS, parseConfigText, resolveConfig, storeTls } from '../../src/config/config.js';
+import { DEFAULTS, KEYS, masqueradePorts, nonMasqueradeCidrs, parseConfigText, resolveConfig, storeTls } from '../../src/config/config.js';
 
 t.test('defaults', async (t) => {
   const c = resolveConfig({}, {});
@@ -100,4 +100,36 @@ t.test('nodeNetns: a path, empty by default', async (t) => {
   t.equal(resolveConfig({}, {}).nodeNetns, '');
   t.equal(resolveConfig({ nodeNetns: '/run/netns/n1' }, {}).nodeNetns, '/run/netns/n1');
   t.equal(resolveConfig({}, { nodeNetns: '/run/netns/n2/' }).nodeNetns, '/run/netns/n2', 'from the flag, trailing slash dropped');
+});
+
+t.test('masquerade keys: defaults, file and flag forms', async (t) => {
+  const d = resolveConfig({}, {});
+  t.same([d.masquerade, d.nonMasqueradeCIDRs, d.masqueradeAddress, d.masqueradePortRange], [true, '', '', '61000-65535'], 'defaults');
+  t.same(nonMasqueradeCidrs(d), ['10.244.0.0/16'], 'nonMasqueradeCIDRs defaults to the pool');
+  t.same(masqueradePorts(d), { min: 61000, max: 65535 });
+  const f = resolveConfig(parseConfigText('masquerade: false\nnonMasqueradeCIDRs:\n  - 10.96.0.0/12\n  - 192.168.0.0/16\nmasqueradeAddress: 198.18.0.1\nmasqueradePortRange: 62000-62999\n', 'f.yaml'), {}, 'f.yaml');
+  t.same([f.masquerade, f.nonMasqueradeCIDRs, f.masqueradeAddress], [false, '10.96.0.0/12,192.168.0.0/16', '198.18.0.1'], 'from the file');
+  t.same(nonMasqueradeCidrs(f), ['10.96.0.0/12', '192.168.0.0/16']);
+  t.same(masqueradePorts(f), { min: 62000, max: 62999 });
+  const g = resolveConfig({}, { masquerade: 'false', nonMasqueradeCIDRs: '10.0.0.0/8, 172.16.0.0/12', masqueradePortRange: '1024-2047' });
+  t.same([g.masquerade, g.nonMasqueradeCIDRs, g.masqueradePortRange], [false, '10.0.0.0/8,172.16.0.0/12', '1024-2047'], 'from flags (strings)');
+  t.equal(resolveConfig({}, { masquerade: 'true' }).masquerade, true);
+});
+
+t.test('masquerade keys: bad values are errors naming the key', async (t) => {
+  const cases: [Record<string, unknown>, RegExp][] = [
+    [{ masquerade: 'yes' }, /^f\.yaml: masquerade: expected true or false, got "yes"/],
+    [{ masquerade: 1 }, /^f\.yaml: masquerade: expected true or false/],
+    [{ nonMasqueradeCIDRs: ['10.96.0.0/33'] }, /^f\.yaml: nonMasqueradeCIDRs: '10\.96\.0\.0\/33': .*above 32/],
+    [{ nonMasqueradeCIDRs: ['10.96.0.1/12'] }, /^f\.yaml: nonMasqueradeCIDRs: '10\.96\.0\.1\/12': .*host bits set/],
+    [{ nonMasqueradeCIDRs: [5] }, /^f\.yaml: nonMasqueradeCIDRs: expected a CIDR, got 5/],
+    [{ nonMasqueradeCIDRs: { a: 1 } }, /^f\.yaml: nonMasqueradeCIDRs: expected a list of CIDRs/],
+    [{ masqueradeAddress: '198.18.0.256' }, /^f\.yaml: masqueradeAddress: '198\.18\.0\.256' is not an IPv4 address/],
+    [{ masqueradePortRange: '61000' }, /^f\.yaml: masqueradePortRange: '61000' is not a port range min-max/],
+    [{ masqueradePortRange: '100-2000' }, /^f\.yaml: masqueradePortRange: 100-2000 is not within 1024-65535/],
+    [{ masqueradePortRange: '61000-70000' }, /^f\.yaml: masqueradePortRange: 61000-70000 is not within 1024-65535/],
+    [{ masqueradePortRange: '62000-61000' }, /^f\.yaml: masqueradePortRange: 62000-61000 is empty/],
+  ];
+  for (const [file, re] of cases) t.throws(() => resolveConfig(file, {}, 'f.yaml'), re, JSON.stringify(file));
+  t.throws(() => resolveConfig({}, { masqueradePortRange: 'x' }), /^flag --masquerade-port-range: masqueradePortRange: /, 'a flag names itself');
 });
