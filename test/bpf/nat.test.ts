@@ -16,6 +16,7 @@ import type { LoadedObject } from '../../src/bpf/object.js';
 import { IS_ROOT, uniquePrefix } from '../helpers/env.js';
 import { bpfHarness, type Counters } from '../helpers/bpf-harness.js';
 import * as P from '../helpers/packets.js';
+import { collectNat, readNat } from '../../src/maps/nat.js';
 
 const TC_ACT_OK = 0;
 const TC_ACT_SHOT = 2;
@@ -412,6 +413,23 @@ if (!IS_ROOT) {
     const err = P.icmpErrorFrame({ ...inn, src: ROUTER, dst: NODE }, { type: 3, code: 3 }, own);
     const r = ingress(err);
     tt.same([r.retval, r.data.toString('hex')], [TC_ACT_OK, err.toString('hex')]);
+  });
+
+  t.test('the agent\'s collection removes whole dead pairs only (collectNat on the pinned map)', async (tt) => {
+    const m = reset();
+    const port = (sport: number) => P.parseFrame(egress(tcpOut(A.ip, sport)).data).l4!.sport;
+    const ports = [40010, 40011, 40012, 40013].map(port);
+    const expire = (k: NatKey) => m.nat.update(k, { ...m.nat.lookup(k)!, expires: 1n });
+    const fk = (sport: number): NatKey => ({ saddr: A.ip, daddr: WORLD, sport, dport: 443, protocol: 6, dir: 0 });
+    const rk = (p: number): NatKey => ({ saddr: WORLD, daddr: NODE, sport: 443, dport: p, protocol: 6, dir: 1 });
+    expire(fk(40010)); expire(rk(ports[0]!)); // dead pair
+    expire(fk(40011)); // forward expired, reverse alive (a reply-only stream): kept
+    expire(fk(40012)); m.nat.delete(rk(ports[2]!)); // a dead half pair
+    tt.equal(m.nat.count(), 7);
+    const gc = collectNat({ pinRoot: h.root });
+    tt.same(gc, { live: 2, deleted: 3 }, 'three entries of two dead pairs removed; two pairs live');
+    tt.same(readNat({ pinRoot: h.root }).map((p) => [p.key.sport, !!p.forward, !!p.reverse]).sort(), [[40011, true, true], [40013, true, true]], 'the live pairs, whole');
+    tt.equal(ingress(tcpIn(ports[1]!)).retval, TC_ACT_REDIRECT, 'the kept pair still translates replies');
   });
 
   t.test('a full table: creation fails with drop_nat_table_full and leaves only whole pairs', async (tt) => {
