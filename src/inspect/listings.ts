@@ -3,12 +3,14 @@
  * JSON): sl_endpoints as pods with their devices and identities, sl_ipcache as prefixes and
  * how they are reached, sl_prefilter as denied CIDRs with what each dropped, sl_policy as
  * (endpoint, direction, peer, protocol, ports, verdict, policy), sl_ct_v2 as flows with their
- * state, time left and deciding policy. Numbers are named through a Namer (names.ts).
+ * state, time left and deciding policy, sl_nat as masqueraded flows (pod, node address,
+ * remote, each direction's packets, whether the pair is whole). Numbers are named through a Namer (names.ts).
  */
 import type { Config } from '../config/config.js';
 import { readCt } from '../maps/ct.js';
 import { readEndpoints, type EndpointValue } from '../maps/endpoints.js';
 import { IPCACHE_FLAGS, readIpcache, type IpcacheEntry } from '../maps/ipcache.js';
+import { readNat, type NatPair } from '../maps/nat.js';
 import { NODES_FLAGS, readNodes } from '../maps/nodes.js';
 import { readPolicy, type PolicyKey, type PolicyValue } from '../maps/policy.js';
 import { readPrefilterRules } from '../maps/prefilter.js';
@@ -136,4 +138,46 @@ export function readCtRows(cfg: Pick<Config, 'pinRoot'>, names: Namer, now = pro
     expiresIn: Math.round(Number(v.expires - now) / 1e8) / 10,
     packets: Number(v.packets), bytes: Number(v.bytes), policy: names.policy(v.policy),
   })).sort((a, b) => byAddress(a.src, b.src) || byAddress(a.dst, b.dst));
+}
+
+export interface NatRow {
+  protocol: string;
+  /** The pod's side: address:port (ICMP echo: address:identifier). */
+  pod: string;
+  /** What it leaves as: the node's address and port. */
+  node: string;
+  remote: string;
+  state: string;
+  /** Seconds until the pair is dead (the later of its entries); negative: waiting for collection. */
+  expiresIn: number;
+  packetsOut: number;
+  packetsIn: number;
+  /** "both" for a whole pair, else the entry that is there ("forward", "reverse"): a half pair the next packet heals or the collection removes. */
+  entries: string;
+}
+
+/** One row per translated flow (pure). */
+export function natRows(pairs: readonly NatPair[], now: bigint): NatRow[] {
+  return pairs.map((p) => {
+    const k = p.key;
+    const withPort = (a: string, port: number) => `${a}:${port}`;
+    const expires = [p.forward?.expires, p.reverse?.expires].filter((e): e is bigint => e !== undefined).reduce((a, b) => (a > b ? a : b), 0n);
+    const state = p.reverse?.state ?? p.forward?.state ?? 0;
+    return {
+      protocol: PROTOCOL[k.protocol] ?? String(k.protocol),
+      pod: withPort(k.saddr, k.sport),
+      node: withPort(p.reverseKey.daddr, p.reverseKey.dport),
+      remote: k.protocol === 1 ? k.daddr : withPort(k.daddr, k.dport),
+      state: CT_STATE[state] ?? String(state),
+      expiresIn: Math.round(Number(expires - now) / 1e8) / 10,
+      packetsOut: Number(p.forward?.packets ?? 0n),
+      packetsIn: Number(p.reverse?.packets ?? 0n),
+      entries: p.forward && p.reverse ? 'both' : p.forward ? 'forward' : 'reverse',
+    };
+  }).sort((a, b) => byAddress(a.pod, b.pod) || byAddress(a.remote, b.remote));
+}
+
+/** sl_nat. */
+export function readNatRows(cfg: Pick<Config, 'pinRoot'>, now = process.hrtime.bigint()): NatRow[] {
+  return natRows(readNat(cfg), now);
 }

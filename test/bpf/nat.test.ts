@@ -17,6 +17,7 @@ import { IS_ROOT, uniquePrefix } from '../helpers/env.js';
 import { bpfHarness, type Counters } from '../helpers/bpf-harness.js';
 import * as P from '../helpers/packets.js';
 import { collectNat, readNat } from '../../src/maps/nat.js';
+import { readNatRows } from '../../src/inspect/listings.js';
 
 const TC_ACT_OK = 0;
 const TC_ACT_SHOT = 2;
@@ -430,6 +431,12 @@ if (!IS_ROOT) {
     tt.same(gc, { live: 2, deleted: 3 }, 'three entries of two dead pairs removed; two pairs live');
     tt.same(readNat({ pinRoot: h.root }).map((p) => [p.key.sport, !!p.forward, !!p.reverse]).sort(), [[40011, true, true], [40013, true, true]], 'the live pairs, whole');
     tt.equal(ingress(tcpIn(ports[1]!)).retval, TC_ACT_REDIRECT, 'the kept pair still translates replies');
+    const rows = readNatRows({ pinRoot: h.root });
+    tt.match(rows, [
+      { protocol: 'TCP', pod: `${A.ip}:40011`, node: `${NODE}:${ports[1]}`, remote: `${WORLD}:443`, state: 'established', packetsOut: 1, packetsIn: 1, entries: 'both' },
+      { protocol: 'TCP', pod: `${A.ip}:40013`, node: `${NODE}:${ports[3]}`, remote: `${WORLD}:443`, state: 'new', packetsOut: 1, packetsIn: 0, entries: 'both' },
+    ], 'sluice bpf nat\'s rows');
+    tt.ok(rows[1]!.expiresIn > 50 && rows[1]!.expiresIn <= 60, 'a SYN\'s pair lives 60 s');
   });
 
   t.test('a full table: creation fails with drop_nat_table_full and leaves only whole pairs', async (tt) => {

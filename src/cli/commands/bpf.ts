@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { buildAll } from '../../datapath/build.js';
 import { datapathMapLayouts } from '../../datapath/layouts.js';
-import { endpointRows, ipcacheRows, nodesRows, prefilterRows, readCtRows, readPolicyRows } from '../../inspect/listings.js';
+import { endpointRows, ipcacheRows, nodesRows, prefilterRows, readCtRows, readNatRows, readPolicyRows } from '../../inspect/listings.js';
 import { Names } from '../../inspect/names.js';
 import { readMetrics } from '../../maps/metrics.js';
 import { listLinks } from '../../net/ip.js';
@@ -106,6 +106,13 @@ export function register(program: Command): void {
     print(format, readCtRows(cfg, await mapNames(cfg)), {
       PROTOCOL: (r) => r.protocol, SOURCE: (r) => r.src, DESTINATION: (r) => r.dst, STATE: (r) => r.state,
       'EXPIRES IN': (r) => (r.expiresIn < 0 ? 'dead' : `${r.expiresIn}s`), PACKETS: (r) => r.packets, BYTES: (r) => r.bytes, POLICY: (r) => r.policy,
+    });
+  });
+
+  listCommand(bpf, 'nat', 'the sl_nat map: masqueraded flows, the node address and port each leaves with, packets each way, and whether both entries of the pair are there', (cmd, format) => {
+    print(format, readNatRows(configOf(cmd)), {
+      PROTOCOL: (r) => r.protocol, POD: (r) => r.pod, 'AS': (r) => r.node, REMOTE: (r) => r.remote, STATE: (r) => r.state,
+      'EXPIRES IN': (r) => (r.expiresIn < 0 ? 'dead' : `${r.expiresIn}s`), OUT: (r) => r.packetsOut, IN: (r) => r.packetsIn, ENTRIES: (r) => r.entries,
     });
   });
 }
