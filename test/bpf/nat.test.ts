@@ -439,6 +439,39 @@ if (!IS_ROOT) {
     tt.ok(rows[1]!.expiresIn > 50 && rows[1]!.expiresIn <= 60, 'a SYN\'s pair lives 60 s');
   });
 
+  t.test('conntrack and NAT agree: from_container admits by the pod\'s own address, the reply comes back through conntrack', async (tt) => {
+    const m = reset();
+    const fc = h.load('from_container', { sl_gateway_ip: '169.254.1.1', sl_vxlan_port: 8472 });
+    const policy = fc.map<{ prefixlen: number; endpoint: number; identity: number; dir: number; protocol: number; dport: number }, { policy: number; flags: number }>('sl_policy');
+    const WORLD_CIDR_IDENTITY = 0x1000005;
+    // A is isolated both ways; its egress may reach 203.0.113.0/24 (a CIDR identity) on TCP 443 (policy 7)
+    policy.clear();
+    policy.update({ prefixlen: 72, endpoint: A.id, dir: 0, identity: 0, protocol: 0, dport: 0 }, { policy: 7, flags: 0 });
+    policy.update({ prefixlen: 72, endpoint: A.id, dir: 1, identity: 0, protocol: 0, dport: 0 }, { policy: 7, flags: 0 });
+    policy.update({ prefixlen: 96, endpoint: A.id, dir: 0, identity: WORLD_CIDR_IDENTITY, protocol: 6, dport: 443 }, { policy: 7, flags: 1 });
+    const { ip, ...a } = A;
+    m.endpoints.update({ ip }, { ...a, ifindex: 1 }); // the test run's device: A's veth
+    try {
+      const fromPod = (dport: number) => P.tcpFrame({ srcMac: A.mac, dstMac: A.host_mac, src: A.ip, dst: WORLD }, 40000, dport, Buffer.from('hello'), { flags: P.TCP_SYN });
+      const r1 = run(fc, 'from_container', fromPod(443));
+      tt.equal(r1.retval, TC_ACT_OK, 'from_container: egress policy allows it, to the stack');
+      tt.ok(m.ct.lookup({ saddr: A.ip, daddr: WORLD, sport: 40000, dport: 443, protocol: 6 }), 'conntrack: the pod\'s own tuple');
+      const port = P.parseFrame(egress(tcpOut(A.ip, 40000)).data).l4!.sport;
+      m.metrics.clear();
+      const back = ingress(tcpIn(port));
+      tt.equal(back.retval, TC_ACT_REDIRECT, 'the reply: translated back, conntrack\'s reply of the flow, delivered although A\'s ingress is isolated');
+      tt.same(Object.keys(counted(m)).sort(), ['from_netdev/ingress', 'nat_reverse/ingress']);
+      m.ct.clear();
+      m.metrics.clear();
+      tt.equal(ingress(tcpIn(port)).retval, TC_ACT_SHOT, 'without the conntrack entry: A\'s ingress policy decides (denied)');
+      tt.ok(counted(m)['drop_policy_ingress/ingress'], 'as drop_policy_ingress');
+      tt.equal(run(fc, 'from_container', fromPod(80)).retval, TC_ACT_SHOT, 'egress to a port the policy does not allow: dropped in from_container, before any translation');
+    } finally {
+      policy.clear();
+      m.ct.clear();
+    }
+  });
+
   t.test('a full table: creation fails with drop_nat_table_full and leaves only whole pairs', async (tt) => {
     const m = reset();
     const max = m.nat.info.maxEntries;
