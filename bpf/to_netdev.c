@@ -6,6 +6,8 @@
  *     node's masquerade address and a port of the range (lib/masq.h, lib/nat.h); what
  *     cannot be translated is dropped with its reason (drop_nat_no_port,
  *     drop_nat_table_full, drop_nat_fragment, drop_nat_unsupported), never sent as it is
+ *   a pod's ICMP error about a reply it got through masquerade -> translated (outer source,
+ *     the quoted destination and port); about a packet to the pod's own address -> untouched
  *   a pod's packet of a flow that was started toward it -> untouched
  *   everything else (the node's own packets, the overlay's, pods' packets to the cluster) ->
  *     untouched

@@ -306,9 +306,11 @@ if (!IS_ROOT) {
     const gre = P.ethernet({ dst: GW_MAC, src: UPLINK_MAC, type: P.ETH_P_IP }, P.ipv4({ src: A.ip, dst: WORLD, protocol: 47 }, Buffer.alloc(16)));
     tt.equal(egress(gre).retval, TC_ACT_SHOT, 'GRE: dropped');
     const unreach = P.icmpErrorFrame({ ...out, src: A.ip, dst: WORLD }, { type: 3, code: 3 }, ipOf(udpIn(40000)));
-    tt.equal(egress(unreach).retval, TC_ACT_SHOT, 'an ICMP error a pod sends to the world: dropped');
+    tt.equal(egress(unreach).retval, TC_ACT_SHOT, 'an ICMP error from a pod quoting a packet that was not to it: dropped');
+    const ts = P.ethernet({ dst: GW_MAC, src: UPLINK_MAC, type: P.ETH_P_IP }, P.ipv4({ src: A.ip, dst: WORLD, protocol: 1 }, P.icmpError({ type: 13, code: 0 }, Buffer.alloc(12))));
+    tt.equal(egress(ts).retval, TC_ACT_SHOT, 'ICMP timestamp: dropped');
     const c = counted(m);
-    tt.same([c['drop_nat_fragment/egress']?.packets, c['drop_nat_unsupported/egress']?.packets], [2, 2], 'counted by reason');
+    tt.same([c['drop_nat_fragment/egress']?.packets, c['drop_nat_unsupported/egress']?.packets], [2, 3], 'counted by reason');
   });
 
   t.test('replies without a mapping go to the stack untouched (the node\'s own)', async (tt) => {
@@ -408,12 +410,40 @@ if (!IS_ROOT) {
     icmpErrorBack(tt, r.data, { src: A.ip, sport: 0x1234, proto: 1 });
   });
 
+  t.test('a pod\'s ICMP port unreachable about a translated-back reply leaves translated: outer source, quoted destination, checksums', async (tt) => {
+    const m = reset();
+    const port = P.parseFrame(egress(udpOut(A.ip, 5353)).data).l4!.sport;
+    const delivered = ingress(udpIn(port));
+    tt.equal(delivered.retval, TC_ACT_REDIRECT, 'the reply reached the pod');
+    // the pod's socket is gone: its kernel quotes the reply as it got it
+    const err = P.icmpErrorFrame({ ...out, src: A.ip, dst: WORLD }, { type: P.ICMP_DEST_UNREACH, code: P.ICMP_PORT_UNREACH }, ipOf(delivered.data));
+    m.metrics.clear();
+    const r = egress(err);
+    tt.equal(r.retval, TC_ACT_OK);
+    const f = checksumsValid(tt, r.data, 'the pod\'s ICMP error');
+    tt.same([f.ipv4!.src, f.ipv4!.dst], [NODE, WORLD], 'outer: from the node');
+    const q = P.parseIpv4(f.l4!.payload);
+    const ql4 = P.parseL4(q);
+    tt.ok(q.checksumValid && ql4.checksumValid, 'quoted IPv4 and UDP checksums valid');
+    tt.same([q.src, q.dst, ql4.sport, ql4.dport], [WORLD, NODE, 53, port], 'quoted: the reply as the world sent it, to the node\'s port');
+    tt.same(Object.keys(counted(m)), ['masquerade/egress']);
+    const direct = P.icmpErrorFrame({ ...out, src: A.ip, dst: WORLD }, { type: 3, code: 3 }, ipOf(P.udpFrame({ ...inn, src: WORLD, dst: A.ip }, 53, 7777)));
+    const d = egress(direct);
+    tt.same([d.retval, d.data.toString('hex')], [TC_ACT_OK, direct.toString('hex')], 'about a packet that reached the pod by its own address: leaves as it is');
+  });
+
   t.test('an ICMP error about a flow without a mapping (the node\'s own): the stack, untouched', async (tt) => {
     reset();
     const own = ipOf(udpOut(NODE, 61700));
     const err = P.icmpErrorFrame({ ...inn, src: ROUTER, dst: NODE }, { type: 3, code: 3 }, own);
     const r = ingress(err);
     tt.same([r.retval, r.data.toString('hex')], [TC_ACT_OK, err.toString('hex')]);
+    // a pod's ping mapped to identifier nid; an error about the node's own echo reply with that identifier is the node's
+    const nid = id(P.parseFrame(egress(pingOut(A.ip, 0x1234)).data));
+    const nodeReply = ipOf(P.icmpFrame({ ...out, src: NODE, dst: WORLD }, Buffer.from('ping'), { id: nid, type: P.ICMP_ECHO_REPLY }));
+    const err2 = P.icmpErrorFrame({ ...inn, src: ROUTER, dst: NODE }, { type: P.ICMP_TIME_EXCEEDED, code: 0 }, nodeReply);
+    const r2 = ingress(err2);
+    tt.same([r2.retval, r2.data.toString('hex')], [TC_ACT_OK, err2.toString('hex')], 'an error quoting the node\'s echo reply (the mapped identifier): the stack\'s');
   });
 
   t.test('the agent\'s collection removes whole dead pairs only (collectNat on the pinned map)', async (tt) => {

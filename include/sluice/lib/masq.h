@@ -55,6 +55,39 @@ static __always_inline int sl_masq_exempt(__be32 daddr)
 }
 
 /*
+ * An ICMP error a pod sends to the world: about a reply it got through masquerade (the
+ * quoted packet is that reply, to the pod's address and port), it leaves translated, from
+ * the node's address and quoting the node's port; about a packet that reached the pod by its
+ * own address (no mapping), it leaves as it is. Other ICMP (not echo, not an error) is
+ * dropped as unsupported. Returns the tc verdict.
+ */
+static __always_inline int sl_masq_egress_icmp_error(struct __sk_buff *skb, struct iphdr *ip, void *data_end)
+{
+	struct sl_icmp_error err;
+	struct sl_nat_entry *fwd, *rev;
+	struct sl_nat_key fk, rk;
+	__u64 now = bpf_ktime_get_ns();
+
+	if (sl_icmp_error_parse(ip, data_end, &err) < 0)
+		return sl_drop(skb, SL_REASON_DROP_NAT_UNSUPPORTED, SL_DIR_EGRESS);
+	if (err.flow.daddr != ip->saddr)
+		return sl_drop(skb, SL_REASON_DROP_NAT_UNSUPPORTED, SL_DIR_EGRESS);
+	/* the quoted reply reversed is the flow as the pod sent it */
+	sl_nat_key_set(&fk, err.flow.daddr, err.flow.saddr, err.flow.dport, err.flow.sport, err.flow.protocol, SL_DIR_EGRESS);
+	fwd = bpf_map_lookup_elem(&sl_nat, &fk);
+	if (!fwd)
+		return TC_ACT_OK;
+	sl_nat_key_set(&rk, err.flow.saddr, fwd->addr, err.flow.icmp_echo ? fwd->port : err.flow.sport, fwd->port,
+		       err.flow.protocol, SL_DIR_INGRESS);
+	rev = bpf_map_lookup_elem(&sl_nat, &rk);
+	if (!rev || rev->expires <= now || rev->addr != err.flow.daddr || rev->port != err.flow.dport)
+		return TC_ACT_OK;
+	sl_nat_icmp_error_rewrite(ip, &err, data_end, fwd->addr, fwd->port, 0);
+	sl_count(skb, SL_REASON_MASQUERADE, SL_DIR_EGRESS);
+	return TC_ACT_OK;
+}
+
+/*
  * The egress side, for the IPv4 packet `ip` of local pod source leaving the uplink toward a
  * destination that is not exempt: its source becomes m->addr and a port of the range.
  * Returns the tc verdict.
@@ -73,7 +106,9 @@ static __always_inline int sl_masq_egress(struct __sk_buff *skb, struct iphdr *i
 		return sl_drop(skb, SL_REASON_DROP_NAT_FRAGMENT, SL_DIR_EGRESS);
 	if (sl_flow_parse(ip, data_end, &f) < 0)
 		return sl_drop(skb, SL_REASON_DROP_MALFORMED, SL_DIR_EGRESS);
-	if (f.protocol != IPPROTO_TCP && f.protocol != IPPROTO_UDP && !(f.protocol == IPPROTO_ICMP && f.icmp_echo))
+	if (f.protocol == IPPROTO_ICMP && !f.icmp_echo)
+		return sl_masq_egress_icmp_error(skb, ip, data_end);
+	if (f.protocol != IPPROTO_TCP && f.protocol != IPPROTO_UDP && !f.icmp_echo)
 		return sl_drop(skb, SL_REASON_DROP_NAT_UNSUPPORTED, SL_DIR_EGRESS);
 	l4_off = ETH_HLEN + ip->ihl * 4;
 	now = bpf_ktime_get_ns();
@@ -193,6 +228,8 @@ static __always_inline int sl_masq_ingress(struct __sk_buff *skb, struct iphdr *
 	}
 	if (sl_icmp_error_parse(ip, data_end, &err) < 0 || err.flow.saddr != m->addr)
 		return 0;
+	if (err.flow.icmp_echo && err.inner_l4[0] != SL_ICMP_ECHO)
+		return 0;	/* about an echo reply: the node answers pings, pods behind it do not */
 	{
 		/* the quoted packet is one the flow sent: reversed, it is a reply's key */
 		struct sl_flow q = {
@@ -206,7 +243,7 @@ static __always_inline int sl_masq_ingress(struct __sk_buff *skb, struct iphdr *
 		ep = sl_endpoint_by_ip(rev->addr);
 		if (!ep)
 			return 0;
-		sl_nat_icmp_error_rewrite(ip, &err, data_end, rev->addr, rev->port);
+		sl_nat_icmp_error_rewrite(ip, &err, data_end, rev->addr, rev->port, 1);
 		*verdict = sl_masq_deliver(skb, ep, 0);
 		return 1;
 	}

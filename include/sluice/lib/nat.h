@@ -306,7 +306,7 @@ static __always_inline int sl_icmp_error_parse(struct iphdr *ip, void *data_end,
 		e->flow.dport = *(__be16 *)(l4 + 2);
 		return 0;
 	case IPPROTO_ICMP:
-		if (l4[0] != SL_ICMP_ECHO)
+		if (l4[0] != SL_ICMP_ECHO && l4[0] != SL_ICMP_ECHO_REPLY)
 			return -1;
 		e->flow.sport = *(__be16 *)(l4 + 4);
 		e->flow.dport = e->flow.sport;
@@ -318,45 +318,50 @@ static __always_inline int sl_icmp_error_parse(struct iphdr *ip, void *data_end,
 }
 
 /*
- * Translates an ICMP error about a flow whose source the reverse entry gives back: the
- * outer destination becomes `addr` (the quoted packet's source was the translated one, and
- * so was the error's destination), the quoted source addr:port, and every checksum follows:
- * the outer IPv4 header's, the quoted IPv4 header's, the quoted TCP/UDP checksum when it is
- * in the packet (or the quoted echo's ICMP checksum), and the error's ICMP checksum over all
- * of it. Direct writes: each change is compensated inside the packet, so a CHECKSUM_COMPLETE
- * sum stays right.
+ * Translates an ICMP error about a translated flow, either way:
+ *   inbound  (an error to the translated address about a packet the flow sent): the outer
+ *            destination and the quoted source addr:port become the reverse entry's;
+ *   outbound (an error a pod sends about a reply it got translated back): the outer source
+ *            and the quoted destination addr:port become the forward entry's.
+ * Every checksum follows: the outer IPv4 header's, the quoted IPv4 header's, the quoted
+ * TCP/UDP checksum when it is in the packet (or the quoted echo's ICMP checksum), and the
+ * error's ICMP checksum over all of it. Direct writes: each change is compensated inside
+ * the packet, so a CHECKSUM_COMPLETE sum stays right.
  */
-static __always_inline void sl_nat_icmp_error_rewrite(struct iphdr *ip, struct sl_icmp_error *e, void *data_end, __be32 addr, __be16 port)
+static __always_inline void sl_nat_icmp_error_rewrite(struct iphdr *ip, struct sl_icmp_error *e, void *data_end, __be32 addr, __be16 port,
+						      int inbound)
 {
 	__u16 *icmp_check = (__u16 *)(e->icmp + 2);
 	struct iphdr *in = e->inner;
 	__u8 *l4 = e->inner_l4;
-	__be32 old_addr = in->saddr;
+	__be32 *outer_at = inbound ? &ip->daddr : &ip->saddr;
+	__be32 *quoted_at = inbound ? &in->saddr : &in->daddr;
+	__be32 old_addr = *quoted_at;
 	__u16 old;
 	__u16 *l4_check = NULL;
 	__u16 *port_at;
 
-	sl_csum_update32(&ip->check, ip->daddr, addr);
-	ip->daddr = addr;
+	sl_csum_update32(&ip->check, *outer_at, addr);
+	*outer_at = addr;
 
 	old = in->check;
 	sl_csum_update32(&in->check, old_addr, addr);
 	sl_csum_update16(icmp_check, old, in->check);
 	sl_csum_update32(icmp_check, old_addr, addr);
-	in->saddr = addr;
+	*quoted_at = addr;
 
 	switch (in->protocol) {
 	case IPPROTO_TCP:
-		port_at = (__u16 *)l4;
+		port_at = (__u16 *)(l4 + (inbound ? 0 : 2));
 		if (SL_IN_PACKET(l4, 18, data_end))
 			l4_check = (__u16 *)(l4 + 16);
 		break;
 	case IPPROTO_UDP:
-		port_at = (__u16 *)l4;
+		port_at = (__u16 *)(l4 + (inbound ? 0 : 2));
 		if (*(__u16 *)(l4 + 6))
 			l4_check = (__u16 *)(l4 + 6);
 		break;
-	default:	/* an echo request: its identifier, its own checksum (no pseudo-header) */
+	default:	/* an echo: its identifier, its own checksum (no pseudo-header) */
 		port_at = (__u16 *)(l4 + 4);
 		l4_check = (__u16 *)(l4 + 2);
 		break;
