@@ -227,7 +227,9 @@ t.test('enumValues: names for enum sl_reason', async (t) => {
   t.equal(reasons.get(139), 'SL_REASON_DROP_TUNNEL_PORT');
   t.equal(reasons.get(140), 'SL_REASON_DROP_TUNNEL_HOST');
   t.equal(reasons.get(9), 'SL_REASON_OVERLAY_DEVICE');
-  t.equal(reasons.size, 24, '25 enumerators, 24 distinct values');
+  t.equal(reasons.get(10), 'SL_REASON_MASQUERADE');
+  t.equal(reasons.get(144), 'SL_REASON_DROP_NAT_NO_PORT');
+  t.equal(reasons.size, 33, '34 enumerators, 33 distinct values');
   t.same([...btf.enumValues('sl_dir')], [[0, 'SL_DIR_EGRESS'], [1, 'SL_DIR_INGRESS']]);
   const en = byName(btf, 'sl_reason', 'ENUM');
   t.equal(en.size, 4);
