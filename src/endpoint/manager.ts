@@ -16,6 +16,7 @@ import { currentNetnsId, netnsId, netnsPath } from '../net/netns.js';
 import { isIPv4 } from '../util/ipv4.js';
 import { labelKeyProblem, labelValueProblem, type Labels } from '../util/labels.js';
 import { removeEndpointFlows } from '../maps/ct.js';
+import { removeAddressNat } from '../maps/nat.js';
 import { deleteEndpoint, writeEndpoint } from '../maps/endpoints.js';
 import { attachEndpoint, detachEndpoint, endpointValue } from './datapath.js';
 import { NodeState } from './state.js';
@@ -301,6 +302,8 @@ export class EndpointManager {
     if (ep.ip) await step('map entry', () => deleteEndpoint(this.cfg, ep.ip));
     // Its id will be reused: flows admitted for it go before its address can be.
     await step('flows', () => removeEndpointFlows(this.cfg, ep.id));
+    // Its address will be reused too: its masqueraded flows' replies must not reach the next pod.
+    if (ep.ip) await step('nat', () => removeAddressNat(this.cfg, ep.ip));
     const dev = getLink(ep.hostIfname);
     const sameDevice = dev !== undefined && (ep.hostIfindex === 0 || dev.ifindex === ep.hostIfindex);
     await step('programs', () => detachEndpoint(this.cfg, { hostIfname: ep.hostIfname, hostIfindex: dev?.ifindex ?? 0 }, !sameDevice));

@@ -108,3 +108,22 @@ export function collectNat(cfg: Pick<Config, 'pinRoot'>, now: bigint = process.h
     return { live: pairs.length - dead.length, deleted };
   });
 }
+
+/**
+ * Removes the translations of pod address `ip` (both entries of each pair), so a pod that
+ * gets the address later receives no reply of the old pod's flows. Called with the
+ * endpoint's conntrack flows, after its sl_endpoints entry is gone and before its address is
+ * released. Returns how many entries.
+ */
+export function removeAddressNat(cfg: Pick<Config, 'pinRoot'>, ip: string): number {
+  if (!NAT_MAP.pinned(cfg)) return 0;
+  return NAT_MAP.with(cfg, (m) => {
+    const mine = pairsOf(m.entries()).filter((p) => p.key.saddr === ip || p.reverse?.addr === ip);
+    let n = 0;
+    for (const p of mine) {
+      if (p.forward && m.delete(p.key)) n++;
+      if (p.reverse && m.delete(p.reverseKey)) n++;
+    }
+    return n;
+  });
+}

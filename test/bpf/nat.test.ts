@@ -16,7 +16,7 @@ import type { LoadedObject } from '../../src/bpf/object.js';
 import { IS_ROOT, uniquePrefix } from '../helpers/env.js';
 import { bpfHarness, type Counters } from '../helpers/bpf-harness.js';
 import * as P from '../helpers/packets.js';
-import { collectNat, readNat } from '../../src/maps/nat.js';
+import { collectNat, readNat, removeAddressNat } from '../../src/maps/nat.js';
 import { readNatRows } from '../../src/inspect/listings.js';
 
 const TC_ACT_OK = 0;
@@ -467,6 +467,16 @@ if (!IS_ROOT) {
       { protocol: 'TCP', pod: `${A.ip}:40013`, node: `${NODE}:${ports[3]}`, remote: `${WORLD}:443`, state: 'new', packetsOut: 1, packetsIn: 0, entries: 'both' },
     ], 'sluice bpf nat\'s rows');
     tt.ok(rows[1]!.expiresIn > 50 && rows[1]!.expiresIn <= 60, 'a SYN\'s pair lives 60 s');
+  });
+
+  t.test('a deleted pod\'s translations go with it (removeAddressNat), both entries of each pair, nobody else\'s', async (tt) => {
+    reset();
+    egress(tcpOut(A.ip, 40000));
+    egress(udpOut(A.ip, 5353));
+    const bPort = P.parseFrame(egress(tcpOut(B.ip, 40000)).data).l4!.sport;
+    tt.equal(removeAddressNat({ pinRoot: h.root }, A.ip), 4, 'A\'s two pairs');
+    tt.same(readNat({ pinRoot: h.root }).map((p) => [p.key.saddr, !!p.forward, !!p.reverse]), [[B.ip, true, true]], 'B\'s pair, whole');
+    tt.equal(ingress(tcpIn(bPort)).retval, TC_ACT_REDIRECT, 'B\'s replies still arrive');
   });
 
   t.test('conntrack and NAT agree: from_container admits by the pod\'s own address, the reply comes back through conntrack', async (tt) => {
