@@ -27,6 +27,17 @@
 
 #define SL_EEXIST 17
 
+/*
+ * bpf_map_update_elem's result as an int. Linux 5.10 calls a hash map's update directly
+ * (the verifier's fixup), so the helper's result is the map op's 32-bit int in a 64-bit
+ * register, not sign-extended: -EEXIST reads as 4294967279 and `< 0` is never true. Found
+ * by the kernel matrix (scripts/kernel-matrix -k 5.10); newer kernels sign-extend it.
+ */
+static __always_inline int sl_map_update(void *map, const void *key, const void *value, __u64 flags)
+{
+	return (int)bpf_map_update_elem(map, key, value, flags);
+}
+
 #define SL_ICMP_ECHO_REPLY 0
 #define SL_ICMP_DEST_UNREACH 3
 #define SL_ICMP_ECHO 8
@@ -98,7 +109,7 @@ static __always_inline struct sl_nat_entry *sl_nat_snat_find(const struct sl_flo
 			.expires = now + sl_nat_timeout(f->protocol, fwd->state),
 		};
 
-		if (bpf_map_update_elem(&sl_nat, &rk, &r, BPF_NOEXIST) < 0)
+		if (sl_map_update(&sl_nat, &rk, &r, BPF_NOEXIST) < 0)
 			return NULL;
 		rev = bpf_map_lookup_elem(&sl_nat, &rk);
 		if (!rev)
@@ -118,10 +129,10 @@ static __always_inline struct sl_nat_entry *sl_nat_snat_find(const struct sl_flo
  * already f's: a forward entry collected before its reverse one), -SL_EEXIST when another
  * live flow holds it, another negative value when the table is full.
  */
-static __always_inline long sl_nat_claim(const struct sl_flow *f, const struct sl_nat_key *rk, const struct sl_nat_entry *rev, __u64 now)
+static __always_inline int sl_nat_claim(const struct sl_flow *f, const struct sl_nat_key *rk, const struct sl_nat_entry *rev, __u64 now)
 {
 	struct sl_nat_entry *old;
-	long r = bpf_map_update_elem(&sl_nat, rk, rev, BPF_NOEXIST);
+	int r = sl_map_update(&sl_nat, rk, rev, BPF_NOEXIST);
 
 	if (r != -SL_EEXIST)
 		return r;
@@ -136,7 +147,7 @@ static __always_inline long sl_nat_claim(const struct sl_flow *f, const struct s
 	}
 	/* dead, not yet collected: take it over (two CPUs doing so: one NOEXIST wins) */
 	bpf_map_delete_elem(&sl_nat, rk);
-	return bpf_map_update_elem(&sl_nat, rk, rev, BPF_NOEXIST);
+	return sl_map_update(&sl_nat, rk, rev, BPF_NOEXIST);
 }
 
 /*
@@ -162,7 +173,7 @@ static __always_inline enum sl_reason sl_nat_snat_create(const struct sl_flow *f
 	struct sl_nat_key rk;
 	int first = own >= port_min && own <= port_max;
 	__u16 p = 0;
-	long r = -SL_EEXIST;
+	int r = -SL_EEXIST;
 
 	if (port_max < port_min)
 		return SL_REASON_DROP_NAT_NO_PORT;
@@ -181,7 +192,7 @@ static __always_inline enum sl_reason sl_nat_snat_create(const struct sl_flow *f
 		return SL_REASON_DROP_NAT_TABLE_FULL;
 	fwd.port = bpf_htons(p);
 	fwd.packets = 1;
-	if (bpf_map_update_elem(&sl_nat, fk, &fwd, BPF_ANY) < 0) {
+	if (sl_map_update(&sl_nat, fk, &fwd, BPF_ANY) < 0) {
 		bpf_map_delete_elem(&sl_nat, &rk);
 		return SL_REASON_DROP_NAT_TABLE_FULL;
 	}
