@@ -158,7 +158,7 @@ if (!IS_ROOT) {
     onlyChanged(tt, r.data, frame, [...SRC_IP, ...IP_CSUM, ...l4Csum(6)], 'out');
     tt.same(counted(m), { 'masquerade/egress': { packets: 1, bytes: frame.length } }, 'counted as masquerade');
     const { fwd, rev } = pairOf(m, { src: A.ip, sport: 61234, dst: WORLD, dport: 443, proto: 6 });
-    tt.match(fwd, { addr: NODE, port: 61234, flags: NAT_F_SRC | NAT_F_MASQ, state: 0 }, 'forward entry: write the node\'s address and port as source');
+    tt.match(fwd, { addr: NODE, port: 61234, flags: NAT_F_SRC | NAT_F_MASQ, state: 0, packets: 1n, bytes: BigInt(frame.length) }, 'forward entry: write the node\'s address and port as source; the first packet counted');
     tt.match(rev, { addr: A.ip, port: 61234, flags: NAT_F_MASQ, state: 0 }, 'reverse entry: write the pod\'s back as destination');
     tt.ok(fwd!.expires > process.hrtime.bigint(), 'alive');
 

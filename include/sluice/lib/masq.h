@@ -124,7 +124,7 @@ static __always_inline int sl_masq_egress(struct __sk_buff *skb, struct iphdr *i
 
 		if (ct.result == SL_CT_REPLY)
 			return TC_ACT_OK;
-		r = sl_nat_snat_create(&f, &fk, addr, m->port_min, m->port_max, now, &port);
+		r = sl_nat_snat_create(&f, &fk, addr, m->port_min, m->port_max, now, skb->len, &port);
 		if (r)
 			return sl_drop(skb, r, SL_DIR_EGRESS);
 	}

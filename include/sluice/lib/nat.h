@@ -154,11 +154,12 @@ static __always_inline int sl_nat_claim(const struct sl_flow *f, const struct sl
  * Creates the pair that translates flow `f`'s source to `addr` and a port of
  * [port_min, port_max] (host byte order): f's own source port when it is in the range and
  * free for f's destination, else ports in order from a random start, at most
- * SL_NAT_RETRIES. Sets *port (network byte order). Returns 0, or the drop reason:
+ * SL_NAT_RETRIES. The forward entry counts the packet (`len` bytes) that made it. Sets *port
+ * (network byte order). Returns 0, or the drop reason:
  * SL_REASON_DROP_NAT_NO_PORT, SL_REASON_DROP_NAT_TABLE_FULL.
  */
 static __always_inline enum sl_reason sl_nat_snat_create(const struct sl_flow *f, const struct sl_nat_key *fk, __be32 addr,
-							 __u16 port_min, __u16 port_max, __u64 now, __be16 *port)
+							 __u16 port_min, __u16 port_max, __u64 now, __u32 len, __be16 *port)
 {
 	struct sl_nat_entry rev = {
 		.addr = f->saddr, .port = f->sport, .flags = SL_NAT_F_MASQ, .state = SL_CT_NEW,
@@ -192,6 +193,7 @@ static __always_inline enum sl_reason sl_nat_snat_create(const struct sl_flow *f
 		return SL_REASON_DROP_NAT_TABLE_FULL;
 	fwd.port = bpf_htons(p);
 	fwd.packets = 1;
+	fwd.bytes = len;
 	if (sl_map_update(&sl_nat, fk, &fwd, BPF_ANY) < 0) {
 		bpf_map_delete_elem(&sl_nat, &rk);
 		return SL_REASON_DROP_NAT_TABLE_FULL;
