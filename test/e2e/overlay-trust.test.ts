@@ -20,7 +20,7 @@ import t, { type Test } from 'tap';
 import { basename, join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { IS_ROOT, SLUICE_BIN, mustSh, netns, tempDir, uniquePrefix } from '../helpers/env.js';
-import { inNs, labStatus, labUp, must } from '../helpers/lab.js';
+import { inNs, labStatus, labUp, must, nodeCli, reasonPackets } from '../helpers/lab.js';
 import * as P from '../helpers/packets.js';
 import type { LabStatus } from '../../src/lab/status.js';
 
@@ -36,14 +36,7 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const FORGED = '10.99.99.99';
 const BURST = 5;
 
-function nodeCli<T>(n: Node, args: readonly string[]): T {
-  const r = inNs(n.netns, process.execPath, [SLUICE_BIN, '--config', n.config, ...args, '-o', 'json']);
-  if (r.status !== 0) throw new Error(`sluice ${args.join(' ')} on ${n.name} failed: ${r.stderr}`);
-  return JSON.parse(r.stdout) as T;
-}
-
-const packets = (n: Node, reason: string) =>
-  nodeCli<{ reason: string; packets: number }[]>(n, ['bpf', 'metrics']).filter((r) => r.reason === reason).reduce((a, r) => a + r.packets, 0);
+const packets = reasonPackets;
 
 /** ICMP echo requests pod `p`'s own stack received. */
 function echoesIn(p: Pod): number {

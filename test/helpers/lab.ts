@@ -42,3 +42,17 @@ export function labStatus(lab: string): LabStatus {
 
 export const inNs = (netnsPath: string, cmd: string, args: readonly string[]) => sh('nsenter', [`--net=${netnsPath}`, cmd, ...args]);
 
+
+type LabNode = LabStatus['nodes'][number];
+
+/** `sluice … -o json` as the node's own CLI (inside its namespace, with its config), parsed. */
+export function nodeCli<T>(n: LabNode, args: readonly string[]): T {
+  const r = inNs(n.netns, process.execPath, [SLUICE_BIN, '--config', n.config, ...args, '-o', 'json']);
+  if (r.status !== 0) throw new Error(`sluice ${args.join(' ')} on ${n.name} failed: ${r.stderr}`);
+  return JSON.parse(r.stdout) as T;
+}
+
+/** Packets the node's datapath counted under `reason` (both directions, summed over CPUs). */
+export function reasonPackets(n: LabNode, reason: string): number {
+  return nodeCli<{ reason: string; packets: number }[]>(n, ['bpf', 'metrics']).filter((r) => r.reason === reason).reduce((a, r) => a + r.packets, 0);
+}

@@ -227,7 +227,10 @@ t.test('enumValues: names for enum sl_reason', async (t) => {
   t.equal(reasons.get(139), 'SL_REASON_DROP_TUNNEL_PORT');
   t.equal(reasons.get(140), 'SL_REASON_DROP_TUNNEL_HOST');
   t.equal(reasons.get(9), 'SL_REASON_OVERLAY_DEVICE');
-  t.equal(reasons.size, 24, '25 enumerators, 24 distinct values');
+  t.equal(reasons.get(141), 'SL_REASON_DROP_TUNNEL_SOURCE');
+  t.equal(reasons.get(142), 'SL_REASON_DROP_TUNNEL_INNER_SOURCE');
+  t.equal(reasons.get(143), 'SL_REASON_DROP_NODE_MAC');
+  t.equal(reasons.size, 27, '28 enumerators, 27 distinct values');
   t.same([...btf.enumValues('sl_dir')], [[0, 'SL_DIR_EGRESS'], [1, 'SL_DIR_INGRESS']]);
   const en = byName(btf, 'sl_reason', 'ENUM');
   t.equal(en.size, 4);
