@@ -15,12 +15,13 @@
  * the stack; its inner packet is larger than b's MTU, so there is no delivered twin of it)
  * meet the same checks in from_overlay.
  * "Delivered" is read in b's own network stack (Icmp InEchos), not from sluice's counters.
+ * The drops show in `sluice monitor` (with the sender's address) and the agent's metrics.
  */
 import t, { type Test } from 'tap';
 import { basename, join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { IS_ROOT, SLUICE_BIN, mustSh, netns, tempDir, uniquePrefix } from '../helpers/env.js';
-import { inNs, labStatus, labUp, must, nodeCli, reasonPackets } from '../helpers/lab.js';
+import { inNs, labStatus, labUp, monitor, must, nodeCli, reasonPackets } from '../helpers/lab.js';
 import * as P from '../helpers/packets.js';
 import type { LabStatus } from '../../src/lab/status.js';
 
@@ -131,7 +132,17 @@ t.test('forged VXLAN and forged routed packets do not reach a pod, in every mode
       await attack(mt, 'from node e1, a source that is no pod', node('e1').netns, toB, 'drop_tunnel_inner_source');
       await attack(mt, 'from node e1, the address of w1\'s pod c', node('e1').netns, forged(identityA, pod('c').ip!, pod('b')), 'drop_tunnel_inner_source');
       await attack(mt, 'from node e1, its own pod a\'s address', node('e1').netns, forged(identityA, pod('a').ip!, pod('b')), null);
-      if (mode === 'vxlan') return;
+      if (mode === 'vxlan') {
+        // What an operator sees: the drop in `sluice monitor`, named, with who sent it, and in Prometheus.
+        const events = await monitor(node('e2'), ['--type', 'drop', '-n', '1', '--timeout', '15'], () => sendUdp(mt, underlay, node('e2').underlayIP, toB, 1));
+        mt.match(events, [{ type: 'drop', reason: 'drop_tunnel_source', src: { ip: s.underlay.etcd!.address }, dst: { ip: node('e2').underlayIP } }],
+          'sluice monitor on e2: a drop_tunnel_source event from the underlay namespace\'s address to e2\'s');
+        const prom = inNs(node('e2').netns, 'curl', ['-s', 'http://127.0.0.1:9962/metrics']).stdout;
+        const m = /^sluice_datapath_packets_total\{direction="ingress",reason="drop_tunnel_source"\} (\d+)$/m.exec(prom);
+        mt.ok(m && Number(m[1]) >= 2 * BURST, `the agent's metrics count them: ${m?.[0]}`);
+        mt.match(prom, /^sluice_datapath_packets_total\{direction="ingress",reason="drop_tunnel_inner_source"\} \d+$/m, 'and the inner-source drops');
+        return;
+      }
       // e1 and e2 route directly: the underlay namespace sends from a's address, with its own MAC.
       const ns = basename(underlay);
       mustSh('ip', ['-n', ns, 'addr', 'add', `${pod('a').ip}/32`, 'dev', 'lo']);
