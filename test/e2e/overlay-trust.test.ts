@@ -20,7 +20,7 @@
 import t, { type Test } from 'tap';
 import { basename, join } from 'node:path';
 import { writeFileSync } from 'node:fs';
-import { IS_ROOT, SLUICE_BIN, mustSh, netns, tempDir, uniquePrefix } from '../helpers/env.js';
+import { IS_ROOT, SLUICE_BIN, mustSh, tempDir, uniquePrefix } from '../helpers/env.js';
 import { inNs, labStatus, labUp, monitor, must, nodeCli, reasonPackets } from '../helpers/lab.js';
 import * as P from '../helpers/packets.js';
 import type { LabStatus } from '../../src/lab/status.js';
@@ -68,19 +68,6 @@ async function moved(n: Node, reason: string, from: number, by: number): Promise
   return now - from;
 }
 
-/** A host outside the cluster behind the router, on the second subnet. */
-function outsideHost(tt: Test, s: LabStatus): string {
-  const name = netns(tt, `${s.name}-ext`);
-  const subnet = s.underlay.subnets[1]!;
-  const ip = subnet.cidr.replace(/\.0\/24$/, '.240');
-  mustSh('ip', ['-n', name, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'ext0', 'netns', basename(s.underlay.netns)]);
-  mustSh('ip', ['-n', basename(s.underlay.netns), 'link', 'set', 'ext0', 'master', subnet.bridge, 'up']);
-  mustSh('ip', ['-n', name, 'addr', 'add', `${ip}/24`, 'dev', 'eth0']);
-  mustSh('ip', ['-n', name, 'link', 'set', 'eth0', 'up']);
-  mustSh('ip', ['-n', name, 'route', 'add', 'default', 'via', subnet.router!]);
-  return `/run/netns/${name}`;
-}
-
 t.test('forged VXLAN and forged routed packets do not reach a pod, in every mode', async (tt) => {
   const lab = uniquePrefix('tr');
   const dir = tempDir(tt, lab);
@@ -89,7 +76,8 @@ t.test('forged VXLAN and forged routed packets do not reach a pod, in every mode
     'mode: vxlan', 'store: etcd',
     'nodes: [{name: e1, subnet: east}, {name: e2, subnet: east}, {name: w1, subnet: west}]',
     'namespaces: [{name: t}]',
-    'pods: [{name: a, namespace: t, node: e1, labels: {app: a}}, {name: b, namespace: t, node: e2, labels: {app: b}}, {name: c, namespace: t, node: w1, labels: {app: c}}]', '',
+    'pods: [{name: a, namespace: t, node: e1, labels: {app: a}}, {name: b, namespace: t, node: e2, labels: {app: b}}, {name: c, namespace: t, node: w1, labels: {app: c}}]',
+    'external: [{name: far, subnet: west}]', '',
   ].join('\n'));
   let { status: s } = labUp(tt, lab, ['-f', topo]);
   const node = (name: string) => s.nodes.find((n) => n.name === name)!;
@@ -102,7 +90,7 @@ t.test('forged VXLAN and forged routed packets do not reach a pod, in every mode
   const identityA = nodeCli<{ ip: string; identity: number }[]>(node('e1'), ['bpf', 'endpoints']).find((e) => e.ip === pod('a').ip)!.identity;
   tt.ok(identityA > 3, `a's identity ${identityA}`);
   const underlay = s.underlay.netns;
-  const outside = outsideHost(tt, s);
+  const outside = s.external.find((x) => x.name === 'far')!.netns;
 
   /** Sends `payload` from `ns` to e2 and checks that b's stack saw `delivered` echoes and e2 counted `reason`. */
   const attack = async (tt: Test, what: string, ns: string, payload: Buffer, reason: string | null, dst = node('e2').underlayIP) => {
