@@ -1,5 +1,5 @@
 /**
- * `lab exec`: runs a command inside a pod's (or a node's) network namespace with
+ * `lab exec`: runs a command inside a pod's (or a node's, or an outside host's) network namespace with
  * `nsenter --net=`, stdio passed through; resolves to the command's exit status
  * (128 + the signal number when a signal ended it). In a node, `sluice` is the lab's own
  * build and acts on that node: SLUICE_CONFIG names the node's config.
@@ -11,7 +11,7 @@ import { labRoot } from './state.js';
 import { findPod, loadLab } from './status.js';
 import { labTools } from './tools.js';
 
-export type ExecTarget = { pod: string } | { node: string };
+export type ExecTarget = { pod: string } | { node: string } | { external: string };
 
 export interface ExecPlace {
   /** The network namespace's path. */
@@ -20,13 +20,18 @@ export interface ExecPlace {
   config?: string;
 }
 
-/** Where a pod (NS/NAME or a unique NAME) or a node of the lab lives. */
+/** Where a pod (NS/NAME or a unique NAME), a node or an outside host of the lab lives. */
 export function targetOf(lab: string, target: ExecTarget, root = labRoot()): ExecPlace {
   const s = loadLab(lab, root);
   if ('node' in target) {
     const n = s.plan.nodes.find((x) => x.name === target.node);
     if (!n) throw new Error(`no node ${target.node} in lab ${lab} (nodes: ${s.plan.nodes.map((x) => x.name).join(', ')})`);
     return { netns: n.netnsPath, config: n.config };
+  }
+  if ('external' in target) {
+    const x = s.plan.external.find((e) => e.name === target.external);
+    if (!x) throw new Error(`no outside host ${target.external} in lab ${lab} (outside hosts: ${s.plan.external.map((e) => e.name).join(', ') || 'none'})`);
+    return { netns: x.netnsPath };
   }
   const pods = s.plan.pods.map((p) => ({ name: p.ref, pod: p.name, netns: p.netnsPath }));
   return { netns: findPod(pods, target.pod).netns };

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { run } from '../net/exec.js';
 import { listNetns } from '../net/netns.js';
 import { cidrOverlaps, parseCidr, type Cidr } from '../util/ipv4.js';
-import type { Plan } from './plan.js';
+import { planNetns, type Plan } from './plan.js';
 
 /** The root namespace, seen through PID 1 (lab up may itself run inside another namespace). */
 const ROOT_NETNS = '/proc/1/ns/net';
@@ -71,8 +71,7 @@ export function preflight(p: Plan, tools: { etcd: string }): void {
   if (problems.length === 0) {
     problems.push(...underlayConflicts(p, rootNamespaceUse()));
     const existing = new Set(listNetns());
-    const planned = [p.underlayNetns, ...(p.routerNetns ? [p.routerNetns] : []), ...p.nodes.map((n) => n.netns), ...p.pods.map((x) => x.netns)];
-    const taken = planned.filter((n) => existing.has(n));
+    const taken = planNetns(p).filter((n) => existing.has(n));
     if (taken.length) problems.push(`network namespace(s) ${taken.join(', ')} exist already (another lab, or something else; \`ip netns del\` them if they are stale)`);
     if (existsSync(p.pinRoot)) problems.push(`${p.pinRoot} exists already (a stale lab? remove it with rm -r)`);
   }

@@ -14,6 +14,9 @@
  *                                  ip_forward=1 (pods' traffic to addresses outside the
  *                                  cluster goes through the node's stack)
  *   <LAB>-<node>.<ns>.<pod>        a pod, added through its node's agent
+ *   <LAB>-x.<name>                 a host outside the cluster: eth0 (<subnet>.201…240/24) in
+ *                                  its subnet's bridge, default route via the router (when
+ *                                  there is one), no route to any pod block
  */
 import { join } from 'node:path';
 import { formatIPv4, ipv4Add, parseCidr } from '../util/ipv4.js';
@@ -78,6 +81,23 @@ export interface NodePlan {
   /** The node's TLS files for the store (etcd store only). */
   storeTls?: ClientTls;
 }
+
+export interface ExternalPlan {
+  name: string;
+  subnet: string;
+  netns: string;
+  netnsPath: string;
+  /** Its address on eth0, without prefix. */
+  ip: string;
+  /** eth0's peer, in the subnet's bridge. */
+  bridgePort: string;
+  bridge: string;
+  /** Its default route (its subnet's router), when there is a router. */
+  defaultVia?: string;
+}
+
+/** The outside host's device. */
+export const EXTERNAL_DEV = 'eth0';
 
 export interface PodPlan {
   /** NS/NAME */
@@ -144,6 +164,7 @@ export interface Plan {
   subnets: SubnetPlan[];
   nodes: NodePlan[];
   pods: PodPlan[];
+  external: ExternalPlan[];
   etcd?: EtcdPlan;
   topology: Topology;
 }
@@ -167,7 +188,7 @@ export const podNetnsName = (lab: string, p: Pick<LabPod, 'node' | 'namespace' |
 export function makePlan(topo: Topology, lab: string, root: string, tools: PlanTools, o: PlanOptions = {}): Plan {
   const dir = join(root, lab);
   const underlay = parseCidr(topo.underlay);
-  const subnetNames = [...new Set(topo.nodes.map((n) => n.subnet))];
+  const subnetNames = [...new Set([...topo.nodes.map((n) => n.subnet), ...topo.external.map((x) => x.subnet)])];
   const routed = subnetNames.length > 1;
   const subnets: SubnetPlan[] = subnetNames.map((name, index) => {
     const base = ipv4Add(underlay.base, index * 256);
@@ -240,6 +261,18 @@ export function makePlan(topo: Topology, lab: string, root: string, tools: PlanT
     };
   });
 
+  const perSubnetX = new Map<string, number>();
+  const external: ExternalPlan[] = topo.external.map((x, i) => {
+    const s = subnetOf(x.subnet);
+    const k = perSubnetX.get(s.name) ?? 0;
+    perSubnetX.set(s.name, k + 1);
+    const netns = `${lab}-x.${x.name}`;
+    return {
+      name: x.name, subnet: s.name, netns, netnsPath: netnsPathOf(netns), ip: formatIPv4(ipv4Add(parseCidr(s.cidr).base, 201 + k)),
+      bridgePort: `nx${i}`, bridge: s.bridge, ...(s.router ? { defaultVia: s.router } : {}),
+    };
+  });
+
   const underlayNetns = `${lab}-underlay`;
   let etcd: EtcdPlan | undefined;
   if (etcdAddress && pki) {
@@ -265,13 +298,13 @@ export function makePlan(topo: Topology, lab: string, root: string, tools: PlanT
     mode: topo.mode, store: topo.store, storeSpec, ...(storeDir ? { storeDir } : {}),
     underlayNetns, ...(routed ? { routerNetns: `${lab}-router` } : {}),
     ...(etcdAddress ? { underlayAddress: etcdAddress, ...(routed ? { underlayDefaultVia: subnets[0]!.router! } : {}) } : {}),
-    subnets, nodes, pods, ...(etcd ? { etcd } : {}), topology: topo,
+    subnets, nodes, pods, external, ...(etcd ? { etcd } : {}), topology: topo,
   };
 }
 
 /** Every network namespace of the plan, in the order up creates them. */
 export function planNetns(p: Plan): string[] {
-  return [p.underlayNetns, ...(p.routerNetns ? [p.routerNetns] : []), ...p.nodes.map((n) => n.netns), ...p.pods.map((x) => x.netns)];
+  return [p.underlayNetns, ...(p.routerNetns ? [p.routerNetns] : []), ...p.nodes.map((n) => n.netns), ...p.external.map((x) => x.netns), ...p.pods.map((x) => x.netns)];
 }
 
 /** The `ip -batch` lines of the underlay, the router and each node's uplink (run in the namespace named by each key). */
@@ -301,5 +334,13 @@ export function nodeUplinkCommands(p: Plan, n: NodePlan): { underlay: string[]; 
   return {
     underlay: [`link add ${n.bridgePort} type veth peer name ${UPLINK} netns ${n.netns}`, `link set ${n.bridgePort} master ${n.bridge}`, `link set ${n.bridgePort} up`],
     node: ['link set lo up', `addr add ${n.underlayIP}/24 dev ${UPLINK}`, `link set ${UPLINK} up`, ...(n.defaultVia ? [`route add default via ${n.defaultVia}`] : [])],
+  };
+}
+
+/** The lines that put outside host `x` on its subnet (run in the underlay namespace, then in the host's). */
+export function externalCommands(x: ExternalPlan): { underlay: string[]; host: string[] } {
+  return {
+    underlay: [`link add ${x.bridgePort} type veth peer name ${EXTERNAL_DEV} netns ${x.netns}`, `link set ${x.bridgePort} master ${x.bridge}`, `link set ${x.bridgePort} up`],
+    host: ['link set lo up', `addr add ${x.ip}/24 dev ${EXTERNAL_DEV}`, `link set ${EXTERNAL_DEV} up`, ...(x.defaultVia ? [`route add default via ${x.defaultVia}`] : [])],
   };
 }

@@ -67,6 +67,8 @@ export function readState(root: string, lab: string): LabState | undefined {
     throw new Error(`the lab's state ${f} cannot be read: ${(e as Error).message}`);
   }
   if (s.version !== 1 || !Array.isArray(s.netns)) throw new Error(`the lab's state ${f} is not a sluice lab state (version ${String(s.version)})`);
+  // A lab made before outside hosts existed has none.
+  if (s.plan && !Array.isArray(s.plan.external)) s.plan.external = [];
   return s;
 }
 

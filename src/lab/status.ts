@@ -40,6 +40,14 @@ export interface PodStatus {
   mac: string | null;
 }
 
+/** A host outside the cluster (no route to any pod block). */
+export interface ExternalStatus {
+  name: string;
+  netns: string;
+  ip: string;
+  subnet: string;
+}
+
 export interface LabStatus {
   name: string;
   phase: LabState['phase'];
@@ -59,6 +67,7 @@ export interface LabStatus {
   namespaces: { name: string; labels: Labels }[];
   nodes: NodeStatus[];
   pods: PodStatus[];
+  external: ExternalStatus[];
 }
 
 export class NoLabError extends Error {
@@ -134,6 +143,7 @@ export async function labStatus(lab: string, root = labRoot()): Promise<LabStatu
     namespaces: p.topology.namespaces,
     nodes,
     pods,
+    external: p.external.map((x) => ({ name: x.name, netns: x.netnsPath, ip: x.ip, subnet: x.subnet })),
   };
 }
 

@@ -1,6 +1,6 @@
 /**
  * The lab's topology: which nodes (on which underlay subnets), which pod namespaces and
- * which pods, the cross-node mode and the store. Read from YAML or JSON, validated
+ * which pods, which hosts outside the cluster, the cross-node mode and the store. Read from YAML or JSON, validated
  * strictly (unknown keys, duplicates, dangling references, bad labels and ports are
  * errors naming the field and, for files, the line), merged with the command line's
  * flags, and completed with defaults (2 nodes, 2 pods per node). Pure: the caller reads
@@ -34,6 +34,13 @@ export interface LabPod {
   ports: PodPort[];
 }
 
+/** A host outside the cluster: a namespace on an underlay subnet, with no route to any pod block. */
+export interface LabExternal {
+  name: string;
+  /** Its underlay subnet: one of the nodes', or one of its own (then behind the lab's router). */
+  subnet: string;
+}
+
 export interface Topology {
   /** The lab's name, when the file gives one (the --name flag wins). */
   name?: string;
@@ -47,6 +54,8 @@ export interface Topology {
   /** Every pod namespace, `default` included. */
   namespaces: LabNamespace[];
   pods: LabPod[];
+  /** Hosts outside the cluster (default: one, `ext`, on the first node's subnet). */
+  external: LabExternal[];
 }
 
 /** What the command line can override. */
@@ -67,10 +76,14 @@ export const MAX_NODES = 64;
 export const MAX_PODS_PER_NODE = 100;
 /** Node addresses are .1 to .200 of their subnet's /24 (.250 is etcd's, .254 the router's). */
 export const MAX_NODES_PER_SUBNET = 200;
+/** Outside hosts are .201 to .240 of their subnet's /24. */
+export const MAX_EXTERNAL_PER_SUBNET = 40;
+export const DEFAULT_EXTERNAL = 'ext';
 /** Names the lab uses for its own namespaces (`<LAB>-underlay`, `<LAB>-router`). */
 export const RESERVED_NODE_NAMES = ['underlay', 'router'];
 
-const TOP_KEYS = ['name', 'mode', 'store', 'clusterCIDR', 'blockSize', 'underlay', 'nodes', 'namespaces', 'pods'] as const;
+const TOP_KEYS = ['name', 'mode', 'store', 'clusterCIDR', 'blockSize', 'underlay', 'nodes', 'namespaces', 'pods', 'external'] as const;
+const EXTERNAL_KEYS = ['name', 'subnet'] as const;
 const NODE_KEYS = ['name', 'subnet'] as const;
 const NAMESPACE_KEYS = ['name', 'labels'] as const;
 const POD_KEYS = ['name', 'namespace', 'node', 'labels', 'ports'] as const;
@@ -201,10 +214,32 @@ export function buildTopology(file: TopologySource | undefined, flags: TopologyF
     });
     firstDuplicate(nodes.map((n) => n.name), (i, n) => fail(['nodes', i, 'name'], `node '${n}' is declared twice`));
   }
-  const subnets = [...new Set(nodes.map((n) => n.subnet))];
+  // Hosts outside the cluster.
+  let external: LabExternal[];
+  if (top.external === undefined) {
+    external = [{ name: DEFAULT_EXTERNAL, subnet: nodes[0]!.subnet }];
+  } else {
+    external = seq(top.external, ['external'], fail).map((v, i) => {
+      const at: Path = ['external', i];
+      const o = map(v, at, fail);
+      checkKeys(o, at, EXTERNAL_KEYS, fail);
+      const x = dnsName(o.name, [...at, 'name'], fail, 'outside host');
+      const subnet = o.subnet === undefined ? nodes[0]!.subnet : dnsName(o.subnet, [...at, 'subnet'], fail, 'subnet');
+      return { name: x, subnet };
+    });
+    firstDuplicate(external.map((x) => x.name), (i, n) => fail(['external', i, 'name'], `outside host '${n}' is declared twice`));
+    const perSubnet = new Map<string, number>();
+    external.forEach((x, i) => {
+      const k = (perSubnet.get(x.subnet) ?? 0) + 1;
+      perSubnet.set(x.subnet, k);
+      if (k > MAX_EXTERNAL_PER_SUBNET) fail(['external', i], `subnet '${x.subnet}' has more than ${MAX_EXTERNAL_PER_SUBNET} outside hosts`);
+    });
+  }
+  const subnets = [...new Set([...nodes.map((n) => n.subnet), ...external.map((x) => x.subnet)])];
   const available = cidrSize(underlayCidr) / 256;
   if (subnets.length > available) {
-    fail(['underlay'], `${formatCidr(underlayCidr)} has room for ${available} /24 subnet(s); the nodes use ${subnets.length}`);
+    const byNodes = new Set(nodes.map((n) => n.subnet)).size;
+    fail(['underlay'], `${formatCidr(underlayCidr)} has room for ${available} /24 subnet(s); the nodes use ${byNodes}${subnets.length > byNodes ? `, the outside hosts ${subnets.length - byNodes} more` : ''}`);
   }
   for (const s of subnets) {
     const on = nodes.filter((n) => n.subnet === s);
@@ -266,7 +301,7 @@ export function buildTopology(file: TopologySource | undefined, flags: TopologyF
     });
     firstDuplicate(pods.map((p) => `${p.namespace}/${p.name}`), (i, n) => fail(['pods', i, 'name'], `pod '${n}' is declared twice`));
   }
-  return { ...(name ? { name } : {}), mode, store, clusterCIDR, blockSize, underlay: formatCidr(underlayCidr), nodes, namespaces, pods };
+  return { ...(name ? { name } : {}), mode, store, clusterCIDR, blockSize, underlay: formatCidr(underlayCidr), nodes, namespaces, pods, external };
 }
 
 /** n1…nN; in hybrid mode they alternate between subnets s1 and s2 (so some traffic crosses the router). */

@@ -17,7 +17,7 @@ import { run } from '../net/exec.js';
 import { tryLockFile } from '../util/lock.js';
 import { teardown } from './down.js';
 import { preflight } from './host.js';
-import { DEFAULT_LAB, makePlan, nodeUplinkCommands, underlayCommands, UNDERLAY_SYSCTLS, type NodePlan, type Plan, type PodPlan } from './plan.js';
+import { DEFAULT_LAB, externalCommands, makePlan, nodeUplinkCommands, underlayCommands, UNDERLAY_SYSCTLS, type NodePlan, type Plan, type PodPlan } from './plan.js';
 import { lastLine, logTail, spawnDetached, type Spawned } from './procs.js';
 import { formatLabels } from '../util/labels.js';
 import { runIn } from './exec.js';
@@ -158,6 +158,13 @@ async function build(plan: Plan, state: LabState, log: (line: string) => void, o
     mkdirSync(n.dir, { recursive: true });
     writeFileSync(n.config, n.configText);
   }
+  for (const x of plan.external) {
+    newNetns(x.netns);
+    const c = externalCommands(x);
+    ipBatch(c.underlay, `/run/netns/${plan.underlayNetns}`);
+    ipBatch(c.host, x.netnsPath);
+  }
+  if (plan.external.length) log(`outside hosts: ${plan.external.map((x) => `${x.name} ${x.ip}`).join(', ')} (no route to any pod block)`);
   if (plan.storeDir) mkdirSync(plan.storeDir, { recursive: true });
   state.pinRoots.push(plan.pinRoot);
   writeState(state);

@@ -145,6 +145,25 @@ function checkExec(tt: Test, s: LabStatus): void {
   tt.match(sluice(['lab', 'exec', '--name', s.name, p0.name, 'true']).stderr, /put -- before the command/, 'exec without -- is refused');
   const viaNode = sluice(['lab', 'exec', '--name', s.name, '--node', s.nodes[0]!.name, '--', 'ip', '-j', 'link', 'show', 'uplink0']);
   tt.equal(viaNode.status, 0, 'exec --node runs in the node (it has uplink0)');
+  checkExternal(tt, s);
+}
+
+/** The outside host: listed, reached with exec --external, on the underlay, and with no way to any pod. */
+function checkExternal(tt: Test, s: LabStatus): void {
+  const x = s.external.find((e) => e.name === 'ext');
+  tt.ok(x && existsSync(x.netns), `an outside host ext (${x?.ip}) by default`);
+  if (!x) return;
+  const addr = sluice(['lab', 'exec', '--name', s.name, '--external', 'ext', '--', 'ip', '-j', '-4', 'addr', 'show', 'dev', 'eth0']);
+  tt.equal(addr.status, 0, 'exec --external runs in the outside host');
+  tt.match(addr.stdout, `"local":"${x.ip}"`, 'with its address on eth0');
+  const n = s.nodes.find((m) => m.subnet === x.subnet)!;
+  tt.equal(sluice(['lab', 'exec', '--name', s.name, '--external', 'ext', '--', 'ping', '-c', '1', '-W', '2', n.underlayIP]).status, 0, `it reaches node ${n.name} on the underlay`);
+  const routes = inNs(x.netns, 'ip', ['-4', 'route', 'show']).stdout;
+  for (const m of s.nodes) tt.notMatch(routes, m.podCIDR!.split('/')[0]!, `no route to ${m.name}'s pod block ${m.podCIDR}`);
+  tt.not(inNs(x.netns, 'ping', ['-c', '1', '-W', '1', s.pods[0]!.ip!]).status, 0, 'and a pod\'s address is not reachable from it');
+  tt.match(sluice(['lab', 'exec', '--name', s.name, '--external', 'nosuch', '--', 'true']).stderr, /no outside host nosuch in lab .* \(outside hosts: ext\)/, 'an unknown outside host is an error naming the known ones');
+  tt.match(sluice(['lab', 'exec', '--name', s.name, '--external', 'ext', '--node', n.name, '--', 'true']).stderr, /give --node or --external, not both/);
+  tt.match(must(['lab', 'status', '--name', s.name]).stdout, /OUTSIDE HOST +SUBNET +IP +NETNS\next +\S+ +198\.18\.\d+\.201 /, 'the table lists it');
 }
 
 /** `lab down` (twice), then nothing of the lab exists. */
@@ -267,6 +286,10 @@ t.test('hybrid: two subnets joined by a router', async (tt) => {
   tt.equal(inNs(n1!.netns, 'sysctl', ['-n', 'net.ipv4.ip_forward']).stdout.trim(), '1', 'nodes forward, as real nodes do (what pods send outside the cluster goes through the node)');
   tt.equal(readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8'), fwd, "the root namespace's ip_forward is untouched");
   tt.match(inNs(n1!.netns, 'ip', ['route', 'show', 'default']).stdout, `default via 198.18.0.254 dev uplink0`, "n1's default route is its router");
+  const ext = status.external[0]!;
+  tt.match(inNs(ext.netns, 'ip', ['route', 'show', 'default']).stdout, 'default via 198.18.0.254 dev eth0', 'the outside host\'s default route is its router');
+  tt.equal(inNs(ext.netns, 'ping', ['-c', '1', '-W', '2', n2!.underlayIP]).status, 0, 'and it reaches the node behind the router');
+  checkExternal(tt, status);
   assertCrossNodeReachability(tt, status);
   downAndCheck(tt, status);
 });

@@ -14,8 +14,8 @@
 import t, { type Test } from 'tap';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { IS_ROOT, SLUICE_BIN, tempDir, uniquePrefix } from '../helpers/env.js';
-import { inNs, labStatus, labUp, must } from '../helpers/lab.js';
+import { IS_ROOT, tempDir, uniquePrefix } from '../helpers/env.js';
+import { inNs, labStatus, labUp, must, nodeCli, reasonPackets } from '../helpers/lab.js';
 import type { LabStatus } from '../../src/lab/status.js';
 
 if (!IS_ROOT) {
@@ -26,18 +26,8 @@ t.setTimeout(900_000);
 
 type Pod = LabStatus['pods'][number];
 type Node = LabStatus['nodes'][number];
-interface MetricRow { reason: string; direction: string; packets: number; bytes: number }
 
-/** `sluice …` as the node's own CLI (inside its namespace, with its config). */
-function nodeCli<T>(n: Node, args: readonly string[]): T {
-  const r = inNs(n.netns, process.execPath, [SLUICE_BIN, '--config', n.config, ...args, '-o', 'json']);
-  if (r.status !== 0) throw new Error(`sluice ${args.join(' ')} on ${n.name} failed: ${r.stderr}`);
-  return JSON.parse(r.stdout) as T;
-}
-
-function packets(n: Node, reason: string): number {
-  return nodeCli<MetricRow[]>(n, ['bpf', 'metrics']).filter((r) => r.reason === reason).reduce((a, r) => a + r.packets, 0);
-}
+const packets = reasonPackets;
 
 function ping(from: Pod, to: Pod, count = 3): boolean {
   return inNs(from.netns, 'ping', ['-n', '-c', String(count), '-i', '0.2', '-W', '2', to.ip!]).status === 0;

@@ -15,12 +15,13 @@
  * the stack; its inner packet is larger than b's MTU, so there is no delivered twin of it)
  * meet the same checks in from_overlay.
  * "Delivered" is read in b's own network stack (Icmp InEchos), not from sluice's counters.
+ * The drops show in `sluice monitor` (with the sender's address) and the agent's metrics.
  */
 import t, { type Test } from 'tap';
 import { basename, join } from 'node:path';
 import { writeFileSync } from 'node:fs';
-import { IS_ROOT, SLUICE_BIN, mustSh, netns, tempDir, uniquePrefix } from '../helpers/env.js';
-import { inNs, labStatus, labUp, must } from '../helpers/lab.js';
+import { IS_ROOT, SLUICE_BIN, mustSh, tempDir, uniquePrefix } from '../helpers/env.js';
+import { inNs, labStatus, labUp, monitor, must, nodeCli, reasonPackets } from '../helpers/lab.js';
 import * as P from '../helpers/packets.js';
 import type { LabStatus } from '../../src/lab/status.js';
 
@@ -36,14 +37,7 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const FORGED = '10.99.99.99';
 const BURST = 5;
 
-function nodeCli<T>(n: Node, args: readonly string[]): T {
-  const r = inNs(n.netns, process.execPath, [SLUICE_BIN, '--config', n.config, ...args, '-o', 'json']);
-  if (r.status !== 0) throw new Error(`sluice ${args.join(' ')} on ${n.name} failed: ${r.stderr}`);
-  return JSON.parse(r.stdout) as T;
-}
-
-const packets = (n: Node, reason: string) =>
-  nodeCli<{ reason: string; packets: number }[]>(n, ['bpf', 'metrics']).filter((r) => r.reason === reason).reduce((a, r) => a + r.packets, 0);
+const packets = reasonPackets;
 
 /** ICMP echo requests pod `p`'s own stack received. */
 function echoesIn(p: Pod): number {
@@ -74,19 +68,6 @@ async function moved(n: Node, reason: string, from: number, by: number): Promise
   return now - from;
 }
 
-/** A host outside the cluster behind the router, on the second subnet. */
-function outsideHost(tt: Test, s: LabStatus): string {
-  const name = netns(tt, `${s.name}-ext`);
-  const subnet = s.underlay.subnets[1]!;
-  const ip = subnet.cidr.replace(/\.0\/24$/, '.240');
-  mustSh('ip', ['-n', name, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'ext0', 'netns', basename(s.underlay.netns)]);
-  mustSh('ip', ['-n', basename(s.underlay.netns), 'link', 'set', 'ext0', 'master', subnet.bridge, 'up']);
-  mustSh('ip', ['-n', name, 'addr', 'add', `${ip}/24`, 'dev', 'eth0']);
-  mustSh('ip', ['-n', name, 'link', 'set', 'eth0', 'up']);
-  mustSh('ip', ['-n', name, 'route', 'add', 'default', 'via', subnet.router!]);
-  return `/run/netns/${name}`;
-}
-
 t.test('forged VXLAN and forged routed packets do not reach a pod, in every mode', async (tt) => {
   const lab = uniquePrefix('tr');
   const dir = tempDir(tt, lab);
@@ -95,7 +76,8 @@ t.test('forged VXLAN and forged routed packets do not reach a pod, in every mode
     'mode: vxlan', 'store: etcd',
     'nodes: [{name: e1, subnet: east}, {name: e2, subnet: east}, {name: w1, subnet: west}]',
     'namespaces: [{name: t}]',
-    'pods: [{name: a, namespace: t, node: e1, labels: {app: a}}, {name: b, namespace: t, node: e2, labels: {app: b}}, {name: c, namespace: t, node: w1, labels: {app: c}}]', '',
+    'pods: [{name: a, namespace: t, node: e1, labels: {app: a}}, {name: b, namespace: t, node: e2, labels: {app: b}}, {name: c, namespace: t, node: w1, labels: {app: c}}]',
+    'external: [{name: far, subnet: west}]', '',
   ].join('\n'));
   let { status: s } = labUp(tt, lab, ['-f', topo]);
   const node = (name: string) => s.nodes.find((n) => n.name === name)!;
@@ -108,7 +90,7 @@ t.test('forged VXLAN and forged routed packets do not reach a pod, in every mode
   const identityA = nodeCli<{ ip: string; identity: number }[]>(node('e1'), ['bpf', 'endpoints']).find((e) => e.ip === pod('a').ip)!.identity;
   tt.ok(identityA > 3, `a's identity ${identityA}`);
   const underlay = s.underlay.netns;
-  const outside = outsideHost(tt, s);
+  const outside = s.external.find((x) => x.name === 'far')!.netns;
 
   /** Sends `payload` from `ns` to e2 and checks that b's stack saw `delivered` echoes and e2 counted `reason`. */
   const attack = async (tt: Test, what: string, ns: string, payload: Buffer, reason: string | null, dst = node('e2').underlayIP) => {
@@ -138,7 +120,17 @@ t.test('forged VXLAN and forged routed packets do not reach a pod, in every mode
       await attack(mt, 'from node e1, a source that is no pod', node('e1').netns, toB, 'drop_tunnel_inner_source');
       await attack(mt, 'from node e1, the address of w1\'s pod c', node('e1').netns, forged(identityA, pod('c').ip!, pod('b')), 'drop_tunnel_inner_source');
       await attack(mt, 'from node e1, its own pod a\'s address', node('e1').netns, forged(identityA, pod('a').ip!, pod('b')), null);
-      if (mode === 'vxlan') return;
+      if (mode === 'vxlan') {
+        // What an operator sees: the drop in `sluice monitor`, named, with who sent it, and in Prometheus.
+        const events = await monitor(node('e2'), ['--type', 'drop', '-n', '1', '--timeout', '15'], () => sendUdp(mt, underlay, node('e2').underlayIP, toB, 1));
+        mt.match(events, [{ type: 'drop', reason: 'drop_tunnel_source', src: { ip: s.underlay.etcd!.address }, dst: { ip: node('e2').underlayIP } }],
+          'sluice monitor on e2: a drop_tunnel_source event from the underlay namespace\'s address to e2\'s');
+        const prom = inNs(node('e2').netns, 'curl', ['-s', 'http://127.0.0.1:9962/metrics']).stdout;
+        const m = /^sluice_datapath_packets_total\{direction="ingress",reason="drop_tunnel_source"\} (\d+)$/m.exec(prom);
+        mt.ok(m && Number(m[1]) >= 2 * BURST, `the agent's metrics count them: ${m?.[0]}`);
+        mt.match(prom, /^sluice_datapath_packets_total\{direction="ingress",reason="drop_tunnel_inner_source"\} \d+$/m, 'and the inner-source drops');
+        return;
+      }
       // e1 and e2 route directly: the underlay namespace sends from a's address, with its own MAC.
       const ns = basename(underlay);
       mustSh('ip', ['-n', ns, 'addr', 'add', `${pod('a').ip}/32`, 'dev', 'lo']);

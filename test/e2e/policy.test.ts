@@ -9,7 +9,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { IS_ROOT, SLUICE_BIN, tempDir, uniquePrefix } from '../helpers/env.js';
 import { firewall } from '../helpers/firewall.js';
-import { inNs, labStatus, labUp, must } from '../helpers/lab.js';
+import { inNs, labStatus, labUp, monitor, must } from '../helpers/lab.js';
 import type { LabStatus } from '../../src/lab/status.js';
 import type { NetworkPolicy } from '../../src/policy/types.js';
 import * as P from '../helpers/packets.js';
@@ -42,29 +42,6 @@ async function eventually(check: () => boolean, want: boolean, ms = 15_000): Pro
     if (v === want || Date.now() > deadline) return v;
     await sleep(300);
   }
-}
-
-interface MonitorEvent {
-  type: string; reason?: string; policy?: string; protocol: string;
-  src: { pod?: string; port?: number; labels?: string }; dst: { pod?: string; port?: number };
-}
-
-/** Runs `sluice monitor -o json` on node `n` while `during` runs; the events it printed. */
-async function monitor(n: Node, args: readonly string[], during: () => void): Promise<MonitorEvent[]> {
-  const { spawn } = await import('node:child_process');
-  const p = spawn('nsenter', [`--net=${n.netns}`, process.execPath, SLUICE_BIN, '--config', n.config, 'monitor', '-o', 'json', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  p.stdout.on('data', (d: Buffer) => { out += d; });
-  p.stderr.on('data', (d: Buffer) => { err += d; });
-  const exited = new Promise<number | null>((r) => p.once('exit', (code) => r(code)));
-  const deadline = Date.now() + 20_000;
-  while (!err.includes('monitoring node') && Date.now() < deadline) await sleep(100);
-  if (!err.includes('monitoring node')) throw new Error(`sluice monitor did not start: ${err}`);
-  during();
-  const code = await exited;
-  if (code !== 0) throw new Error(`sluice monitor exited ${code}: ${err}`);
-  return out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as MonitorEvent);
 }
 
 t.test('policy across nodes and on one node', async (tt) => {

@@ -71,6 +71,11 @@ export interface EtcdOptions {
   sans?: string[];
   /** Overrides of the server certificate (an expired one, other names). */
   serverCert?: Partial<IssueOptions>;
+  /**
+   * Certificates made elsewhere (scripts/provision/pki): etcd serves `cert`/`key`, trusts `ca`,
+   * and the helper's own client (health check, `tls`) uses `client`.
+   */
+  pki?: { ca: string; cert: string; key: string; client: { cert: string; key: string } };
 }
 
 /** A TCP port nobody listens on right now (there is a small race until etcd binds it). */
@@ -151,7 +156,11 @@ export async function startEtcd(t: Teardown, o: EtcdOptions = {}): Promise<EtcdS
   let ca: CertAuthority | undefined;
   let tls: StoreTlsFiles = {};
   let tlsMaterial: StoreTlsMaterial | undefined;
-  if (tlsOn) {
+  if (tlsOn && o.pki) {
+    tls = { ca: o.pki.ca, cert: o.pki.client.cert, key: o.pki.client.key };
+    tlsMaterial = loadTls(tls);
+    serverFiles = { cert: o.pki.cert, key: o.pki.key };
+  } else if (tlsOn) {
     try {
       ca = makeCA(pkiDir, 'sluice test etcd CA');
       const host = o.listenHost ?? '127.0.0.1';
@@ -203,7 +212,7 @@ export async function startEtcd(t: Teardown, o: EtcdOptions = {}): Promise<EtcdS
       '--name', name, '--data-dir', dataDir,
       '--listen-client-urls', host === '127.0.0.1' || host === '0.0.0.0' ? client : `${client},${scheme}://127.0.0.1:${clientPort}`,
       '--advertise-client-urls', host === '0.0.0.0' ? `${scheme}://127.0.0.1:${clientPort}` : client,
-      ...(serverFiles && ca ? ['--cert-file', serverFiles.cert, '--key-file', serverFiles.key, '--trusted-ca-file', ca.cert, '--client-cert-auth'] : []),
+      ...(serverFiles && tls.ca ? ['--cert-file', serverFiles.cert, '--key-file', serverFiles.key, '--trusted-ca-file', tls.ca, '--client-cert-auth'] : []),
       '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer,
       '--initial-cluster', `${name}=${peer}`, '--initial-cluster-state', 'new',
       '--initial-cluster-token', `sluice-test-${process.pid}`,

@@ -227,6 +227,9 @@ t.test('enumValues: names for enum sl_reason', async (t) => {
   t.equal(reasons.get(139), 'SL_REASON_DROP_TUNNEL_PORT');
   t.equal(reasons.get(140), 'SL_REASON_DROP_TUNNEL_HOST');
   t.equal(reasons.get(9), 'SL_REASON_OVERLAY_DEVICE');
+  t.equal(reasons.get(141), 'SL_REASON_DROP_TUNNEL_SOURCE');
+  t.equal(reasons.get(142), 'SL_REASON_DROP_TUNNEL_INNER_SOURCE');
+  t.equal(reasons.get(143), 'SL_REASON_DROP_NODE_MAC');
   t.equal(reasons.get(10), 'SL_REASON_MASQUERADE');
   t.equal(reasons.get(144), 'SL_REASON_DROP_NAT_NO_PORT');
   t.equal(reasons.size, 33, '34 enumerators, 33 distinct values');

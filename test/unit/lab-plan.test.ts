@@ -1,7 +1,7 @@
 import t from 'tap';
 import { parseConfigText, resolveConfig } from '../../src/config/config.js';
 import { underlayConflicts } from '../../src/lab/host.js';
-import { makePlan, nodeUplinkCommands, planNetns, underlayCommands } from '../../src/lab/plan.js';
+import { externalCommands, makePlan, nodeUplinkCommands, planNetns, underlayCommands } from '../../src/lab/plan.js';
 import { findPod } from '../../src/lab/status.js';
 import { buildTopology, parseTopologyText } from '../../src/lab/topology.js';
 import { parseCidr } from '../../src/util/ipv4.js';
@@ -23,7 +23,13 @@ t.test('file store, one subnet: names, addresses, configs', async (t) => {
   t.same(p.nodes.map((n) => [n.name, n.netns, n.underlayIP, n.bridgePort, n.defaultVia]), [
     ['n1', 'sllab-n1', '198.18.0.1', 'nd0', undefined], ['n2', 'sllab-n2', '198.18.0.2', 'nd1', undefined],
   ]);
-  t.same(planNetns(p), ['sllab-underlay', 'sllab-n1', 'sllab-n2', 'sllab-n1.default.n1-p1', 'sllab-n1.default.n1-p2', 'sllab-n2.default.n2-p1', 'sllab-n2.default.n2-p2']);
+  t.same(planNetns(p), ['sllab-underlay', 'sllab-n1', 'sllab-n2', 'sllab-x.ext', 'sllab-n1.default.n1-p1', 'sllab-n1.default.n1-p2', 'sllab-n2.default.n2-p1', 'sllab-n2.default.n2-p2']);
+  t.same(p.external, [{ name: 'ext', subnet: 's1', netns: 'sllab-x.ext', netnsPath: '/run/netns/sllab-x.ext', ip: '198.18.0.201', bridgePort: 'nx0', bridge: 'br0' }],
+    'one outside host by default, on the first subnet, after the node addresses');
+  t.same(externalCommands(p.external[0]!), {
+    underlay: ['link add nx0 type veth peer name eth0 netns sllab-x.ext', 'link set nx0 master br0', 'link set nx0 up'],
+    host: ['link set lo up', 'addr add 198.18.0.201/24 dev eth0', 'link set eth0 up'],
+  }, 'no router: no default route, and never a route to a pod block');
   const pod = p.pods[0]!;
   t.same(pod, {
     ref: 'default/n1-p1', namespace: 'default', name: 'n1-p1', node: 'n1', netns: 'sllab-n1.default.n1-p1', netnsPath: '/run/netns/sllab-n1.default.n1-p1',
@@ -86,6 +92,17 @@ pods: []
   for (const n of p.nodes) {
     t.match(n.configText, `\nstore: etcds://198.18.0.250:2379/lab2/\nstoreCA: /l/lab2/pki/ca.pem\nstoreCert: /l/lab2/pki/node-${n.name}.pem\nstoreKey: /l/lab2/pki/node-${n.name}-key.pem\nmode: hybrid\n`);
   }
+});
+
+t.test('outside hosts: on a node subnet or their own behind the router, addresses from .201, default route via the router', async (t) => {
+  const p = makePlan(topo('nodes: [{name: a}]\nexternal: [{name: web}, {name: far, subnet: wan}, {name: web2}]\n'), 'sllab', '/l', TOOLS);
+  t.same(p.subnets.map((s) => [s.name, s.cidr, s.router]), [['s1', '198.18.0.0/24', '198.18.0.254'], ['wan', '198.18.1.0/24', '198.18.1.254']],
+    'a subnet of its own: a second subnet, so a router');
+  t.same(p.external.map((x) => [x.name, x.netns, x.ip, x.bridge, x.defaultVia]), [
+    ['web', 'sllab-x.web', '198.18.0.201', 'br0', '198.18.0.254'], ['far', 'sllab-x.far', '198.18.1.201', 'br1', '198.18.1.254'], ['web2', 'sllab-x.web2', '198.18.0.202', 'br0', '198.18.0.254'],
+  ]);
+  t.same(externalCommands(p.external[1]!).host.at(-1), 'route add default via 198.18.1.254');
+  t.same(makePlan(topo('external: []\n'), 'sllab', '/l', TOOLS).external, [], 'external: [] means none');
 });
 
 t.test('a custom underlay and the test-only bad node', async (t) => {

@@ -27,6 +27,7 @@ t.test('defaults: 2 nodes, 2 pods per node, vxlan, file', async (t) => {
   ]);
   t.same(topo.pods[0]!.labels, { app: 'n1-p1' });
   t.equal(topo.name, undefined);
+  t.same(topo.external, [{ name: 'ext', subnet: 's1' }], 'one outside host, ext, on the first node\'s subnet');
 });
 
 t.test('the documented example', async (t) => {
@@ -70,6 +71,13 @@ t.test('errors name the field and the line', async (t) => {
     ['store: consul\n', /^lab\.yaml:1: store: expected one of file, etcd/],
     ['mode: vxlan\ncolour: red\n', /^lab\.yaml:2: colour: unknown key \(known: name, mode, store/],
     ['nodes: [{name: n1, zone: a}]\n', /^lab\.yaml:1: nodes\[0\]\.zone: unknown key \(known: name, subnet\)$/],
+    ['external: [{name: ext, ip: 1.2.3.4}]\n', /^lab\.yaml:1: external\[0\]\.ip: unknown key \(known: name, subnet\)$/],
+    ['external:\n  - name: ext\n  - name: ext\n', /^lab\.yaml:3: external\[1\]\.name: outside host 'ext' is declared twice$/],
+    ['external: [{name: Ext}]\n', /external\[0\]\.name: 'Ext' is not a valid outside host name/],
+    ['external: [{subnet: s1}]\n', /external\[0\]: missing 'name'/],
+    ['external: {ext: {}}\n', /external: expected a list/],
+    [`external: [${Array.from({ length: 41 }, (_, i) => `{name: x${i}}`).join(', ')}]\n`, /external\[40\]: subnet 's1' has more than 40 outside hosts/],
+    ['underlay: 198.18.0.0/24\nexternal: [{name: ext, subnet: far}]\n', /underlay: 198\.18\.0\.0\/24 has room for 1 \/24 subnet\(s\); the nodes use 1, the outside hosts 1 more/],
     ['nodes:\n  - name: n1\n  - name: n1\n', /^lab\.yaml:3: nodes\[1\]\.name: node 'n1' is declared twice$/],
     ['nodes: [{name: N1}]\n', /nodes\[0\]\.name: 'N1' is not a valid node name/],
     ['nodes: [{subnet: s1}]\n', /nodes\[0\]: missing 'name'/],

@@ -69,6 +69,10 @@ function printStatus(s: LabStatus): void {
       NETNS: (p) => p.netns,
     });
   }
+  if (s.external.length) {
+    w();
+    printTable(s.external, { 'OUTSIDE HOST': (x) => x.name, SUBNET: (x) => x.subnet, IP: (x) => x.ip, NETNS: (x) => x.netns });
+  }
 }
 
 export function register(program: Command): void {
@@ -120,6 +124,7 @@ export function register(program: Command): void {
             `sluice lab exec${flag} --node ${node.name} -- sluice endpoint list     # sluice on a node, with its config`,
             `sluice lab exec${flag} --node ${node.name} -- sluice policy apply -f FILE`,
           ] : []),
+          ...(s.external[0] ? [`sluice lab exec${flag} --external ${s.external[0].name} -- ping -c 1 ${node?.underlayIP ?? s.external[0].ip}     # outside the cluster`] : []),
           `sluice lab down${flag}`,
         ];
         process.stdout.write(`\ntry: ${hints.join('\n     ')}\n`);
@@ -138,23 +143,26 @@ export function register(program: Command): void {
     });
 
   lab.command('exec')
-    .description("run a command in a pod's network namespace, or a node's with --node (there `sluice` is this build, with the node's config); its exit status is exec's")
-    .usage('[--name LAB] POD -- CMD [ARGS…]  |  [--name LAB] --node NODE -- CMD [ARGS…]')
+    .description("run a command in a pod's network namespace, a node's with --node (there `sluice` is this build, with the node's config) or an outside host's with --external; its exit status is exec's")
+    .usage('[--name LAB] POD -- CMD [ARGS…]  |  [--name LAB] --node NODE -- CMD [ARGS…]  |  [--name LAB] --external HOST -- CMD [ARGS…]')
     .argument('[pod]', 'NS/NAME, or NAME when only one namespace has it')
     .argument('[command...]', 'the command, after --')
     .option('--name <lab>', `lab name (default ${DEFAULT_LAB})`, labName, DEFAULT_LAB)
     .option('--node <node>', "run in this node's network namespace instead of a pod's")
+    .option('--external <host>', "run in this outside host's network namespace (`sluice lab status` lists them)")
     .action(async function (this: Command) {
-      const o = this.opts<{ name: string; node?: string }>();
+      const o = this.opts<{ name: string; node?: string; external?: string }>();
       const raw = rawArgs(this);
       const dd = raw.indexOf('--');
       if (dd < 0) throw new Error('put -- before the command: sluice lab exec POD -- CMD [ARGS…]');
       const cmd = raw.slice(dd + 1);
       const before = this.args.slice(0, this.args.length - cmd.length);
-      if (o.node ? before.length !== 0 : before.length !== 1) {
-        throw new Error(o.node ? `--node ${o.node} takes no pod (got ${before.join(' ')})` : `expected one pod before -- (got ${before.length ? before.join(' ') : 'none'})`);
+      if (o.node && o.external) throw new Error('give --node or --external, not both');
+      const other = o.node ? `--node ${o.node}` : o.external ? `--external ${o.external}` : undefined;
+      if (other ? before.length !== 0 : before.length !== 1) {
+        throw new Error(other ? `${other} takes no pod (got ${before.join(' ')})` : `expected one pod before -- (got ${before.length ? before.join(' ') : 'none'})`);
       }
-      const place = targetOf(o.name, o.node ? { node: o.node } : { pod: before[0]! });
+      const place = targetOf(o.name, o.node ? { node: o.node } : o.external ? { external: o.external } : { pod: before[0]! });
       const code = await execIn(place, cmd);
       // main() turns a CommanderError into the process's exit status without printing anything.
       if (code !== 0) throw new CommanderError(code, 'sluice.lab.exec', '');
