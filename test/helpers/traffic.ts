@@ -103,7 +103,11 @@ export class Server {
 /** Prepended to every server: exit when stdin closes, i.e. when the test process is gone, so a crashed test leaves no server behind. */
 const EXIT_WITH_PARENT = `process.stdin.on('end', () => process.exit(0)); process.stdin.on('error', () => process.exit(0)); process.stdin.resume();`;
 
-async function startServer(t: Teardown, ns: string, script: string, args: string[]): Promise<Server> {
+/**
+ * A Node script of the test's own run as a server in `ns` (killed at teardown, or when the
+ * test process goes): it must print {"event":"ready"} once it listens.
+ */
+export async function startServer(t: Teardown, ns: string, script: string, args: string[]): Promise<Server> {
   const proc = spawn('nsenter', nsArgs(ns, NODE, ['-e', EXIT_WITH_PARENT + script, ...args]), { stdio: ['pipe', 'pipe', 'pipe'] });
   const s = new Server(proc);
   t.teardown(() => s.stop());
