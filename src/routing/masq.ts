@@ -40,7 +40,8 @@ export function planMasquerade(cfg: Pick<Config, 'masquerade' | 'masqueradeAddre
   const nonMasq = new Set([...nonMasqueradeCidrs(cfg), formatCidr(parseCidr(cfg.clusterCIDR))]);
   const problems: string[] = [];
   if (cfg.masquerade) {
-    if (!addr) problems.push('masqueradeAddress: the uplink has no IPv4 address and masqueradeAddress is not set: masquerade is off');
+    // No uplink address and none configured: nothing leaves for the world to translate to (a
+    // node without an underlay, as a single test node is). Masquerade stays off, not a problem.
     if (o.localPorts && o.localPorts.min <= ports.max && ports.min <= o.localPorts.max) {
       problems.push(`masqueradePortRange: ${cfg.masqueradePortRange} overlaps the node's ephemeral ports (net.ipv4.ip_local_port_range `
         + `${o.localPorts.min}-${o.localPorts.max}), whose replies masquerade could take: masquerade is off`);
@@ -49,7 +50,7 @@ export function planMasquerade(cfg: Pick<Config, 'masquerade' | 'masqueradeAddre
       problems.push(`masqueradePortRange: ${cfg.masqueradePortRange} holds the overlay's port ${o.vxlanPort}: masquerade is off`);
     }
   }
-  const on = cfg.masquerade && problems.length === 0;
+  const on = cfg.masquerade && Boolean(addr) && problems.length === 0;
   return {
     config: { addr: addr || '0.0.0.0', port_min: ports.min, port_max: ports.max, flags: on ? MASQ_FLAGS.on : MASQ_FLAGS.none },
     nonMasq,

@@ -35,7 +35,7 @@ t.test('settings that would misdeliver the node\'s replies turn it off, naming t
   t.match(vx.problems, [/^masqueradePortRange: 8000-9000 holds the overlay's port 8472/]);
   const noAddr = planMasquerade(cfg(), { ...inputs, uplinkIp: '' });
   t.same([noAddr.config.flags, noAddr.config.addr], [0, '0.0.0.0']);
-  t.match(noAddr.problems, [/^masqueradeAddress: the uplink has no IPv4 address/]);
+  t.same(noAddr.problems, [], 'without an uplink address masquerade is off, and that is no problem to report every pass (nothing leaves for the world)');
   t.same(planMasquerade(cfg({ masqueradePortRange: '40000-50000' }), { ...inputs, localPorts: undefined }).problems, [], 'an unknown ephemeral range is not checked');
 });
 
