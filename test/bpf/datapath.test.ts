@@ -29,15 +29,12 @@ import { join } from 'node:path';
 import type { LoadedObject } from '../../src/bpf/object.js';
 import { skbCtx, type TestRunResult } from '../../src/bpf/testrun.js';
 import { IS_ROOT, uniquePrefix } from '../helpers/env.js';
-import { bpfHarness, type Counters } from '../helpers/bpf-harness.js';
+import { bpfHarness, TC_ACT_OK, TC_ACT_REDIRECT, TC_ACT_SHOT, type Counters } from '../helpers/bpf-harness.js';
 import * as P from '../helpers/packets.js';
 
 // ---------------------------------------------------------------------------
 // Constants and fixtures
 
-const TC_ACT_OK = 0;
-const TC_ACT_SHOT = 2;
-const TC_ACT_REDIRECT = 7;
 const VERDICT_NAMES: Record<number, string> = { [TC_ACT_OK]: 'OK', [TC_ACT_SHOT]: 'SHOT', [TC_ACT_REDIRECT]: 'REDIRECT' };
 
 const GATEWAY = '169.254.1.1';

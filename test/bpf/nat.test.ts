@@ -11,10 +11,11 @@
  * and returns TC_ACT_REDIRECT; the skb is "received" on loopback, whose MAC is all zeros, so
  * only frames to that MAC are PACKET_HOST; skbs are CHECKSUM_NONE.
  */
+import type { EndpointKey, EndpointValue } from '../../src/maps/endpoints.js';
 import t, { type Test } from 'tap';
 import type { LoadedObject } from '../../src/bpf/object.js';
 import { IS_ROOT, uniquePrefix } from '../helpers/env.js';
-import { bpfHarness, type Counters } from '../helpers/bpf-harness.js';
+import { bpfHarness, TC_ACT_OK, TC_ACT_REDIRECT, TC_ACT_SHOT, type Counters } from '../helpers/bpf-harness.js';
 import * as P from '../helpers/packets.js';
 import { collectNat, readNat, removeAddressNat } from '../../src/maps/nat.js';
 import { readNatRows } from '../../src/inspect/listings.js';
@@ -23,11 +24,9 @@ import { planMasquerade } from '../../src/routing/masq.js';
 import { resolveConfig } from '../../src/config/config.js';
 import { spawnSync } from 'node:child_process';
 
-const TC_ACT_OK = 0;
-const TC_ACT_SHOT = 2;
-const TC_ACT_REDIRECT = 7;
 
-interface Ep { ip: string; ifindex: number; id: number; mac: string; host_mac: string; identity: number; flags: number }
+/** An sl_endpoints entry with its key, as the map codec takes them. */
+type Ep = EndpointKey & EndpointValue;
 const A: Ep = { ip: '10.244.0.5', ifindex: 4241, id: 5, mac: '0a:58:0a:f4:00:05', host_mac: 'ee:ee:0a:f4:00:05', identity: 1005, flags: 0 };
 const B: Ep = { ip: '10.244.0.6', ifindex: 4242, id: 6, mac: '0a:58:0a:f4:00:06', host_mac: 'ee:ee:0a:f4:00:06', identity: 1006, flags: 0 };
 

@@ -13,18 +13,17 @@
  * no tunnel metadata, so bpf_skb_get_tunnel_key fails; the skb is "received" on loopback,
  * whose MAC is 00:00:00:00:00:00, so only frames to that MAC are PACKET_HOST.
  */
+import type { EndpointKey, EndpointValue } from '../../src/maps/endpoints.js';
 import t, { type Test } from 'tap';
 import type { LoadedObject } from '../../src/bpf/object.js';
 import { IS_ROOT, uniquePrefix } from '../helpers/env.js';
-import { bpfHarness, type Counters } from '../helpers/bpf-harness.js';
+import { bpfHarness, TC_ACT_OK, TC_ACT_REDIRECT, TC_ACT_SHOT, type Counters } from '../helpers/bpf-harness.js';
 import * as P from '../helpers/packets.js';
 
-const TC_ACT_OK = 0;
-const TC_ACT_SHOT = 2;
-const TC_ACT_REDIRECT = 7;
 const GATEWAY = '169.254.1.1';
 
-interface Ep { ip: string; ifindex: number; id: number; mac: string; host_mac: string; identity: number; flags: number }
+/** An sl_endpoints entry with its key, as the map codec takes them. */
+type Ep = EndpointKey & EndpointValue;
 const A: Ep = { ip: '10.244.0.5', ifindex: 1, id: 5, mac: '0a:58:0a:f4:00:05', host_mac: 'ee:ee:0a:f4:00:05', identity: 1005, flags: 0 };
 const B: Ep = { ip: '10.244.0.6', ifindex: 4242, id: 6, mac: '0a:58:0a:f4:00:06', host_mac: 'ee:ee:0a:f4:00:06', identity: 1006, flags: 0 };
 

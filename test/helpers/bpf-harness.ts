@@ -20,6 +20,11 @@ export type Counters = Record<string, { packets: number; bytes: number }>;
 
 const EINVAL = 22;
 
+/** tc verdicts (linux/pkt_cls.h) as the programs return them. */
+export const TC_ACT_OK = 0;
+export const TC_ACT_SHOT = 2;
+export const TC_ACT_REDIRECT = 7;
+
 export interface Harness {
   root: string;
   load(source: string, globals?: Record<string, unknown>): LoadedObject;
