@@ -299,6 +299,7 @@ enum sl_nat_flags {
 	SL_NAT_F_NONE = 0,
 	SL_NAT_F_SRC = 1,	/* addr/port replace the packet's source (else its destination) */
 	SL_NAT_F_MASQ = 2,	/* made by masquerade (services will add their own) */
+	SL_NAT_F_RESET = 4,	/* reverse entry: the pod reset the flow (TCP RST): a new flow may take the port at once */
 };
 
 struct sl_nat_entry {

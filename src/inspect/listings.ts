@@ -10,7 +10,7 @@ import type { Config } from '../config/config.js';
 import { readCt } from '../maps/ct.js';
 import { readEndpoints, type EndpointValue } from '../maps/endpoints.js';
 import { IPCACHE_FLAGS, readIpcache, type IpcacheEntry } from '../maps/ipcache.js';
-import { readNat, type NatPair } from '../maps/nat.js';
+import { NAT_FLAGS, readNat, type NatPair } from '../maps/nat.js';
 import { NODES_FLAGS, readNodes } from '../maps/nodes.js';
 import { readPolicy, type PolicyKey, type PolicyValue } from '../maps/policy.js';
 import { readPrefilterRules } from '../maps/prefilter.js';
@@ -168,7 +168,7 @@ export function natRows(pairs: readonly NatPair[], now: bigint): NatRow[] {
       pod: withPort(k.saddr, k.sport),
       node: withPort(p.reverseKey.daddr, p.reverseKey.dport),
       remote: k.protocol === 1 ? k.daddr : withPort(k.daddr, k.dport),
-      state: CT_STATE[state] ?? String(state),
+      state: (p.reverse?.flags ?? 0) & NAT_FLAGS.reset ? 'reset' : CT_STATE[state] ?? String(state),
       expiresIn: Math.round(Number(expires - now) / 1e8) / 10,
       packetsOut: Number(p.forward?.packets ?? 0n),
       packetsIn: Number(p.reverse?.packets ?? 0n),

@@ -25,7 +25,7 @@ export interface NatEntry {
 }
 
 /** enum sl_nat_flags. */
-export const NAT_FLAGS = { none: 0, src: 1, masq: 2 } as const;
+export const NAT_FLAGS = { none: 0, src: 1, masq: 2, reset: 4 } as const;
 export const NAT_DIR = { forward: 0, reverse: 1 } as const;
 
 export const NAT_MAP = new MapDef<NatKey, NatEntry>({

@@ -46,6 +46,7 @@ type NatVal = { expires: bigint; packets: bigint; bytes: bigint; addr: string; p
 type MasqCfg = { addr: string; port_min: number; port_max: number; flags: number };
 const NAT_F_SRC = 1;
 const NAT_F_MASQ = 2;
+const NAT_F_RESET = 4;
 
 if (!IS_ROOT) {
   t.plan(0, 'needs root (BPF)');
@@ -284,6 +285,52 @@ if (!IS_ROOT) {
       tt.equal(m.nat.count(), 0, 'no mapping');
     });
   }
+
+  t.test('a port the pod reset (RST) goes to the next new connection at once; a FIN, a reply\'s RST, a non-SYN do not take it', async (tt) => {
+    const m = reset({ port_min: 61000, port_max: 61000 });
+    const revKey = { saddr: WORLD, daddr: NODE, sport: 443, dport: 61000, protocol: 6, dir: 1 };
+    tt.equal(egress(tcpOut(A.ip, 40001)).retval, TC_ACT_OK, 'flow 1 takes the one port');
+    tt.equal(ingress(tcpIn(61000)).retval, TC_ACT_REDIRECT, 'flow 1 established');
+    tt.equal(egress(tcpOut(A.ip, 40001, WORLD, 443, P.TCP_FIN | P.TCP_ACK)).retval, TC_ACT_OK, 'flow 1: the pod\'s FIN');
+    tt.match(m.nat.lookup(revKey), { addr: A.ip, port: 40001, state: 2, flags: NAT_F_MASQ }, 'closing, not reset');
+    tt.equal(egress(tcpOut(A.ip, 40002)).retval, TC_ACT_SHOT, 'a FIN keeps the port for 10 s (either side may be in TIME_WAIT): flow 2 dropped');
+    tt.equal(ingress(tcpIn(61000, WORLD, 443, NODE, P.TCP_RST)).retval, TC_ACT_REDIRECT, 'a RST from the remote is delivered');
+    tt.notOk(m.nat.lookup(revKey)!.flags & NAT_F_RESET, 'a RST from outside marks nothing (nothing checks it against the window)');
+    tt.equal(egress(tcpOut(A.ip, 40002)).retval, TC_ACT_SHOT, 'so flow 2 is still dropped');
+
+    tt.equal(egress(tcpOut(A.ip, 40001, WORLD, 443, P.TCP_RST)).retval, TC_ACT_OK, 'flow 1: the pod\'s RST goes out translated');
+    tt.match(m.nat.lookup(revKey), { addr: A.ip, port: 40001, state: 2, flags: NAT_F_MASQ | NAT_F_RESET }, 'reverse entry marked reset');
+    tt.equal(egress(tcpOut(A.ip, 40002, WORLD, 443, P.TCP_ACK)).retval, TC_ACT_SHOT, 'a segment that opens nothing (ACK) does not take it');
+    m.metrics.clear();
+    const r = egress(tcpOut(B.ip, 40002));
+    tt.equal(r.retval, TC_ACT_OK, 'a new connection (SYN) of another pod takes the reset port');
+    tt.same([P.parseFrame(r.data).ipv4!.src, P.parseFrame(r.data).l4!.sport], [NODE, 61000], 'as the node\'s 61000');
+    tt.same(counted(m), { 'masquerade/egress': { packets: 1, bytes: r.data.length } }, 'counted as masquerade, no drop');
+    tt.match(m.nat.lookup(revKey), { addr: B.ip, port: 40002, state: 0, flags: NAT_F_MASQ }, 'the reverse entry is the new flow\'s, not reset');
+    const back = ingress(tcpIn(61000));
+    tt.same([back.retval, P.parseFrame(back.data).ipv4!.dst, P.parseFrame(back.data).l4!.dport], [TC_ACT_REDIRECT, B.ip, 40002], 'replies go to the new flow');
+    // from_container does not run here, so the delivery's conntrack took the replies for flows toward the pods
+    m.ct.clear();
+    const stale = egress(tcpOut(A.ip, 40001, WORLD, 443, P.TCP_ACK));
+    tt.equal(stale.retval, TC_ACT_SHOT, 'the old flow\'s forward entry no longer translates (its reverse names the new flow): its packet cannot take a port');
+    tt.same(collectNat({ pinRoot: h.root }, process.hrtime.bigint() + 7n * 3_600_000_000_000n).deleted, 3, 'seven hours on (past the 6 h of an established flow): the old forward entry and the new pair are collected');
+  });
+
+  t.test('a new connection on a reset flow\'s own tuple reopens the pair (as conntrack reopens a closed entry)', async (tt) => {
+    const m = reset();
+    egress(tcpOut(A.ip, 61234));
+    ingress(tcpIn(61234));
+    egress(tcpOut(A.ip, 61234, WORLD, 443, P.TCP_RST));
+    const { rev: closed } = pairOf(m, { src: A.ip, sport: 61234, dst: WORLD, dport: 443, proto: 6 });
+    tt.match(closed, { state: 2, flags: NAT_F_MASQ | NAT_F_RESET }, 'reset');
+    tt.equal(P.parseFrame(egress(tcpOut(A.ip, 61234)).data).l4!.sport, 61234, 'the same pod port again: the same node port');
+    const { fwd, rev } = pairOf(m, { src: A.ip, sport: 61234, dst: WORLD, dport: 443, proto: 6 });
+    tt.match([fwd, rev], [{ state: 0 }, { state: 0, flags: NAT_F_MASQ }], 'both entries new again, the reset mark gone');
+    const left = Number((rev!.expires - process.hrtime.bigint()) / 1_000_000_000n);
+    tt.ok(left > 30, `a new connection's timeout (60 s), not closing's 10 s (${left} s left)`);
+    ingress(tcpIn(61234));
+    tt.equal(pairOf(m, { src: A.ip, sport: 61234, dst: WORLD, dport: 443, proto: 6 }).rev!.state, 1, 'its reply establishes it');
+  });
 
   t.test('a policy\'s CIDR identity in the ipcache is still the world: translated', async (tt) => {
     reset();

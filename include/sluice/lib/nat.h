@@ -56,6 +56,12 @@ static __always_inline void sl_nat_key_set(struct sl_nat_key *k, __be32 saddr, _
 	k->pad[0] = k->pad[1] = 0;
 }
 
+/* A TCP segment that opens a connection: SYN without ACK. */
+static __always_inline int sl_tcp_syn_only(const struct sl_flow *f)
+{
+	return f->protocol == IPPROTO_TCP && (f->tcp_flags & (SL_TCP_SYN | SL_TCP_ACK)) == SL_TCP_SYN;
+}
+
 static __always_inline __u64 sl_nat_timeout(__u8 protocol, __u8 state)
 {
 	if (protocol != IPPROTO_TCP)
@@ -117,17 +123,29 @@ static __always_inline struct sl_nat_entry *sl_nat_snat_find(const struct sl_flo
 	}
 	if (rev->expires <= now || rev->addr != f->saddr || rev->port != f->sport)
 		return NULL;
+	if (sl_tcp_syn_only(f) && fwd->state == SL_CT_CLOSING) {
+		/* the pod opens a new connection on a closed one's tuple (as conntrack reopens it) */
+		fwd->state = rev->state = SL_CT_NEW;
+		rev->flags &= ~SL_NAT_F_RESET;
+	}
 	sl_nat_touch(fwd, f, rev->state != SL_CT_NEW, now, skb);
 	fwd->state = rev->state > fwd->state ? rev->state : fwd->state;
 	rev->state = fwd->state;
 	rev->expires = fwd->expires;
+	if (f->protocol == IPPROTO_TCP && (f->tcp_flags & SL_TCP_RST))
+		rev->flags |= SL_NAT_F_RESET;
 	return fwd;
 }
 
 /*
  * Claims reverse key `rk` for flow `f` (`rev` its value): 0 when it is f's now (written, or
  * already f's: a forward entry collected before its reverse one), -SL_EEXIST when another
- * live flow holds it, another negative value when the table is full.
+ * live flow holds it, another negative value when the table is full. A TCP SYN may take a
+ * live entry whose flow its pod reset (SL_NAT_F_RESET): after a RST neither side keeps the
+ * connection (no TIME_WAIT), so waiting out the 10 s would only make a client that closes
+ * with RST run out of ports (4536 per remote by default: about 450 connections a second).
+ * Only the pod's own RST marks it; one from outside, which nothing here checks against
+ * the window, does not.
  */
 static __always_inline int sl_nat_claim(const struct sl_flow *f, const struct sl_nat_key *rk, const struct sl_nat_entry *rev, __u64 now)
 {
@@ -140,12 +158,14 @@ static __always_inline int sl_nat_claim(const struct sl_flow *f, const struct sl
 	if (!old)
 		return -SL_EEXIST;
 	if (old->expires > now) {
-		if (old->addr != f->saddr || old->port != f->sport)
+		if (old->addr == f->saddr && old->port == f->sport) {
+			old->expires = rev->expires;
+			return 0;
+		}
+		if (!((old->flags & SL_NAT_F_RESET) && sl_tcp_syn_only(f)))
 			return -SL_EEXIST;
-		old->expires = rev->expires;
-		return 0;
 	}
-	/* dead, not yet collected: take it over (two CPUs doing so: one NOEXIST wins) */
+	/* dead (or reset), not yet collected: take it over (two CPUs doing so: one NOEXIST wins) */
 	bpf_map_delete_elem(&sl_nat, rk);
 	return sl_map_update(&sl_nat, rk, rev, BPF_NOEXIST);
 }
