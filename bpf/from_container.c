@@ -7,6 +7,8 @@
  *   IPv4 to a pod on another node (sl_ipcache) -> TTL decremented, then wrapped in VXLAN
  *     here (or, failing that, by the overlay device) or routed directly out of the uplink,
  *     as the entry says; either way bpf_redirect_neigh out of the uplink (lib/remote.h)
+ *   IPv4 to the world that the uplink's to_netdev will masquerade -> TTL decremented, routed
+ *     out of the uplink by a FIB lookup in BPF (lib/fib.h via lib/masq.h), not by the stack
  *   UDP to the overlay's port of anything but a pod -> dropped (a pod could forge identities)
  *   every IPv4 packet first passes the pipeline of lib/flow.h (service translation,
  *     conntrack, policy): a new flow needs the source's egress policy and, for a pod on
@@ -23,6 +25,7 @@
 #include "sluice/lib/remote.h"
 #include "sluice/lib/l4.h"
 #include "sluice/lib/flow.h"
+#include "sluice/lib/masq.h"
 
 static __always_inline int handle_arp(struct __sk_buff *skb, struct ethhdr *eth, void *data_end)
 {
@@ -74,6 +77,13 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, struct ethhdr *eth
 	if (verdict)
 		return verdict;
 
+	if (ip->ttl > 1 && !dst && !sl_is_remote_pod(remote)) {
+		/* to the world: what to_netdev will masquerade is routed here, not by the stack */
+		int routed = sl_masq_route_out(skb, eth, ip);
+
+		if (routed >= 0)
+			return routed;
+	}
 	if (ip->ttl <= 1 || (!dst && !sl_is_remote_pod(remote))) {
 		/* not a pod (the stack routes it), or the stack must answer with ICMP time exceeded */
 		sl_count(skb, SL_REASON_TO_STACK, SL_DIR_EGRESS);

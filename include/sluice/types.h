@@ -33,6 +33,7 @@ enum sl_reason {
 					 * (egress) or decapsulated (ingress) because BPF did not */
 	SL_REASON_MASQUERADE = 10,	/* a pod's packet to the world, its source translated to the node's (to_netdev) */
 	SL_REASON_NAT_REVERSE = 11,	/* a reply to a masqueraded flow, translated back to the pod (then delivered) */
+	SL_REASON_FORWARD_WORLD = 12,	/* a pod's packet to be masqueraded, routed out of the uplink in BPF (a FIB lookup), not by the stack */
 	SL_DROP_BASE = 128,
 	SL_REASON_DROP_MALFORMED = 128,	/* truncated or invalid headers */
 	SL_REASON_DROP_SPOOFED_IP = 129,	/* source IP is not the sending pod's */

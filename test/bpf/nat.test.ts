@@ -14,7 +14,9 @@
 import type { EndpointKey, EndpointValue } from '../../src/maps/endpoints.js';
 import t, { type Test } from 'tap';
 import type { LoadedObject } from '../../src/bpf/object.js';
-import { IS_ROOT, uniquePrefix } from '../helpers/env.js';
+import { IS_ROOT, mustSh, netns, uniquePrefix } from '../helpers/env.js';
+import { skbCtx } from '../../src/bpf/testrun.js';
+import { withNetns } from '../../src/net/netns.js';
 import { bpfHarness, TC_ACT_OK, TC_ACT_REDIRECT, TC_ACT_SHOT, type Counters } from '../helpers/bpf-harness.js';
 import * as P from '../helpers/packets.js';
 import { collectNat, readNat, removeAddressNat } from '../../src/maps/nat.js';
@@ -51,7 +53,8 @@ const NAT_F_RESET = 4;
 if (!IS_ROOT) {
   t.plan(0, 'needs root (BPF)');
 } else {
-  const h = bpfHarness(t, uniquePrefix('nat'));
+  const prefix = uniquePrefix('nat');
+  const h = bpfHarness(t, prefix);
   let tn: LoadedObject;
   let fn: LoadedObject;
 
@@ -587,6 +590,69 @@ if (!IS_ROOT) {
       policy.clear();
       m.ct.clear();
     }
+  });
+
+  t.test('from_container routes what to_netdev will masquerade out of the uplink by a FIB lookup; the stack gets the rest', async (tt) => {
+    const m = reset();
+    // A node of its own: the pod's host veth hv0, the uplink ul0 (NODE/24, default via .254), forwarding on
+    const ns = netns(tt, `${prefix}-fib`);
+    const ip = (...a: string[]) => mustSh('ip', ['-n', ns, ...a]);
+    ip('link', 'add', 'hv0', 'type', 'veth', 'peer', 'name', 'pv0');
+    ip('link', 'add', 'ul0', 'address', UPLINK_MAC, 'type', 'veth', 'peer', 'name', 'ul1');
+    for (const d of ['hv0', 'pv0', 'ul0', 'ul1']) ip('link', 'set', d, 'up');
+    ip('addr', 'add', `${NODE}/24`, 'dev', 'ul0');
+    ip('addr', 'add', '192.0.2.2/24', 'dev', 'pv0');
+    ip('route', 'add', 'default', 'via', '198.18.0.254', 'dev', 'ul0');
+    ip('neigh', 'replace', '198.18.0.254', 'lladdr', GW_MAC, 'dev', 'ul0', 'nud', 'permanent');
+    mustSh('nsenter', [`--net=/run/netns/${ns}`, 'sysctl', '-qw', 'net.ipv4.conf.all.forwarding=1']);
+    const ifindex = (dev: string) => (JSON.parse(ip('-j', 'link', 'show', dev)) as { ifindex: number }[])[0]!.ifindex;
+    const [hv, ul] = [ifindex('hv0'), ifindex('ul0')];
+    m.node.update(0, { vxlan_ifindex: 0, uplink_ifindex: ul, underlay_ip: NODE, flags: 0 });
+    const { ip: aip, ...a } = A;
+    m.endpoints.update({ ip: aip }, { ...a, ifindex: hv });
+    const fc = h.load('from_container', { sl_gateway_ip: '169.254.1.1', sl_vxlan_port: 8472 });
+    const fromPod = (dst: string, o: { ttl?: number; fragOff?: number; size?: number } = {}) =>
+      P.tcpFrame({ srcMac: A.mac, dstMac: A.host_mac, src: A.ip, dst, ttl: o.ttl ?? 64, ...(o.fragOff !== undefined ? { fragOff: o.fragOff } : {}) },
+        40000, 443, Buffer.alloc(o.size ?? 5, 0x61), { flags: P.TCP_SYN });
+    const send = (frame: Buffer) => withNetns(`/run/netns/${ns}`, () => {
+      const r = h.run(fc.program('from_container'), frame, { ctx: skbCtx(hv) });
+      if (!r) throw new Error('the kernel refused the frame');
+      return r;
+    });
+    const stack = (what: string, frame: Buffer) => {
+      m.metrics.clear();
+      const r = send(frame);
+      tt.same([r.retval, r.data.toString('hex')], [TC_ACT_OK, frame.toString('hex')], `${what}: to the stack, untouched`);
+      tt.same(Object.keys(counted(m)), ['to_stack/egress'], `${what}: counted as to_stack`);
+    };
+
+    m.metrics.clear();
+    const frame = fromPod(WORLD);
+    const r = send(frame);
+    tt.equal(r.retval, TC_ACT_REDIRECT, 'to the world: redirected (out of the uplink)');
+    const f = checksumsValid(tt, r.data, 'routed');
+    tt.same([f.eth.dst, f.eth.src], [GW_MAC, UPLINK_MAC], 'MACs: the gateway\'s (the FIB\'s resolved neighbour) from the uplink\'s');
+    tt.match(f.ipv4!, { src: A.ip, dst: WORLD, ttl: 63 }, 'the pod\'s address still (to_netdev translates it), TTL decremented');
+    onlyChanged(tt, r.data, frame, [...span(0, 12), ...TTL, ...IP_CSUM], 'routed');
+    tt.same(counted(m), { 'forward_world/egress': { packets: 1, bytes: frame.length } }, 'counted as forward_world, not to_stack');
+    tt.equal(m.nat.count(), 0, 'no mapping yet: to_netdev makes it');
+
+    ip('neigh', 'del', '198.18.0.254', 'dev', 'ul0');
+    const unresolved = send(fromPod(WORLD));
+    tt.equal(unresolved.retval, TC_ACT_REDIRECT, 'gateway not resolved yet: redirected all the same (bpf_redirect_neigh resolves it)');
+    tt.same(P.parseFrame(unresolved.data).eth.dst, A.host_mac, 'MACs left to the kernel');
+    ip('neigh', 'replace', '198.18.0.254', 'lladdr', GW_MAC, 'dev', 'ul0', 'nud', 'permanent');
+
+    stack('to a nonMasqueradeCIDRs range', fromPod('10.100.1.1'));
+    stack('to a node of the cluster', fromPod(REMOTE_NODE));
+    stack('to a network routed through another device than the uplink', fromPod('192.0.2.9'));
+    stack('TTL 1 (the stack answers time exceeded)', fromPod(WORLD, { ttl: 1 }));
+    stack('a fragment', fromPod(WORLD, { fragOff: 0x2000 }));
+    ip('link', 'set', 'ul0', 'mtu', '1000');
+    stack('bigger than the uplink\'s MTU (the stack answers fragmentation needed)', fromPod(WORLD, { size: 1200 }));
+    ip('link', 'set', 'ul0', 'mtu', '1500');
+    m.masq.update(0, { addr: NODE, port_min: RANGE.min, port_max: RANGE.max, flags: 0 });
+    stack('masquerade off', fromPod(WORLD));
   });
 
   t.test('a full table: creation fails with drop_nat_table_full and leaves only whole pairs', async (tt) => {

@@ -100,8 +100,14 @@ t.test('pods reach the outside host through their node\'s address, in every mode
         must(['lab', 'restart', '--name', lab, '--mode', mode]);
         s = labStatus(lab);
       }
+      const count = (reason: string) => new Map(s.nodes.map((n) => [n.name, reasonPackets(n, reason)]));
+      const [masq0, routed0] = [count('masquerade'), count('forward_world')];
       for (const p of [pod('a'), pod('b'), pod('c')]) await reach(mt, p);
-      for (const n of s.nodes) mt.ok(reasonPackets(n, 'masquerade') > 0, `${n.name} counted masqueraded packets`);
+      const [masq1, routed1] = [count('masquerade'), count('forward_world')];
+      for (const n of s.nodes) {
+        mt.ok(masq1.get(n.name)! > masq0.get(n.name)!, `${n.name} counted masqueraded packets`);
+        mt.ok(routed1.get(n.name)! > routed0.get(n.name)!, `${n.name} routed them out of the uplink in BPF (forward_world), not through its stack`);
+      }
     });
   }
   must(['lab', 'restart', '--name', lab, '--mode', 'vxlan']);

@@ -4,6 +4,7 @@
  * directions of it, over the NAT engine (lib/nat.h). Settings in sl_masq (address, port
  * range, on/off) and sl_nonmasq (destinations never translated), written by the routing
  * feature. docs/architecture.md, "Masquerade (SNAT)".
+ *   from_container: such a packet (below) is routed out of the uplink in BPF (lib/fib.h);
  *   to_netdev (uplink egress): a local pod's packet to a destination that is no pod, no
  *     node, no cluster address and in no sl_nonmasq range leaves from sl_masq's address;
  *   from_netdev (uplink ingress): a packet to that address with a mapping goes back to the
@@ -22,6 +23,7 @@
 #include "conntrack.h"
 #include "nat.h"
 #include "deliver.h"
+#include "fib.h"
 
 #ifndef PACKET_HOST
 #define PACKET_HOST 0
@@ -52,6 +54,32 @@ static __always_inline int sl_masq_exempt(__be32 daddr)
 		return 1;
 	e = sl_ipcache_lookup(daddr);
 	return e && (sl_is_remote_pod(e) || (e->identity != SL_IDENTITY_WORLD && e->identity < SL_FIRST_CIDR_IDENTITY));
+}
+
+/*
+ * A pod's packet that to_netdev will masquerade (masquerade on, not a fragment, the
+ * destination not exempt) is routed out of the uplink here, in from_container, when the
+ * FIB routes it there (lib/fib.h): the node's stack never forwards it, as the replies never
+ * pass it either. Counted as forward_world. Returns the tc verdict, or -1: the stack
+ * routes it (another device, no route, too big, masquerade off or not for this packet).
+ */
+static __always_inline int sl_masq_route_out(struct __sk_buff *skb, struct ethhdr *eth, struct iphdr *ip)
+{
+	struct sl_node_config *cfg;
+	int r;
+
+	if (!sl_masq_on() || (ip->frag_off & bpf_htons(SL_IP_MF | SL_IP_OFFSET)) || sl_masq_exempt(ip->daddr))
+		return -1;
+	cfg = sl_node_config();
+	if (!cfg || !cfg->uplink_ifindex)
+		return -1;
+	r = sl_fib_forward(skb, eth, ip, cfg->uplink_ifindex);
+	if (r < 0)
+		return r;
+	if (r != TC_ACT_REDIRECT)
+		return sl_drop(skb, SL_REASON_DROP_REDIRECT, SL_DIR_EGRESS);
+	sl_count(skb, SL_REASON_FORWARD_WORLD, SL_DIR_EGRESS);
+	return r;
 }
 
 /*

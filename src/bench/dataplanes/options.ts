@@ -33,12 +33,14 @@ and 4 streams), TCP request/response round trip p50/p99 (sockperf ping-pong), ne
 TCP connections per second (slbench-crr, compiled with clang at start) and CPU time
 per GB (machine-wide, /proc/stat over each iperf3 run: run it on a quiet machine).
 Every figure is a ratio to the limit measured in the same run: same-node targets to
-'veth', two-node targets to 'routed'. Rounds interleave every target; medians.
+'veth', two-node and outside targets to 'routed'. Rounds interleave every target; medians.
 
 Targets (same node)  veth, bridge, bridge-iptables-N and sluice-policy-N (for each N of --rules,
                      sluice-policy-0 excepted), sluice-same-node
          (two nodes) routed, flannel-vxlan, host-gw, sluice-vxlan, sluice-direct,
                      sluice-hybrid (only when named in --targets)
+    (to the outside) bridge-masq (Docker's bridge and iptables MASQUERADE), sluice-masq
+                     (masquerade in BPF): a pod to a host outside the cluster
 
   --repeats N    rounds (default 3)
   --duration S   seconds per iperf3, sockperf and connection-rate run (default 5)

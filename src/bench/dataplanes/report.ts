@@ -159,7 +159,7 @@ export interface Comparison {
   reached: boolean | null;
 }
 
-const SHORT: Partial<Record<FigureKey, string>> = { crr: 'new connections/s', cpuPerGb: 'CPU per GB' };
+const SHORT: Partial<Record<FigureKey, string>> = { crr: 'new connections/s', cpuPerGb: 'CPU per GB', rttP99: 'RTT p99' };
 
 /** A comparison without a goal (reported only). */
 function reported(numerator: string, denominator: string, figure: FigureKey): Omit<Comparison, 'ratio' | 'perRound' | 'pairedRatio' | 'reached'> {
@@ -173,6 +173,11 @@ export function comparisons(sum: Summary, rules: readonly number[]): Comparison[
     { name: 'sluice-vxlan / flannel-vxlan, throughput', numerator: 'sluice-vxlan', denominator: 'flannel-vxlan', figure: 'throughput', goal: 1.1, op: 'min' },
     { name: 'sluice-vxlan / flannel-vxlan, RTT p50', numerator: 'sluice-vxlan', denominator: 'flannel-vxlan', figure: 'rttP50', goal: 0.85, op: 'max' },
     { name: 'sluice-direct / host-gw, throughput', numerator: 'sluice-direct', denominator: 'host-gw', figure: 'throughput', goal: 1.1, op: 'min' },
+    // Pod → outside host: masquerade in BPF against Docker's bridge + iptables MASQUERADE.
+    { name: 'sluice-masq / bridge-masq, throughput', numerator: 'sluice-masq', denominator: 'bridge-masq', figure: 'throughput', goal: 1.1, op: 'min' },
+    { name: 'sluice-masq / bridge-masq, new connections/s', numerator: 'sluice-masq', denominator: 'bridge-masq', figure: 'crr', goal: 1.2, op: 'min' },
+    { name: 'sluice-masq / bridge-masq, RTT p50', numerator: 'sluice-masq', denominator: 'bridge-masq', figure: 'rttP50', goal: 0.9, op: 'max' },
+    reported('sluice-masq', 'bridge-masq', 'rttP99'),
     ...(iptN !== undefined ? [
       { name: `bridge-iptables-${iptN} / bridge, throughput`, numerator: `bridge-iptables-${iptN}`, denominator: 'bridge', figure: 'throughput' as const, goal: null, op: null },
       { name: `bridge-iptables-${iptN} / bridge, RTT p50`, numerator: `bridge-iptables-${iptN}`, denominator: 'bridge', figure: 'rttP50' as const, goal: null, op: null },
@@ -186,6 +191,7 @@ export function comparisons(sum: Summary, rules: readonly number[]): Comparison[
     ...[['sluice-same-node', 'veth'], ['sluice-vxlan', 'flannel-vxlan'], ['sluice-direct', 'host-gw']].flatMap(([a, b]) => [
       reported(a!, b!, 'crr'), reported(a!, b!, 'cpuPerGb'),
     ]),
+    reported('sluice-masq', 'bridge-masq', 'cpuPerGb'),
     ...(iptN !== undefined ? [reported(`bridge-iptables-${iptN}`, 'bridge', 'crr')] : []),
     // A new connection is where policy costs: a conntrack miss, the policy lookups, a new entry.
     ...rules.filter((n) => n > 0).flatMap((n) => [
@@ -242,7 +248,7 @@ export function renderMarkdown(h: Header, targets: readonly TargetRef[], sum: Su
     ' iperf3 client and server on different CPUs; sockperf TCP ping-pong, both ends on one CPU.' +
     ' New connections: slbench-crr (connect, 1-byte request, 1-byte response, close; one at a time), client and server on different CPUs.' +
     ' CPU per GB: machine-wide busy CPU time (/proc/stat, every CPU, both ends and softirq) over each iperf3 run per 10⁹ bytes received; lower is better, meaningful on an otherwise quiet machine only.' +
-    ' In brackets: the ratio to the limit measured in the same run (same-node targets: veth; two-node targets: routed).', '');
+    ' In brackets: the ratio to the limit measured in the same run (same-node targets: veth; two-node and outside targets: routed).', '');
   L.push(`| target | kind | ${figs.map((f) => `${f.label} (${f.unit})`).join(' | ')} |`);
   L.push(`| --- | --- | ${figs.map(() => '---:').join(' | ')} |`);
   for (const t of targets) L.push(`| ${t.name} | ${t.kind} | ${figs.map((f) => cell(sum, t.name, f.key)).join(' | ')} |`);

@@ -14,14 +14,17 @@ import { SLUICE_BIN, type Log } from '../same-node.js';
 import type { Pair } from '../tools.js';
 import { stringify } from 'yaml';
 import { ruleSetDocs } from '../policy.js';
-import { ADDRESS_RANGE, cidrsOverlap, iptablesRules, NS_PREFIX, parseRuleCounters, planFor, type NetnsPlan, type TargetInfo } from './targets.js';
+import { ADDRESS_RANGE, cidrsOverlap, iptablesRules, MASQUERADE_RULE, NS_PREFIX, parseRuleCounters, planFor, type NetnsPlan, type TargetInfo } from './targets.js';
 
 export const STATE_FILE = '/run/slbench-dp.json';
 const TEMP_DIR_NAME = /^slbench-dp-[A-Za-z0-9]{6}$/;
 export const LABS: Record<'vxlan' | 'direct' | 'hybrid', string> = { vxlan: 'slbenchdpv', direct: 'slbenchdpd', hybrid: 'slbenchdph' };
 
 interface LabPod { name: string; node: string; netns: string; ip: string | null }
-interface LabStatusJson { name: string; mode: string; nodes: { name: string; netns: string; underlayIP: string; config: string }[]; pods: LabPod[] }
+interface LabStatusJson {
+  name: string; mode: string; nodes: { name: string; netns: string; underlayIP: string; config: string }[]; pods: LabPod[];
+  external: { name: string; netns: string; ip: string }[];
+}
 
 export interface Built {
   target: string;
@@ -31,6 +34,8 @@ export interface Built {
   namespaces: string[];
   lab?: string;
   iptables?: NetnsPlan['iptables'];
+  /** bridge-masq: the node whose nat table masquerades. */
+  masquerade?: { ns: string };
 }
 
 const readState = (): RunState | undefined => readRunState(STATE_FILE);
@@ -133,21 +138,25 @@ export class DataplanesRig {
     return this.tempDir;
   }
 
+  /** The iptables-restore file of N FORWARD rules; n < 0: bridge-masq's Docker rules. */
   private ruleFile(n: number): string {
-    return join(this.tempDir!, `iptables-${n}.rules`);
+    return join(this.tempDir!, n < 0 ? 'docker-masquerade.rules' : `iptables-${n}.rules`);
   }
 
   /** Builds a namespace target and checks that its client reaches its server. */
   async buildNetns(t: TargetInfo, rules: readonly number[]): Promise<Built> {
     const plan = planFor(t, rules, (n) => this.ruleFile(n));
     if (plan.iptables) writeFileSync(plan.iptables.file, iptablesRules(plan.iptables.rules, plan.iptables.accept));
+    if (plan.masquerade) writeFileSync(plan.masquerade.file, plan.masquerade.rules);
     const t0 = Date.now();
     const b: Built = {
       target: t.name, pair: { target: t.name, clientNs: plan.client.ns, serverNs: plan.server.ns, serverIp: plan.server.ip },
       clientIp: plan.client.ip, mtu: plan.mtu, namespaces: plan.namespaces, ...(plan.iptables ? { iptables: plan.iptables } : {}),
+      ...(plan.masquerade ? { masquerade: { ns: plan.masquerade.ns } } : {}),
     };
     this.built.push(b); // before creating anything: teardown removes what exists of it
     for (const cmd of plan.commands) await this.sh(cmd);
+    if (t.kind === 'outside') await this.checkNoRouteBack(plan.server.ns, plan.client.ip, t.name);
     await this.ping(plan.client.ns, plan.server.ip, t.name);
     this.log(`bench dataplanes: ${t.name} ready (${plan.commands.length} commands, ${Date.now() - t0} ms)`);
     return b;
@@ -197,15 +206,33 @@ export class DataplanesRig {
     return servers;
   }
 
-  /** A sluice target from a lab: client pod on n1, server pod on n1 (same-node; `server` for sluice-policy-N) or n2. */
+  /**
+   * An outside target's server must have no route to the client pod (no default route
+   * either): then a reply reaches the pod only when its flow was translated to the node's
+   * address, and the ping that checks the target shows the masquerade works.
+   */
+  private async checkNoRouteBack(serverNs: string, clientIp: string, target: string): Promise<void> {
+    const rows = JSON.parse(await this.sh(['ip', '-n', serverNs, '-4', '-j', 'route', 'show'])) as { dst?: string }[];
+    const back = rows.map((r) => r.dst ?? '').filter((d) => d === 'default' || (d !== '' && cidrsOverlap(d, clientIp)));
+    if (back.length) throw new Error(`${target}: the outside host ${serverNs} has a route to the pod ${clientIp} (${back.join(', ')}): the run would not show masquerade`);
+  }
+
+  /**
+   * A sluice target from a lab: client pod on n1, server pod on n1 (same-node; `server` for
+   * sluice-policy-N), on n2, or (outside targets) the lab's outside host.
+   */
   async sluiceTarget(t: TargetInfo, lab: LabStatusJson, policyServer?: LabPod): Promise<Built> {
     const client = lab.pods.find((p) => p.name === 'default/n1-p1');
-    const server = policyServer ?? (t.name === 'sluice-same-node' ? lab.pods.find((p) => p.name === 'default/n1-p2') : lab.pods.find((p) => p.node === 'n2'));
+    const outside = lab.external?.[0];
+    const server = t.kind === 'outside'
+      ? (outside ? { name: outside.name, node: '', netns: outside.netns, ip: outside.ip } : undefined)
+      : policyServer ?? (t.name === 'sluice-same-node' ? lab.pods.find((p) => p.name === 'default/n1-p2') : lab.pods.find((p) => p.node === 'n2'));
     if (!client?.ip || !server?.ip) throw new Error(`lab ${lab.name}: no pods for ${t.name} (${lab.pods.map((p) => `${p.name}@${p.node}`).join(', ')})`);
     const b: Built = {
       target: t.name, lab: lab.name, clientIp: client.ip, mtu: null, namespaces: [nsName(client.netns), nsName(server.netns)],
       pair: { target: t.name, clientNs: nsName(client.netns), serverNs: nsName(server.netns), serverIp: server.ip },
     };
+    if (t.kind === 'outside') await this.checkNoRouteBack(b.pair.serverNs, client.ip, t.name);
     await this.ping(b.pair.clientNs, server.ip, t.name);
     const out = await this.sh(['ip', '-n', b.pair.clientNs, '-j', 'link', 'show', 'dev', 'eth0']);
     b.mtu = (JSON.parse(out) as { mtu?: number }[])[0]?.mtu ?? null;
@@ -218,6 +245,13 @@ export class DataplanesRig {
     if (!b.iptables || b.iptables.rules === 0) return null;
     const out = await this.sh(['nsenter', `--net=/run/netns/${b.iptables.ns}`, 'iptables', '-w', '-L', 'FORWARD', String(b.iptables.rules), '-v', '-x', '-n']);
     return { rule: b.iptables.rules, ...parseRuleCounters(out) };
+  }
+
+  /** The MASQUERADE rule's counters of bridge-masq (one packet per translated flow: conntrack does the rest). */
+  async masqueradeCounters(b: Built): Promise<{ rule: number; packets: number; bytes: number; target: string } | null> {
+    if (!b.masquerade) return null;
+    const out = await this.sh(['nsenter', `--net=/run/netns/${b.masquerade.ns}`, 'iptables', '-w', '-t', 'nat', '-L', 'POSTROUTING', String(MASQUERADE_RULE), '-v', '-x', '-n']);
+    return { rule: MASQUERADE_RULE, ...parseRuleCounters(out) };
   }
 
   /** Synchronous, idempotent; returns what could not be removed. */

@@ -75,6 +75,7 @@ async function run(o: DataplanesOptions): Promise<number> {
 
   const built: Built[] = [];
   const counters: Record<string, { rule: number; packets: number; bytes: number; target: string } | null> = {};
+  const masq: Record<string, { rule: number; packets: number; bytes: number }> = {};
   let error: Error | undefined;
   try {
     log(`bench dataplanes: ${o.smoke ? 'smoke run: ' : ''}${o.repeats} round(s) × ${o.durationS} s; targets ${o.targets.map((t) => t.name).join(', ')}; ${machine.kernel}, ${machine.nproc} CPUs, load ${loadBefore ?? '?'}`);
@@ -125,6 +126,12 @@ async function run(o: DataplanesOptions): Promise<number> {
       }
     }
     for (const b of built) {
+      const mq = await rig.masqueradeCounters(b);
+      if (mq) {
+        masq[b.target] = mq;
+        log(`bench dataplanes: ${b.target}: the MASQUERADE rule counted ${mq.packets} packets (the first of each flow)`);
+        if (mq.packets === 0) throw new Error(`${b.target}: the MASQUERADE rule counted no packet: the traffic was not translated`);
+      }
       if (!b.iptables) continue;
       const c = await rig.iptablesCounters(b);
       counters[b.target] = c;
@@ -150,6 +157,8 @@ async function run(o: DataplanesOptions): Promise<number> {
   const notes = built.length ? [`MTU of the client's interface: ${built.map((b) => `${b.target} ${b.mtu ?? '?'}`).join(', ')}.`] : [];
   notes.push(...Object.entries(counters).filter(([, c]) => c).map(([t, c]) =>
     `${t}: the matching ACCEPT (FORWARD rule ${c!.rule}) counted ${c!.packets} packets: every packet crossed all ${c!.rule} rules.`));
+  notes.push(...Object.entries(masq).map(([t, c]) =>
+    `${t}: Docker's MASQUERADE rule counted ${c.packets} flows; the outside hosts have no route to the pods, so every answered flow was translated (sluice-masq: in BPF).`));
   if (o.json) {
     writeFileSync(o.json, `${JSON.stringify({
       benchmark: 'sluice dataplanes', schema: 1, startedAt, finishedAt: new Date().toISOString(),
@@ -161,7 +170,7 @@ async function run(o: DataplanesOptions): Promise<number> {
       },
       machine, load: { before: loadBefore, after: loadAfter }, cpus,
       targets: targets.map((t) => t.name),
-      setup: built.map((b) => ({ target: b.target, clientNs: b.pair.clientNs, serverNs: b.pair.serverNs, clientIp: b.clientIp, serverIp: b.pair.serverIp, mtu: b.mtu, lab: b.lab ?? null, iptables: b.iptables ? { rules: b.iptables.rules, counters: counters[b.target] ?? null } : null })),
+      setup: built.map((b) => ({ target: b.target, clientNs: b.pair.clientNs, serverNs: b.pair.serverNs, clientIp: b.clientIp, serverIp: b.pair.serverIp, mtu: b.mtu, lab: b.lab ?? null, iptables: b.iptables ? { rules: b.iptables.rules, counters: counters[b.target] ?? null } : null, masquerade: masq[b.target] ?? null })),
       samples, medians: sum.medians, ratios: sum.ratios, pairedRatios: sum.pairedRatios, crrErrors: sum.crrErrors, comparisons: cmp,
     }, null, 2)}\n`);
     log(`bench dataplanes: wrote ${o.json}`);

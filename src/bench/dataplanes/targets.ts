@@ -14,7 +14,11 @@
  *                     pods 10.251.5.2 → 10.251.6.2, underlay 10.251.4.1/.2
  *   host-gw           dp-hg-p1 ─ cni0 dp-hg-n1 ── underlay ── dp-hg-n2 ─ cni0 ─ dp-hg-p2
  *                     pods 10.251.8.2 → 10.251.9.2, underlay 10.251.7.1/.2
- *   sluice-*          pods of `sluice lab` labs named slbenchdp* (see rig.ts)
+ *   bridge-masq       dp-mq-p ─ br0 dp-mq-node (Docker's iptables: MASQUERADE) ── underlay ── dp-mq-x (outside host)
+ *                     pod 10.251.10.2 → 10.251.11.201, the node's uplink 10.251.11.1; the outside
+ *                     host has no route to 10.251.10.0/24: only a translated flow is answered
+ *   sluice-*          pods of `sluice lab` labs named slbenchdp* (see rig.ts); sluice-masq: pod
+ *                     n1-p1 of the direct lab → the lab's outside host `ext` (masquerade in BPF)
  *
  * Every two-node target's nodes are joined as a lab's are: each node's uplink (ul0) is a
  * veth whose peer is a port of one Linux bridge in a switch namespace (dp-<short>-sw),
@@ -40,7 +44,8 @@ export const VXLAN_POD_MTU = 1450;
 export const FLANNEL_VXLAN_PORT = 8473;
 export const MAX_RULE_COUNTS = 10;
 
-export type Kind = 'same-node' | 'two-node';
+/** same-node: pod to pod on one node; two-node: pod to pod across the underlay; outside: pod to a host outside the cluster. */
+export type Kind = 'same-node' | 'two-node' | 'outside';
 export type Builder = 'netns' | 'sluice';
 
 export interface TargetInfo {
@@ -53,7 +58,10 @@ export interface TargetInfo {
   mode?: 'vxlan' | 'direct' | 'hybrid';
 }
 
-/** The limit each target's figures are divided by. */
+/**
+ * The limit each target's figures are divided by: veth for same-node; routed (two nodes'
+ * uplinks on the underlay, no pod, no translation) for two-node and outside targets.
+ */
 export function limitOf(kind: Kind): string {
   return kind === 'same-node' ? 'veth' : 'routed';
 }
@@ -81,16 +89,19 @@ export function allTargets(rules: readonly number[]): TargetInfo[] {
     { name: 'sluice-vxlan', kind: 'two-node', builder: 'sluice', mode: 'vxlan' },
     { name: 'sluice-direct', kind: 'two-node', builder: 'sluice', mode: 'direct' },
     { name: 'sluice-hybrid', kind: 'two-node', builder: 'sluice', mode: 'hybrid' },
+    { name: 'bridge-masq', kind: 'outside', builder: 'netns' },
+    { name: 'sluice-masq', kind: 'outside', builder: 'sluice', mode: 'direct' },
   ];
 }
 
 /**
  * The order targets are measured in within a round: each target of the issue's comparisons
  * next to the one it is compared with (veth, sluice-same-node, sluice-policy-N; bridge,
- * bridge-iptables-N; routed, flannel-vxlan, sluice-vxlan, host-gw, sluice-direct), so that a
+ * bridge-iptables-N; routed, flannel-vxlan, sluice-vxlan, host-gw, sluice-direct; bridge-masq,
+ * sluice-masq), so that a
  * pair is measured back to back, in the same state of the machine.
  */
-const MEASURE_ORDER = ['veth', 'sluice-same-node', 'sluice-policy-', 'bridge', 'bridge-iptables-', 'routed', 'flannel-vxlan', 'sluice-vxlan', 'host-gw', 'sluice-direct', 'sluice-hybrid'];
+const MEASURE_ORDER = ['veth', 'sluice-same-node', 'sluice-policy-', 'bridge', 'bridge-iptables-', 'routed', 'flannel-vxlan', 'sluice-vxlan', 'host-gw', 'sluice-direct', 'sluice-hybrid', 'bridge-masq', 'sluice-masq'];
 
 /**
  * Round `round`'s (from 1) measurement order: MEASURE_ORDER in odd rounds, reversed in even
@@ -144,6 +155,8 @@ export interface NetnsPlan {
   server: Endpoint;
   /** bridge-iptables-N: where the rules are, how many, and the address they accept. */
   iptables?: { ns: string; rules: number; file: string; accept: string };
+  /** bridge-masq: the iptables-restore file of Docker's rules and its path (the rig writes it). */
+  masquerade?: { ns: string; file: string; rules: string };
   mtu: number;
 }
 
@@ -299,10 +312,71 @@ function planTwoNodes(target: 'flannel-vxlan' | 'host-gw'): NetnsPlan {
   };
 }
 
+/** bridge-masq's pod network, the node's uplink and the outside host. */
+export const MASQ_NET = { pods: '10.251.10.0/24', gateway: '10.251.10.1', pod: '10.251.10.2', uplink: '10.251.11.1', outside: '10.251.11.201' } as const;
+
+/**
+ * The rules Docker (24, default bridge network, no published port) writes for its bridge
+ * `br` with pods in `pods`, as iptables-save shows them: FORWARD policy DROP with its
+ * DOCKER-USER and isolation chains, replies by conntrack state, and the one nat rule that
+ * masquerades what leaves by another interface. flannel's is the same MASQUERADE rule
+ * (with RETURN rules for the cluster's own ranges first).
+ */
+export function dockerMasqueradeRules(pods: string, br: string): string {
+  return [
+    '*nat', ':PREROUTING ACCEPT [0:0]', ':INPUT ACCEPT [0:0]', ':OUTPUT ACCEPT [0:0]', ':POSTROUTING ACCEPT [0:0]', ':DOCKER - [0:0]',
+    '-A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER',
+    '-A OUTPUT ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j DOCKER',
+    `-A POSTROUTING -s ${pods} ! -o ${br} -j MASQUERADE`,
+    `-A DOCKER -i ${br} -j RETURN`,
+    'COMMIT',
+    '*filter', ':INPUT ACCEPT [0:0]', ':FORWARD DROP [0:0]', ':OUTPUT ACCEPT [0:0]', ':DOCKER - [0:0]',
+    ':DOCKER-ISOLATION-STAGE-1 - [0:0]', ':DOCKER-ISOLATION-STAGE-2 - [0:0]', ':DOCKER-USER - [0:0]',
+    '-A FORWARD -j DOCKER-USER',
+    '-A FORWARD -j DOCKER-ISOLATION-STAGE-1',
+    `-A FORWARD -o ${br} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`,
+    `-A FORWARD -o ${br} -j DOCKER`,
+    `-A FORWARD -i ${br} ! -o ${br} -j ACCEPT`,
+    `-A FORWARD -i ${br} -o ${br} -j ACCEPT`,
+    `-A DOCKER-ISOLATION-STAGE-1 -i ${br} ! -o ${br} -j DOCKER-ISOLATION-STAGE-2`,
+    '-A DOCKER-ISOLATION-STAGE-1 -j RETURN',
+    `-A DOCKER-ISOLATION-STAGE-2 -o ${br} -j DROP`,
+    '-A DOCKER-ISOLATION-STAGE-2 -j RETURN',
+    '-A DOCKER-USER -j RETURN',
+    'COMMIT', '',
+  ].join('\n');
+}
+/** The line of POSTROUTING (from 1) that is the MASQUERADE rule in dockerMasqueradeRules. */
+export const MASQUERADE_RULE = 1;
+
+/**
+ * A pod on a Docker-style bridge in a node whose uplink shares the underlay with an outside
+ * host: the pod's packets to it are routed out of the uplink and masqueraded by iptables.
+ * br_netfilter on, as Docker turns it on. `file`: where the rig writes the rules.
+ */
+export function planBridgeMasq(file: string): NetnsPlan {
+  const node = ns('mq-node');
+  const pod = ns('mq-p');
+  const outside = ns('mq-x');
+  const u = underlaySwitch('mq', [node, outside]);
+  const commands: Cmd[] = [
+    ...addNs(node, true), ...addNs(outside), ...u.commands,
+    ...addrUp(node, 'ul0', `${MASQ_NET.uplink}/24`), ...addrUp(outside, 'ul0', `${MASQ_NET.outside}/24`),
+    ...bridge(node, 'br0', `${MASQ_NET.gateway}/24`, true),
+    ...podOnBridge(node, 'br0', 'veth0', pod, `${MASQ_NET.pod}/24`, MASQ_NET.gateway),
+    inNs(node, 'iptables-restore', file),
+  ];
+  return {
+    target: 'bridge-masq', namespaces: [pod, node, outside, u.sw], commands, mtu: POD_MTU,
+    client: { ns: pod, ip: MASQ_NET.pod }, server: { ns: outside, ip: MASQ_NET.outside },
+    masquerade: { ns: node, file, rules: dockerMasqueradeRules(MASQ_NET.pods, 'br0') },
+  };
+}
+
 export const planFlannelVxlan = () => planTwoNodes('flannel-vxlan');
 export const planHostGw = () => planTwoNodes('host-gw');
 
-/** The plan of a netns-built target; `ruleFile(n)` names the iptables-restore file of N rules. */
+/** The plan of a netns-built target; `ruleFile(n)` names the iptables-restore file of N rules (bridge-masq's: n = -1). */
 export function planFor(t: TargetInfo, rules: readonly number[], ruleFile: (n: number) => string): NetnsPlan {
   switch (t.name) {
     case 'veth': return planVeth();
@@ -310,6 +384,7 @@ export function planFor(t: TargetInfo, rules: readonly number[], ruleFile: (n: n
     case 'bridge': return planBridge();
     case 'flannel-vxlan': return planFlannelVxlan();
     case 'host-gw': return planHostGw();
+    case 'bridge-masq': return planBridgeMasq(ruleFile(-1));
     default:
       if (t.rules !== undefined) return planBridge({ n: t.rules, index: rules.indexOf(t.rules), file: ruleFile(t.rules) });
       throw new Error(`${t.name} is not built from network namespaces`);
