@@ -87,7 +87,7 @@ t.test('scripts/bench dataplanes --smoke: every target, JSON, markdown and SVG',
     comparisons: { name: string; goal: number | null }[];
   };
   tt.equal(rep.ok, true);
-  tt.same(rep.targets, ['veth', 'bridge', 'bridge-iptables-100', 'sluice-same-node', 'sluice-policy-100', 'routed', 'flannel-vxlan', 'host-gw', 'sluice-vxlan', 'sluice-direct']);
+  tt.same(rep.targets, ['veth', 'bridge', 'bridge-iptables-100', 'sluice-same-node', 'sluice-policy-100', 'routed', 'flannel-vxlan', 'host-gw', 'sluice-vxlan', 'sluice-direct', 'bridge-masq', 'sluice-masq']);
   for (const t of rep.targets) {
     tt.ok((rep.medians[t]?.throughput ?? 0) > 0 && (rep.medians[t]?.rttP50 ?? 0) > 0, `${t}: throughput and latency measured`);
     const crr = rep.samples.crr.filter((s) => s.target === t);
@@ -103,7 +103,9 @@ t.test('scripts/bench dataplanes --smoke: every target, JSON, markdown and SVG',
     // 2 CPUs busy for 1 s cannot move less than 1 MB; nor can a GB take less than a millisecond of CPU.
     tt.ok(perGb > 0.001 && perGb < 2000, `${t}: ${perGb} CPU-s/GB`);
   }
-  tt.same(rep.crrErrors, {}, 'no failed connection on a reachable target');
+  tt.same(rep.crrErrors, {}, 'no failed connection on a reachable target (sluice-masq included: a node port reset by the pod is reused at once)');
+  tt.match(r.stderr, /bridge-masq: the MASQUERADE rule counted [1-9]\d* packets/, 'Docker\'s MASQUERADE rule translated the baseline\'s flows');
+  tt.ok(rep.comparisons.some((c) => c.name === 'sluice-masq / bridge-masq, new connections/s' && c.goal === 1.2), 'masquerade compared with its goals');
   tt.ok(rep.comparisons.some((c) => c.name === 'sluice-policy-100 / sluice-same-node, new connections/s' && c.goal === null), 'policy cost per connection reported');
   tt.match(r.stdout, /\| sluice-policy-100 \| same-node \|/, 'the markdown table');
   tt.match(r.stdout, /new TCP connections \(conn\/s\) \| CPU per GB, 1 stream \(CPU-s\/GB\) \|/, 'with the new columns');
