@@ -56,7 +56,7 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, struct ethhdr *eth
 	struct sl_peer from, to;
 	enum sl_reason reason;
 	struct sl_flow f;
-	int verdict;
+	int verdict, to_pod;
 
 	if (!ip || sl_flow_parse(ip, data_end, &f) < 0)
 		return sl_drop(skb, SL_REASON_DROP_MALFORMED, SL_DIR_EGRESS);
@@ -77,14 +77,15 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, struct ethhdr *eth
 	if (verdict)
 		return verdict;
 
-	if (ip->ttl > 1 && !dst && !sl_is_remote_pod(remote)) {
+	to_pod = dst || sl_is_remote_pod(remote);
+	if (ip->ttl > 1 && !to_pod) {
 		/* to the world: what to_netdev will masquerade is routed here, not by the stack */
-		int routed = sl_masq_route_out(skb, eth, ip);
+		int routed = sl_masq_route_out(skb, eth, ip, remote);
 
 		if (routed >= 0)
 			return routed;
 	}
-	if (ip->ttl <= 1 || (!dst && !sl_is_remote_pod(remote))) {
+	if (ip->ttl <= 1 || !to_pod) {
 		/* not a pod (the stack routes it), or the stack must answer with ICMP time exceeded */
 		sl_count(skb, SL_REASON_TO_STACK, SL_DIR_EGRESS);
 		return TC_ACT_OK;

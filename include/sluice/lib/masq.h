@@ -42,33 +42,40 @@ static __always_inline struct sl_masq_config *sl_masq_on(void)
  * Whether a pod's packet to `daddr` keeps its address: a destination in sl_nonmasq, a node
  * of the cluster (sl_nodes), or an address the ipcache gives a cluster identity (a pod, a
  * node, the host; not world, not a policy's CIDR identity) or a route to another node.
+ * `e`: daddr's sl_ipcache entry (NULL: none), which a caller that has it passes in.
  */
-static __always_inline int sl_masq_exempt(__be32 daddr)
+static __always_inline int sl_masq_exempt_with(__be32 daddr, const struct sl_ipcache_entry *e)
 {
 	struct sl_nonmasq_key k = { .prefixlen = 32, .addr = daddr };
-	struct sl_ipcache_entry *e;
 
 	if (bpf_map_lookup_elem(&sl_nonmasq, &k))
 		return 1;
 	if (sl_node_lookup(daddr))
 		return 1;
-	e = sl_ipcache_lookup(daddr);
 	return e && (sl_is_remote_pod(e) || (e->identity != SL_IDENTITY_WORLD && e->identity < SL_FIRST_CIDR_IDENTITY));
+}
+
+/* sl_masq_exempt_with, `daddr`'s ipcache entry looked up here. */
+static __always_inline int sl_masq_exempt(__be32 daddr)
+{
+	return sl_masq_exempt_with(daddr, sl_ipcache_lookup(daddr));
 }
 
 /*
  * A pod's packet that to_netdev will masquerade (masquerade on, not a fragment, the
  * destination not exempt) is routed out of the uplink here, in from_container, when the
  * FIB routes it there (lib/fib.h): the node's stack never forwards it, as the replies never
- * pass it either. Counted as forward_world. Returns the tc verdict, or -1: the stack
+ * pass it either. `remote`: the destination's ipcache entry, as the caller found it.
+ * Counted as forward_world. Returns the tc verdict, or -1: the stack
  * routes it (another device, no route, too big, masquerade off or not for this packet).
  */
-static __always_inline int sl_masq_route_out(struct __sk_buff *skb, struct ethhdr *eth, struct iphdr *ip)
+static __always_inline int sl_masq_route_out(struct __sk_buff *skb, struct ethhdr *eth, struct iphdr *ip,
+					     const struct sl_ipcache_entry *remote)
 {
 	struct sl_node_config *cfg;
 	int r;
 
-	if (!sl_masq_on() || (ip->frag_off & bpf_htons(SL_IP_MF | SL_IP_OFFSET)) || sl_masq_exempt(ip->daddr))
+	if (!sl_masq_on() || (ip->frag_off & bpf_htons(SL_IP_MF | SL_IP_OFFSET)) || sl_masq_exempt_with(ip->daddr, remote))
 		return -1;
 	cfg = sl_node_config();
 	if (!cfg || !cfg->uplink_ifindex)
