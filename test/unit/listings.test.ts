@@ -1,6 +1,7 @@
 /** sl_policy keys decoded for people: prefix lengths back to "any protocol", "any port", a port or a range. Pure. */
 import t from 'tap';
-import { policyRow } from '../../src/inspect/listings.js';
+import { natRows, policyRow } from '../../src/inspect/listings.js';
+import { NAT_FLAGS, pairsOf, type NatEntry, type NatKey } from '../../src/maps/nat.js';
 import type { Namer } from '../../src/inspect/names.js';
 import { portPrefixes } from '../../src/policy/compile.js';
 
@@ -27,4 +28,16 @@ t.test('a port range compiles to prefixes that list back as the range', async (t
     return Array.from({ length: hi! - lo + 1 }, (_, i) => lo + i);
   });
   tt.same([covered[0], covered.at(-1), covered.length, new Set(covered).size], [1000, 1999, 1000, 1000], `${blocks.join(', ')} cover 1000-1999 once`);
+});
+
+t.test('sl_nat pairs as rows: a pair the pod reset shows state reset', async (tt) => {
+  const fk: NatKey = { saddr: '10.244.0.5', daddr: '203.0.113.10', sport: 40000, dport: 443, protocol: 6, dir: 0 };
+  const rk: NatKey = { saddr: '203.0.113.10', daddr: '198.18.0.1', sport: 443, dport: 61000, protocol: 6, dir: 1 };
+  const entry = (o: Partial<NatEntry>): NatEntry => ({ expires: 20_000_000_000n, packets: 1n, bytes: 60n, addr: '0.0.0.0', port: 0, flags: NAT_FLAGS.masq, state: 2, ...o });
+  const rows = (revFlags: number) => natRows(pairsOf([
+    [fk, entry({ addr: '198.18.0.1', port: 61000, flags: NAT_FLAGS.src | NAT_FLAGS.masq })],
+    [rk, entry({ addr: '10.244.0.5', port: 40000, flags: revFlags })],
+  ]), 10_000_000_000n);
+  tt.match(rows(NAT_FLAGS.masq), [{ pod: '10.244.0.5:40000', node: '198.18.0.1:61000', remote: '203.0.113.10:443', state: 'closing', entries: 'both', expiresIn: 10 }]);
+  tt.match(rows(NAT_FLAGS.masq | NAT_FLAGS.reset), [{ state: 'reset', entries: 'both' }], 'the reverse entry marked reset');
 });

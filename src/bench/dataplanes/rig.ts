@@ -38,6 +38,9 @@ export interface Built {
   masquerade?: { ns: string };
 }
 
+/** An iptables rule's counters: its number, what `iptables -L -v -x` shows of it. */
+export type RuleCounters = { rule: number; packets: number; bytes: number; target: string };
+
 const readState = (): RunState | undefined => readRunState(STATE_FILE);
 
 function ourNamespaces(): string[] {
@@ -240,18 +243,21 @@ export class DataplanesRig {
     return b;
   }
 
+  /** Rule `rule` (from 1) of `chain` in `table` of namespace `ns`: its packet and byte counters. */
+  private async ruleCounters(ns: string, table: 'filter' | 'nat', chain: string, rule: number): Promise<RuleCounters> {
+    const out = await this.sh(['nsenter', `--net=/run/netns/${ns}`, 'iptables', '-w', '-t', table, '-L', chain, String(rule), '-v', '-x', '-n']);
+    return { rule, ...parseRuleCounters(out) };
+  }
+
   /** The last FORWARD rule's counters of a bridge-iptables target (the ACCEPT every packet must reach). */
-  async iptablesCounters(b: Built): Promise<{ rule: number; packets: number; bytes: number; target: string } | null> {
-    if (!b.iptables || b.iptables.rules === 0) return null;
-    const out = await this.sh(['nsenter', `--net=/run/netns/${b.iptables.ns}`, 'iptables', '-w', '-L', 'FORWARD', String(b.iptables.rules), '-v', '-x', '-n']);
-    return { rule: b.iptables.rules, ...parseRuleCounters(out) };
+  iptablesCounters(b: Built): Promise<RuleCounters | null> {
+    if (!b.iptables || b.iptables.rules === 0) return Promise.resolve(null);
+    return this.ruleCounters(b.iptables.ns, 'filter', 'FORWARD', b.iptables.rules);
   }
 
   /** The MASQUERADE rule's counters of bridge-masq (one packet per translated flow: conntrack does the rest). */
-  async masqueradeCounters(b: Built): Promise<{ rule: number; packets: number; bytes: number; target: string } | null> {
-    if (!b.masquerade) return null;
-    const out = await this.sh(['nsenter', `--net=/run/netns/${b.masquerade.ns}`, 'iptables', '-w', '-t', 'nat', '-L', 'POSTROUTING', String(MASQUERADE_RULE), '-v', '-x', '-n']);
-    return { rule: MASQUERADE_RULE, ...parseRuleCounters(out) };
+  masqueradeCounters(b: Built): Promise<RuleCounters | null> {
+    return b.masquerade ? this.ruleCounters(b.masquerade.ns, 'nat', 'POSTROUTING', MASQUERADE_RULE) : Promise.resolve(null);
   }
 
   /** Synchronous, idempotent; returns what could not be removed. */

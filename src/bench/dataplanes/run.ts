@@ -14,7 +14,7 @@ import { fmt } from '../stats.js';
 import { runIperf3, runSockperf } from '../tools.js';
 import { DATAPLANES_USAGE, parseDataplanesArgs, type DataplanesOptions } from './options.js';
 import { comparisons, renderMarkdown, renderSvg, summarize, type Header, type Samples } from './report.js';
-import { DataplanesRig, type Built } from './rig.js';
+import { DataplanesRig, type Built, type RuleCounters } from './rig.js';
 import { measurementOrder } from './targets.js';
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
@@ -74,8 +74,8 @@ async function run(o: DataplanesOptions): Promise<number> {
   });
 
   const built: Built[] = [];
-  const counters: Record<string, { rule: number; packets: number; bytes: number; target: string } | null> = {};
-  const masq: Record<string, { rule: number; packets: number; bytes: number }> = {};
+  const counters: Record<string, RuleCounters | null> = {};
+  const masq: Record<string, RuleCounters> = {};
   let error: Error | undefined;
   try {
     log(`bench dataplanes: ${o.smoke ? 'smoke run: ' : ''}${o.repeats} round(s) × ${o.durationS} s; targets ${o.targets.map((t) => t.name).join(', ')}; ${machine.kernel}, ${machine.nproc} CPUs, load ${loadBefore ?? '?'}`);
