@@ -10,6 +10,11 @@
  *   IPv4 to the world that the uplink's to_netdev will masquerade -> TTL decremented, routed
  *     out of the uplink by a FIB lookup in BPF (lib/fib.h via lib/masq.h), not by the stack
  *   UDP to the overlay's port of anything but a pod -> dropped (a pod could forge identities)
+ *   IPv4 to a service frontend (sl_svc) -> its destination translated to a backend first
+ *     (lib/service.h), then as to that backend; a frontend without backends -> answered
+ *     with ICMP port unreachable, sent back into the pod; the pod itself as the backend
+ *     (hairpin) -> from the gateway address, back into the pod; a backend's reply to a
+ *     client on this node -> from the frontend again
  *   every IPv4 packet first passes the pipeline of lib/flow.h (service translation,
  *     conntrack, policy): a new flow needs the source's egress policy and, for a pod on
  *     this node, the destination's ingress policy
@@ -48,21 +53,70 @@ static __always_inline int handle_arp(struct __sk_buff *skb, struct ethhdr *eth,
 	return bpf_redirect(skb->ifindex, 0);
 }
 
+/* Into the pod `ep` itself: a flow of its own through a service (hairpin), no policy (as its loopback has none). */
+static __always_inline int deliver_hairpin(struct __sk_buff *skb, const struct sl_endpoint *ep)
+{
+	void *data_end = SL_DATA_END(skb);
+	struct ethhdr *eth = SL_DATA(skb);
+	struct iphdr *ip;
+
+	if (!SL_IN_PACKET(eth, sizeof(*eth), data_end))
+		return sl_drop(skb, SL_REASON_DROP_MALFORMED, SL_DIR_EGRESS);
+	ip = sl_ipv4_hdr(eth, data_end);
+	if (!ip)
+		return sl_drop(skb, SL_REASON_DROP_MALFORMED, SL_DIR_EGRESS);
+	sl_eth_rewrite(eth, ep->mac, ep->host_mac);
+	sl_count(skb, SL_REASON_FORWARD_LOCAL, SL_DIR_EGRESS);
+	return bpf_redirect_peer(ep->ifindex, 0);
+}
+
 static __always_inline int handle_ipv4(struct __sk_buff *skb, struct ethhdr *eth, void *data_end)
 {
 	struct iphdr *ip = sl_ipv4_hdr(eth, data_end);
 	struct sl_endpoint *src, *dst;
 	struct sl_ipcache_entry *remote = NULL;
+	__u32 nat = SL_CT_NAT_NONE, l4_off;
 	struct sl_peer from, to;
 	enum sl_reason reason;
 	struct sl_flow f;
-	int verdict, to_pod;
+	int verdict, to_pod, svc;
 
 	if (!ip || sl_flow_parse(ip, data_end, &f) < 0)
 		return sl_drop(skb, SL_REASON_DROP_MALFORMED, SL_DIR_EGRESS);
 	src = sl_endpoint_verify(ip->saddr, eth->h_source, skb->ifindex, &reason);
 	if (!src)
 		return sl_drop(skb, reason, SL_DIR_EGRESS);
+
+	l4_off = ETH_HLEN + ip->ihl * 4;
+	svc = sl_service_translate(skb, &f, l4_off);
+	if (svc < 0)
+		return sl_drop(skb, (enum sl_reason)-svc, SL_DIR_EGRESS);
+	if (svc == SL_SVC_REJECT) {
+		if (sl_service_reject(skb) < 0)
+			return sl_drop(skb, SL_REASON_DROP_MALFORMED, SL_DIR_EGRESS);
+		sl_count(skb, SL_REASON_SERVICE_REJECT, SL_DIR_EGRESS);
+		return bpf_redirect(skb->ifindex, 0);
+	}
+	if (svc == SL_SVC_PASS) {
+		int r = sl_service_hairpin_reply(skb, &f, l4_off);
+
+		if (r < 0)
+			return sl_drop(skb, SL_REASON_DROP_MALFORMED, SL_DIR_EGRESS);
+		if (r)
+			return deliver_hairpin(skb, src);
+	} else {
+		sl_count_only(skb, SL_REASON_SERVICE, SL_DIR_EGRESS);
+		if (svc == SL_SVC_HAIRPIN)
+			return deliver_hairpin(skb, src);
+		nat = SL_CT_NAT_SERVICE;
+		data_end = SL_DATA_END(skb);
+		eth = SL_DATA(skb);
+		if (!SL_IN_PACKET(eth, sizeof(*eth), data_end))
+			return sl_drop(skb, SL_REASON_DROP_MALFORMED, SL_DIR_EGRESS);
+		ip = sl_ipv4_hdr(eth, data_end);
+		if (!ip)
+			return sl_drop(skb, SL_REASON_DROP_MALFORMED, SL_DIR_EGRESS);
+	}
 
 	dst = sl_endpoint_by_ip(ip->daddr);
 	if (!dst)
@@ -73,9 +127,21 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, struct ethhdr *eth
 	from.identity = src->identity;
 	to.ep = dst;
 	to.identity = dst ? dst->identity : remote ? remote->identity : SL_IDENTITY_WORLD;
-	verdict = sl_flow_admit(skb, &f, &from, &to, SL_DIR_EGRESS);
+	verdict = sl_flow_admit(skb, &f, &from, &to, SL_DIR_EGRESS, &nat);
 	if (verdict)
 		return verdict;
+	if (nat == SL_CT_NAT_SERVICE) {
+		/* a backend's reply to a client on this node: from the frontend again */
+		if (sl_service_reverse(skb, &f, l4_off) < 0)
+			return sl_drop(skb, SL_REASON_DROP_MALFORMED, SL_DIR_EGRESS);
+		data_end = SL_DATA_END(skb);
+		eth = SL_DATA(skb);
+		if (!SL_IN_PACKET(eth, sizeof(*eth), data_end))
+			return sl_drop(skb, SL_REASON_DROP_MALFORMED, SL_DIR_EGRESS);
+		ip = sl_ipv4_hdr(eth, data_end);
+		if (!ip)
+			return sl_drop(skb, SL_REASON_DROP_MALFORMED, SL_DIR_EGRESS);
+	}
 
 	to_pod = dst || sl_is_remote_pod(remote);
 	if (ip->ttl > 1 && !to_pod) {

@@ -38,7 +38,10 @@ int to_container(struct __sk_buff *skb)
 	verdict = sl_enforce_ingress(skb, ip, data_end, ep, sl_source_identity(ip->saddr));
 	if (verdict)
 		return verdict;
-
+	data_end = SL_DATA_END(skb);
+	eth = SL_DATA(skb);
+	if (!SL_IN_PACKET(eth, sizeof(*eth), data_end))
+		return sl_drop(skb, SL_REASON_DROP_MALFORMED, SL_DIR_INGRESS);
 	sl_mac_copy(eth->h_dest, ep->mac);
 	sl_count(skb, SL_REASON_TO_POD, SL_DIR_INGRESS);
 	return TC_ACT_OK;

@@ -201,4 +201,41 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sl_nonmasq SEC(".maps");
 
+/* ---- services (lib/service.h) --------------------------------------------------------- */
+#ifndef SL_MAX_SVC
+#define SL_MAX_SVC 65536	/* frontends: 10,000 services of a few ports, their external IPs and NodePorts */
+#endif
+#ifndef SL_MAX_SVC_BE
+#define SL_MAX_SVC_BE 262144	/* backends of every set, two sets of a frontend while it changes */
+#endif
+#ifndef SL_MAX_SVC_AFF
+#define SL_MAX_SVC_AFF 65536
+#endif
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct sl_svc_key);
+	__type(value, struct sl_svc_entry);
+	__uint(max_entries, SL_MAX_SVC);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_svc SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct sl_svc_be_key);
+	__type(value, struct sl_svc_backend);
+	__uint(max_entries, SL_MAX_SVC_BE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_svc_be SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct sl_svc_aff_key);
+	__type(value, struct sl_svc_aff);
+	__uint(max_entries, SL_MAX_SVC_AFF);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_svc_aff SEC(".maps");
+
 #endif /* SLUICE_MAPS_H */

@@ -34,6 +34,8 @@ enum sl_reason {
 	SL_REASON_MASQUERADE = 10,	/* a pod's packet to the world, its source translated to the node's (to_netdev) */
 	SL_REASON_NAT_REVERSE = 11,	/* a reply to a masqueraded flow, translated back to the pod (then delivered) */
 	SL_REASON_FORWARD_WORLD = 12,	/* a pod's packet to be masqueraded, routed out of the uplink in BPF (a FIB lookup), not by the stack */
+	SL_REASON_SERVICE = 13,		/* a packet to a service frontend, its destination translated to a backend (then forwarded) */
+	SL_REASON_SERVICE_REJECT = 14,	/* a packet to a service without backends, answered with ICMP port unreachable */
 	SL_DROP_BASE = 128,
 	SL_REASON_DROP_MALFORMED = 128,	/* truncated or invalid headers */
 	SL_REASON_DROP_SPOOFED_IP = 129,	/* source IP is not the sending pod's */
@@ -55,6 +57,7 @@ enum sl_reason {
 	SL_REASON_DROP_NAT_TABLE_FULL = 145,	/* to be masqueraded, but the NAT table (sl_nat) is full */
 	SL_REASON_DROP_NAT_FRAGMENT = 146,	/* a fragment to be masqueraded (its ports are in the first fragment only) */
 	SL_REASON_DROP_NAT_UNSUPPORTED = 147,	/* to be masqueraded, but neither TCP, UDP nor ICMP echo */
+	SL_REASON_DROP_SVC_CONFLICT = 148,	/* to a service, but another live flow already has the same tuple to the chosen backend */
 	SL_REASON_MAX = 255,
 };
 
@@ -299,8 +302,16 @@ struct sl_nat_key {
 enum sl_nat_flags {
 	SL_NAT_F_NONE = 0,
 	SL_NAT_F_SRC = 1,	/* addr/port replace the packet's source (else its destination) */
-	SL_NAT_F_MASQ = 2,	/* made by masquerade (services will add their own) */
+	SL_NAT_F_MASQ = 2,	/* made by masquerade */
 	SL_NAT_F_RESET = 4,	/* reverse entry: the pod reset the flow (TCP RST): a new flow may take the port at once */
+	SL_NAT_F_SVC = 8,	/* made by the service stage: forward rewrites the destination to a backend, reverse the source back */
+	SL_NAT_F_HAIRPIN = 16,	/* a service flow from its own backend: the source is the pod's gateway address too */
+};
+
+/* struct sl_ct_entry.nat: the translation a flow is under. */
+enum sl_ct_nat {
+	SL_CT_NAT_NONE = 0,
+	SL_CT_NAT_SERVICE = 1,	/* the client sent it to a service frontend: replies are translated back (sl_nat) */
 };
 
 struct sl_nat_entry {
@@ -364,5 +375,58 @@ struct sl_prefilter_ct {
 };
 
 /* ---- end of prefilter ------------------------------------------------------------------ */
+
+/* ---- services (lib/service.h; docs/architecture.md, "Services") ------------------------- */
+
+/* sl_svc: a service frontend (ClusterIP, external IP, a NodePort on a node address). */
+struct sl_svc_key {
+	sl_ipv4_t addr;
+	__be16 port;
+	__u8 protocol;		/* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 pad;
+};
+
+enum sl_svc_flags {
+	SL_SVC_F_NONE = 0,
+	SL_SVC_F_NODEPORT = 1,	/* a NodePort on one of the node's addresses */
+	SL_SVC_F_EXTERNAL = 2,	/* an external IP */
+	SL_SVC_F_LOCAL = 4,	/* traffic policy Local: the backends are this node's only */
+};
+
+struct sl_svc_entry {
+	__u32 rev;		/* the backend set: sl_svc_be keys (rev, 0..count-1); a new set gets a new rev */
+	__u16 count;		/* backends (0: the service refuses: ICMP port unreachable) */
+	__u16 flags;		/* enum sl_svc_flags */
+	__u32 affinity;		/* sessionAffinity ClientIP: seconds a client keeps its backend (0: none) */
+	__u32 id;		/* the frontend's number, for listings and events */
+};
+
+/* sl_svc_be: a backend of a set. */
+struct sl_svc_be_key {
+	__u32 rev;
+	__u32 slot;
+};
+
+struct sl_svc_backend {
+	sl_ipv4_t addr;
+	__be16 port;
+	__u16 pad;
+};
+
+/* sl_svc_aff: a client's backend under sessionAffinity ClientIP (LRU: soft state). */
+struct sl_svc_aff_key {
+	sl_ipv4_t client;
+	sl_ipv4_t addr;		/* the frontend */
+	__be16 port;
+	__u8 protocol;
+	__u8 pad;
+};
+
+struct sl_svc_aff {
+	__u64 expires;		/* bpf_ktime_get_ns() */
+	sl_ipv4_t addr;		/* the backend */
+	__be16 port;
+	__u16 pad;
+};
 
 #endif /* SLUICE_TYPES_H */

@@ -141,10 +141,12 @@ export function readCtRows(cfg: Pick<Config, 'pinRoot'>, names: Namer, now = pro
 }
 
 export interface NatRow {
+  /** "masquerade" (the source becomes the node's) or "service" (the destination, a frontend, becomes a backend). */
+  kind: 'masquerade' | 'service';
   protocol: string;
   /** The pod's side: address:port (ICMP echo: address:identifier). */
   pod: string;
-  /** What it leaves as: the node's address and port. */
+  /** What it is translated to: masquerade, the node's address and port it leaves with; a service, the backend. */
   node: string;
   remote: string;
   state: string;
@@ -163,10 +165,12 @@ export function natRows(pairs: readonly NatPair[], now: bigint): NatRow[] {
     const withPort = (a: string, port: number) => `${a}:${port}`;
     const expires = [p.forward?.expires, p.reverse?.expires].filter((e): e is bigint => e !== undefined).reduce((a, b) => (a > b ? a : b), 0n);
     const state = p.reverse?.state ?? p.forward?.state ?? 0;
+    const svc = ((p.forward?.flags ?? 0) | (p.reverse?.flags ?? 0)) & NAT_FLAGS.svc;
     return {
+      kind: svc ? 'service' as const : 'masquerade' as const,
       protocol: PROTOCOL[k.protocol] ?? String(k.protocol),
       pod: withPort(k.saddr, k.sport),
-      node: withPort(p.reverseKey.daddr, p.reverseKey.dport),
+      node: svc ? withPort(p.reverseKey.saddr, p.reverseKey.sport) : withPort(p.reverseKey.daddr, p.reverseKey.dport),
       remote: k.protocol === 1 ? k.daddr : withPort(k.daddr, k.dport),
       state: (p.reverse?.flags ?? 0) & NAT_FLAGS.reset ? 'reset' : CT_STATE[state] ?? String(state),
       expiresIn: Math.round(Number(expires - now) / 1e8) / 10,

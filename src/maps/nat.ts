@@ -25,7 +25,7 @@ export interface NatEntry {
 }
 
 /** enum sl_nat_flags. */
-export const NAT_FLAGS = { none: 0, src: 1, masq: 2, reset: 4 } as const;
+export const NAT_FLAGS = { none: 0, src: 1, masq: 2, reset: 4, svc: 8, hairpin: 16 } as const;
 export const NAT_DIR = { forward: 0, reverse: 1 } as const;
 
 export const NAT_MAP = new MapDef<NatKey, NatEntry>({
@@ -43,13 +43,26 @@ export interface NatPair {
   reverse?: NatEntry;
 }
 
-/** The reverse key a forward entry names: the reply from the destination to addr:port (ICMP echo: the identifier in both ports). */
-export function reverseKeyOf(k: NatKey, v: Pick<NatEntry, 'addr' | 'port'>): NatKey {
+const isSvc = (v: Pick<NatEntry, 'flags'>): boolean => (v.flags & NAT_FLAGS.svc) !== 0;
+
+/**
+ * The reverse key a forward entry names: a source translation's is the reply from the
+ * destination to addr:port (ICMP echo: the identifier in both ports); a service's (the
+ * destination translated to the backend addr:port) the backend's reply to the client. A
+ * hairpin reply goes to the pod's gateway address, which the entry does not hold: pairsOf
+ * finds such a pair from its reverse entry.
+ */
+export function reverseKeyOf(k: NatKey, v: Pick<NatEntry, 'addr' | 'port' | 'flags'>): NatKey {
+  if (isSvc(v)) return { saddr: v.addr, daddr: k.saddr, sport: v.port, dport: k.sport, protocol: k.protocol, dir: NAT_DIR.reverse };
   return { saddr: k.daddr, daddr: v.addr, sport: k.protocol === 1 ? v.port : k.dport, dport: v.port, protocol: k.protocol, dir: NAT_DIR.reverse };
 }
 
-/** The forward key a reverse entry names (for a source translation). */
-export function forwardKeyOf(k: NatKey, v: Pick<NatEntry, 'addr' | 'port'>): NatKey {
+/** The forward key a reverse entry names. */
+export function forwardKeyOf(k: NatKey, v: Pick<NatEntry, 'addr' | 'port' | 'flags'>): NatKey {
+  if (isSvc(v)) {
+    const client = v.flags & NAT_FLAGS.hairpin ? k.saddr : k.daddr;
+    return { saddr: client, daddr: v.addr, sport: k.dport, dport: v.port, protocol: k.protocol, dir: NAT_DIR.forward };
+  }
   return { saddr: v.addr, daddr: k.saddr, sport: v.port, dport: k.protocol === 1 ? v.port : k.sport, protocol: k.protocol, dir: NAT_DIR.forward };
 }
 
@@ -59,21 +72,36 @@ const keyText = (k: NatKey) => `${k.saddr}|${k.daddr}|${k.sport}|${k.dport}|${k.
 export function pairsOf(entries: Iterable<[NatKey, NatEntry]>): NatPair[] {
   const all = new Map<string, [NatKey, NatEntry]>();
   for (const [k, v] of entries) all.set(keyText(k), [k, v]);
+  // a service's reverse entries by the forward key they name (a hairpin one is found only so)
+  const svcReverse = new Map<string, [NatKey, NatEntry]>();
+  for (const [k, v] of all.values()) if (k.dir === NAT_DIR.reverse && isSvc(v)) svcReverse.set(keyText(forwardKeyOf(k, v)), [k, v]);
   const used = new Set<string>();
   const out: NatPair[] = [];
   for (const [k, v] of all.values()) {
     if (k.dir !== NAT_DIR.forward) continue;
-    const rk = reverseKeyOf(k, v);
-    const rev = all.get(keyText(rk));
-    const named = rev && rev[1].addr === k.saddr && rev[1].port === k.sport;
+    let rk = reverseKeyOf(k, v);
+    let rev = all.get(keyText(rk));
+    let named = rev && rev[1].addr === k.saddr && rev[1].port === k.sport;
+    if (isSvc(v)) {
+      rev = svcReverse.get(keyText(k));
+      named = rev && rev[0].saddr === v.addr && rev[0].sport === v.port;
+      if (rev && named) rk = rev[0];
+    }
     if (named) used.add(keyText(rk));
-    out.push({ key: k, forward: v, reverseKey: rk, ...(named ? { reverse: rev[1] } : {}) });
+    out.push({ key: k, forward: v, reverseKey: rk, ...(named ? { reverse: rev![1] } : {}) });
   }
   for (const [k, v] of all.values()) {
     if (k.dir !== NAT_DIR.reverse || used.has(keyText(k))) continue;
     out.push({ key: forwardKeyOf(k, v), reverseKey: k, reverse: v });
   }
   return out;
+}
+
+/** Whether pair `p` involves address `ip`: as the pod it translates, or as a service flow's backend. */
+export function pairInvolves(p: NatPair, ip: string): boolean {
+  if (p.key.saddr === ip || p.reverse?.addr === ip) return true;
+  const svc = (p.forward && isSvc(p.forward)) || (p.reverse && isSvc(p.reverse));
+  return !!svc && (p.forward?.addr === ip || p.reverseKey.saddr === ip);
 }
 
 /**
@@ -111,14 +139,16 @@ export function collectNat(cfg: Pick<Config, 'pinRoot'>, now: bigint = process.h
 
 /**
  * Removes the translations of pod address `ip` (both entries of each pair), so a pod that
- * gets the address later receives no reply of the old pod's flows. Called with the
+ * gets the address later receives no reply of the old pod's flows, and a service flow to it
+ * as a backend gets another backend at its next packet (UDP follows a replaced backend; TCP
+ * is reset by the new one). Called with the
  * endpoint's conntrack flows, after its sl_endpoints entry is gone and before its address is
  * released. Returns how many entries.
  */
 export function removeAddressNat(cfg: Pick<Config, 'pinRoot'>, ip: string): number {
   if (!NAT_MAP.pinned(cfg)) return 0;
   return NAT_MAP.with(cfg, (m) => {
-    const mine = pairsOf(m.entries()).filter((p) => p.key.saddr === ip || p.reverse?.addr === ip);
+    const mine = pairsOf(m.entries()).filter((p) => pairInvolves(p, ip));
     let n = 0;
     for (const p of mine) {
       if (p.forward && m.delete(p.key)) n++;

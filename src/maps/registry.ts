@@ -21,11 +21,12 @@ import { POLICY_CIDR_MAP } from './policy-cidr.js';
 import { POLICY_STATS_MAP } from './policy-stats.js';
 import { PREFILTER_MAP } from './prefilter.js';
 import { PREFILTER_COUNTERS_MAP } from './prefilter-counters.js';
+import { SVC_AFFINITY_MAP, SVC_BACKENDS_MAP, SVC_MAP } from './services.js';
 
 export const MAPS: readonly MapDef[] = [
   ENDPOINTS_MAP, METRICS_MAP, IPCACHE_MAP, NODE_MAP, NODES_MAP, EVENTS_MAP, MONITOR_MAP, MONITOR_STATE_MAP,
   PREFILTER_MAP, PREFILTER_COUNTERS_MAP, POLICY_MAP, POLICY_CIDR_MAP, POLICY_STATS_MAP, CT_MAP,
-  NAT_MAP, MASQ_MAP, NONMASQ_MAP,
+  NAT_MAP, MASQ_MAP, NONMASQ_MAP, SVC_MAP, SVC_BACKENDS_MAP, SVC_AFFINITY_MAP,
 ];
 
 /** The maps whose fill the agent exports (sluice_map_entries, sluice_map_max_entries). */

@@ -233,7 +233,9 @@ t.test('enumValues: names for enum sl_reason', async (t) => {
   t.equal(reasons.get(10), 'SL_REASON_MASQUERADE');
   t.equal(reasons.get(144), 'SL_REASON_DROP_NAT_NO_PORT');
   t.equal(reasons.get(12), 'SL_REASON_FORWARD_WORLD');
-  t.equal(reasons.size, 34, '35 enumerators, 34 distinct values');
+  t.equal(reasons.get(13), 'SL_REASON_SERVICE');
+  t.equal(reasons.get(148), 'SL_REASON_DROP_SVC_CONFLICT');
+  t.equal(reasons.size, 37, '38 enumerators, 37 distinct values');
   t.same([...btf.enumValues('sl_dir')], [[0, 'SL_DIR_EGRESS'], [1, 'SL_DIR_INGRESS']]);
   const en = byName(btf, 'sl_reason', 'ENUM');
   t.equal(en.size, 4);

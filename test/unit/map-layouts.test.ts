@@ -72,6 +72,6 @@ t.test('address-keyed maps are per family: the family from the key, the name say
     if (m.family === 6) tt.ok(m.base.endsWith('6'), `${m.name}: an IPv6 map's name ends in 6 (the twin of ${m.base.slice(0, -1)})`);
     else tt.notOk(m.base.endsWith('6'), `${m.name}: a name ending in 6 is kept for IPv6 maps`);
   }
-  tt.same(maps.filter((m) => m.family === 4).map((m) => m.name), ['sl_ct_v2', 'sl_endpoints', 'sl_ipcache', 'sl_nat', 'sl_nodes', 'sl_nonmasq', 'sl_policy_cidr', 'sl_prefilter'],
+  tt.same(maps.filter((m) => m.family === 4).map((m) => m.name), ['sl_ct_v2', 'sl_endpoints', 'sl_ipcache', 'sl_nat', 'sl_nodes', 'sl_nonmasq', 'sl_policy_cidr', 'sl_prefilter', 'sl_svc', 'sl_svc_aff'],
     'the IPv4 maps: keyed by address, each gets an IPv6 twin with dual stack; every other map is shared by both families');
 });

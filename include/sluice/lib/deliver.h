@@ -22,19 +22,26 @@ static __always_inline __u32 sl_source_identity(__be32 saddr)
 
 /*
  * The pipeline (lib/flow.h) for a packet entering local pod `dst` from `identity`: known
- * flows pass; the node itself always may; a new flow needs dst's ingress policy. Returns
- * 0 to go on, or the drop verdict.
+ * flows pass; the node itself always may; a new flow needs dst's ingress policy. A reply
+ * of the pod's flow to a service is translated back (lib/service.h). Returns 0 to go on
+ * (packet pointers invalid: the caller loads them again), or the drop verdict.
  */
 static __always_inline int sl_enforce_ingress(struct __sk_buff *skb, struct iphdr *ip, void *data_end,
 					      const struct sl_endpoint *dst, __u32 identity)
 {
 	struct sl_peer from = { .ep = NULL, .identity = identity };
 	struct sl_peer to = { .ep = dst, .identity = dst->identity };
+	__u32 l4_off = ETH_HLEN + ip->ihl * 4;
+	__u32 nat = SL_CT_NAT_NONE;
 	struct sl_flow f;
+	int verdict;
 
 	if (sl_flow_parse(ip, data_end, &f) < 0)
 		return sl_drop(skb, SL_REASON_DROP_MALFORMED, SL_DIR_INGRESS);
-	return sl_flow_admit(skb, &f, &from, &to, SL_DIR_INGRESS);
+	verdict = sl_flow_admit(skb, &f, &from, &to, SL_DIR_INGRESS, &nat);
+	if (!verdict && nat == SL_CT_NAT_SERVICE && sl_service_reverse(skb, &f, l4_off) < 0)
+		return sl_drop(skb, SL_REASON_DROP_MALFORMED, SL_DIR_INGRESS);
+	return verdict;
 }
 
 /*
@@ -49,6 +56,10 @@ static __always_inline int sl_deliver_to(struct __sk_buff *skb, struct ethhdr *e
 
 	if (verdict)
 		return verdict;
+	data_end = SL_DATA_END(skb);
+	eth = SL_DATA(skb);
+	if (!SL_IN_PACKET(eth, sizeof(*eth), data_end))
+		return sl_drop(skb, SL_REASON_DROP_MALFORMED, SL_DIR_INGRESS);
 	sl_eth_rewrite(eth, dst->mac, dst->host_mac);
 	/*
 	 * The device the packet came in on classed it by the MAC it then had: from the overlay

@@ -87,6 +87,19 @@ static __always_inline void sl_nat_touch(struct sl_nat_entry *e, const struct sl
 	__sync_fetch_and_add(&e->bytes, skb->len);
 }
 
+/*
+ * Counts a packet of flow `f` on the forward entry of a pair and keeps the two entries in
+ * one state and expiry (the reverse side having spoken establishes the flow).
+ */
+static __always_inline void sl_nat_pair_touch(struct sl_nat_entry *fwd, struct sl_nat_entry *rev, const struct sl_flow *f, __u64 now,
+					      const struct __sk_buff *skb)
+{
+	sl_nat_touch(fwd, f, rev->state != SL_CT_NEW, now, skb);
+	fwd->state = rev->state > fwd->state ? rev->state : fwd->state;
+	rev->state = fwd->state;
+	rev->expires = fwd->expires;
+}
+
 /* The reverse key of a flow `f` whose source is translated to addr:port (ICMP echo: the identifier in both ports). */
 static __always_inline void sl_nat_reverse_key(struct sl_nat_key *rk, const struct sl_flow *f, __be32 addr, __be16 port)
 {
@@ -128,10 +141,7 @@ static __always_inline struct sl_nat_entry *sl_nat_snat_find(const struct sl_flo
 		fwd->state = rev->state = SL_CT_NEW;
 		rev->flags &= ~SL_NAT_F_RESET;
 	}
-	sl_nat_touch(fwd, f, rev->state != SL_CT_NEW, now, skb);
-	fwd->state = rev->state > fwd->state ? rev->state : fwd->state;
-	rev->state = fwd->state;
-	rev->expires = fwd->expires;
+	sl_nat_pair_touch(fwd, rev, f, now, skb);
 	if (f->protocol == IPPROTO_TCP && (f->tcp_flags & SL_TCP_RST))
 		rev->flags |= SL_NAT_F_RESET;
 	return fwd;

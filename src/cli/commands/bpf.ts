@@ -109,9 +109,9 @@ export function register(program: Command): void {
     });
   });
 
-  listCommand(bpf, 'nat', 'the sl_nat map: masqueraded flows, the node address and port each leaves with, packets each way, and whether both entries of the pair are there', (cmd, format) => {
+  listCommand(bpf, 'nat', 'the sl_nat map: translated flows (masquerade: the node address and port each leaves with; service: the backend a frontend became), packets each way, and whether both entries of the pair are there', (cmd, format) => {
     print(format, readNatRows(configOf(cmd)), {
-      PROTOCOL: (r) => r.protocol, POD: (r) => r.pod, 'AS': (r) => r.node, REMOTE: (r) => r.remote, STATE: (r) => r.state,
+      KIND: (r) => r.kind, PROTOCOL: (r) => r.protocol, POD: (r) => r.pod, 'AS': (r) => r.node, REMOTE: (r) => r.remote, STATE: (r) => r.state,
       'EXPIRES IN': (r) => (r.expiresIn < 0 ? 'dead' : `${r.expiresIn}s`), OUT: (r) => r.packetsOut, IN: (r) => r.packetsIn, ENTRIES: (r) => r.entries,
     });
   });
