@@ -19,7 +19,7 @@ const LAYERS = [
   // the pins datapath/pins.ts lays out (ts-maps: maps/map.ts).
   { name: 'datapath', folders: ['datapath'] },
   { name: 'maps', folders: ['maps'] },
-  { name: 'features', folders: ['identity', 'ipam', 'routing', 'prefilter', 'endpoint', 'policy', 'node'] },
+  { name: 'features', folders: ['identity', 'ipam', 'routing', 'prefilter', 'endpoint', 'policy', 'service', 'node'] },
   { name: 'inspect', folders: ['inspect'] },
   // The agent's wire types and client: below the agent, so the CNI plugin loads no agent code.
   { name: 'api', folders: ['api'] },

@@ -15,6 +15,7 @@ import { NODES_FLAGS, readNodes } from '../maps/nodes.js';
 import { readPolicy, type PolicyKey, type PolicyValue } from '../maps/policy.js';
 import { readPrefilterRules } from '../maps/prefilter.js';
 import { readPrefilterCounters } from '../maps/prefilter-counters.js';
+import { readAffinity, readFrontends, SVC_FLAGS, type FrontendRead } from '../maps/services.js';
 import type { Namer } from './names.js';
 
 const PROTOCOL: Record<number, string> = { 1: 'ICMP', 6: 'TCP', 17: 'UDP', 132: 'SCTP' };
@@ -184,4 +185,49 @@ export function natRows(pairs: readonly NatPair[], now: bigint): NatRow[] {
 /** sl_nat. */
 export function readNatRows(cfg: Pick<Config, 'pinRoot'>, now = process.hrtime.bigint()): NatRow[] {
   return natRows(readNat(cfg), now);
+}
+
+export interface ServiceRow {
+  /** address:port of the frontend. */
+  frontend: string;
+  protocol: string;
+  /** "ClusterIP", "ExternalIP" or "NodePort", with "(Local)" under traffic policy Local. */
+  kind: string;
+  /** namespace/name and port name of the service it belongs to ("" when no stored service has that frontend id). */
+  service: string;
+  /** address:port of each backend; none: the frontend refuses (ICMP port unreachable). */
+  backends: string[];
+  /** sessionAffinity ClientIP seconds (0: none). */
+  affinity: number;
+  /** Clients with a live affinity entry. */
+  clients: number;
+  /** The backend set's revision (0: none). */
+  rev: number;
+  id: number;
+}
+
+/** sl_svc with sl_svc_be (pure): one row per frontend, named by `names` (frontend id → "namespace/name port"). */
+export function serviceRows(frontends: readonly FrontendRead[], names: ReadonlyMap<number, string>, clients: ReadonlyMap<string, number> = new Map()): ServiceRow[] {
+  return frontends.map((f) => {
+    const kind = f.flags & SVC_FLAGS.nodePort ? 'NodePort' : f.flags & SVC_FLAGS.external ? 'ExternalIP' : 'ClusterIP';
+    const frontend = `${f.key.addr}:${f.key.port}`;
+    return {
+      frontend, protocol: PROTOCOL[f.key.protocol] ?? String(f.key.protocol),
+      kind: f.flags & SVC_FLAGS.local ? `${kind} (Local)` : kind,
+      service: names.get(f.id) ?? '',
+      backends: f.backends.map((b) => `${b.addr}:${b.port}`),
+      affinity: f.affinity, clients: clients.get(`${frontend}/${f.key.protocol}`) ?? 0, rev: f.rev, id: f.id,
+    };
+  }).sort((a, b) => byAddress(a.frontend, b.frontend) || a.protocol.localeCompare(b.protocol));
+}
+
+/** sl_svc, sl_svc_be and sl_svc_aff. */
+export function readServiceRows(cfg: Pick<Config, 'pinRoot'>, names: ReadonlyMap<number, string>, now = process.hrtime.bigint()): ServiceRow[] {
+  const clients = new Map<string, number>();
+  for (const [k, v] of readAffinity(cfg)) {
+    if (v.expires <= now) continue;
+    const key = `${k.addr}:${k.port}/${k.protocol}`;
+    clients.set(key, (clients.get(key) ?? 0) + 1);
+  }
+  return serviceRows(readFrontends(cfg), names, clients);
 }

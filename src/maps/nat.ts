@@ -99,9 +99,11 @@ export function pairsOf(entries: Iterable<[NatKey, NatEntry]>): NatPair[] {
 
 /** Whether pair `p` involves address `ip`: as the pod it translates, or as a service flow's backend. */
 export function pairInvolves(p: NatPair, ip: string): boolean {
-  if (p.key.saddr === ip || p.reverse?.addr === ip) return true;
+  if (p.key.saddr === ip) return true;
   const svc = (p.forward && isSvc(p.forward)) || (p.reverse && isSvc(p.reverse));
-  return !!svc && (p.forward?.addr === ip || p.reverseKey.saddr === ip);
+  // a service pair's reverse entry holds the frontend, not a pod
+  if (svc) return p.forward?.addr === ip || p.reverseKey.saddr === ip;
+  return p.reverse?.addr === ip;
 }
 
 /**

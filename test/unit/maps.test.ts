@@ -54,5 +54,5 @@ t.test('a renamed type or a missing field is found', async (tt) => {
 });
 
 t.test('the maps whose fill the agent exports', async (tt) => {
-  tt.same(FILL_WATCHED_MAPS.map((m) => m.name), ['sl_endpoints', 'sl_metrics', 'sl_ipcache', 'sl_nodes', 'sl_prefilter', 'sl_policy', 'sl_policy_cidr', 'sl_ct_v2', 'sl_nat']);
+  tt.same(FILL_WATCHED_MAPS.map((m) => m.name), ['sl_endpoints', 'sl_metrics', 'sl_ipcache', 'sl_nodes', 'sl_prefilter', 'sl_policy', 'sl_policy_cidr', 'sl_ct_v2', 'sl_nat', 'sl_svc', 'sl_svc_be']);
 });

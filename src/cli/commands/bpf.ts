@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { buildAll } from '../../datapath/build.js';
 import { datapathMapLayouts } from '../../datapath/layouts.js';
-import { endpointRows, ipcacheRows, nodesRows, prefilterRows, readCtRows, readNatRows, readPolicyRows } from '../../inspect/listings.js';
+import { endpointRows, ipcacheRows, nodesRows, prefilterRows, readCtRows, readNatRows, readPolicyRows, readServiceRows } from '../../inspect/listings.js';
 import { Names } from '../../inspect/names.js';
 import { readMetrics } from '../../maps/metrics.js';
 import { listLinks } from '../../net/ip.js';
@@ -113,6 +113,14 @@ export function register(program: Command): void {
     print(format, readNatRows(configOf(cmd)), {
       KIND: (r) => r.kind, PROTOCOL: (r) => r.protocol, POD: (r) => r.pod, 'AS': (r) => r.node, REMOTE: (r) => r.remote, STATE: (r) => r.state,
       'EXPIRES IN': (r) => (r.expiresIn < 0 ? 'dead' : `${r.expiresIn}s`), OUT: (r) => r.packetsOut, IN: (r) => r.packetsIn, ENTRIES: (r) => r.entries,
+    });
+  });
+
+  listCommand(bpf, 'services', 'the sl_svc and sl_svc_be maps: every service frontend this node programs, its backends (none: it refuses), affinity and the clients holding one', (cmd, format) => {
+    print(format, readServiceRows(configOf(cmd), new Map()), {
+      FRONTEND: (r) => r.frontend, PROTOCOL: (r) => r.protocol, KIND: (r) => r.kind, ID: (r) => r.id,
+      BACKENDS: (r) => (r.backends.length ? r.backends.join(',') : '(none: refused)'),
+      AFFINITY: (r) => (r.affinity ? `${r.affinity}s, ${r.clients} client(s)` : '-'),
     });
   });
 }
