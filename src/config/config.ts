@@ -9,7 +9,8 @@ import { isAbsolute } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { parseStoreSpec } from '../store/spec.js';
 import { tlsProblem, type StoreTlsFiles } from '../store/tls.js';
-import { isIPv4, parseCidr, parseIPv4, cidrWithin, formatCidr } from '../util/ipv4.js';
+import { isIPv4, parseCidr, parseIPv4, cidrContains, cidrOverlaps, cidrWithin, formatCidr, type Cidr, type Ipv4 } from '../util/ipv4.js';
+import { VXLAN_PORT } from '../net/vxlan.js';
 
 export interface Config {
   nodeName: string;
@@ -54,6 +55,10 @@ export interface Config {
   masqueradeAddress: string;
   /** The source ports masquerade uses, "min-max" (disjoint from the kernel's ephemeral ports). */
   masqueradePortRange: string;
+  /** The pool services' clusterIPs are allocated from (docs/architecture.md, "Services"): disjoint from clusterCIDR. */
+  serviceCIDR: string;
+  /** The ports NodePort services get, "min-max" (disjoint from masqueradePortRange, without the overlay's port). */
+  nodePortRange: string;
 }
 
 export const MODES = ['vxlan', 'direct', 'hybrid'] as const;
@@ -80,6 +85,8 @@ export const DEFAULTS: Omit<Config, 'nodeName'> = {
   nonMasqueradeCIDRs: '',
   masqueradeAddress: '',
   masqueradePortRange: '61000-65535',
+  serviceCIDR: '10.96.0.0/12',
+  nodePortRange: '30000-32767',
 };
 
 export const DEFAULT_CONFIG_PATH = '/etc/sluice/config.yaml';
@@ -109,6 +116,8 @@ export const KEYS: Record<keyof Config, { flag: string; help: string }> = {
   nonMasqueradeCIDRs: { flag: '--non-masquerade-cidrs', help: 'CIDRs (comma-separated; a YAML list in the file) pods reach with their own address (default: the cluster pool)' },
   masqueradeAddress: { flag: '--masquerade-address', help: "the address pods' packets leave with (default: the uplink's)" },
   masqueradePortRange: { flag: '--masquerade-port-range', help: `source ports of masqueraded flows, min-max (default ${DEFAULTS.masqueradePortRange})` },
+  serviceCIDR: { flag: '--service-cidr', help: `the pool of services' clusterIPs, disjoint from the pod pool (default ${DEFAULTS.serviceCIDR})` },
+  nodePortRange: { flag: '--node-port-range', help: `ports of NodePort services, min-max (default ${DEFAULTS.nodePortRange})` },
 };
 
 export class ConfigError extends Error {
@@ -194,6 +203,8 @@ export function resolveConfig(file: Record<string, unknown>, flags: Partial<Reco
     nonMasqueradeCIDRs: cidrList(src('nonMasqueradeCIDRs'), 'nonMasqueradeCIDRs', raw.nonMasqueradeCIDRs),
     masqueradeAddress: raw.masqueradeAddress === '' ? '' : str(src('masqueradeAddress'), 'masqueradeAddress', raw.masqueradeAddress),
     masqueradePortRange: str(src('masqueradePortRange'), 'masqueradePortRange', raw.masqueradePortRange),
+    serviceCIDR: str(src('serviceCIDR'), 'serviceCIDR', raw.serviceCIDR),
+    nodePortRange: str(src('nodePortRange'), 'nodePortRange', raw.nodePortRange),
   };
   if (!MODES.includes(cfg.mode)) throw new ConfigError(src('mode'), 'mode', `expected one of ${MODES.join(', ')}, got ${JSON.stringify(raw.mode)}`);
   if (!/^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$/.test(cfg.nodeName)) {
@@ -242,6 +253,22 @@ export function resolveConfig(file: Record<string, unknown>, flags: Partial<Reco
   }
   const range = portRangeProblem(cfg.masqueradePortRange);
   if (range) throw new ConfigError(src('masqueradePortRange'), 'masqueradePortRange', range);
+  const svc = serviceCidrProblem(cfg.serviceCIDR, pool, gw);
+  if (svc) throw new ConfigError(src('serviceCIDR'), 'serviceCIDR', svc);
+  const np = portRangeProblem(cfg.nodePortRange, 1, '30000-32767');
+  if (np) throw new ConfigError(src('nodePortRange'), 'nodePortRange', np);
+  const nodePort = nodePorts(cfg);
+  const masq = masqueradePorts(cfg);
+  if (nodePort.min <= masq.max && masq.min <= nodePort.max) {
+    // Blamed on the key that was set (both at their defaults never overlap).
+    if (sourceOf.nodePortRange === undefined && sourceOf.masqueradePortRange !== undefined) {
+      throw new ConfigError(src('masqueradePortRange'), 'masqueradePortRange', `${cfg.masqueradePortRange} overlaps nodePortRange ${cfg.nodePortRange}`);
+    }
+    throw new ConfigError(src('nodePortRange'), 'nodePortRange', `${cfg.nodePortRange} overlaps masqueradePortRange ${cfg.masqueradePortRange}`);
+  }
+  if (VXLAN_PORT >= nodePort.min && VXLAN_PORT <= nodePort.max) {
+    throw new ConfigError(src('nodePortRange'), 'nodePortRange', `${cfg.nodePortRange} holds the overlay's port ${VXLAN_PORT} (UDP)`);
+  }
   if (cfg.metricsAddress !== 'off') {
     const problem = hostPortProblem(cfg.metricsAddress);
     if (problem) throw new ConfigError(src('metricsAddress'), 'metricsAddress', problem);
@@ -271,16 +298,16 @@ function cidrList(source: string, key: string, v: unknown): string {
   return out.join(',');
 }
 
-/** A port range "min-max" (1024 ≤ min ≤ max ≤ 65535). */
+/** A port range "min-max" (min ≤ max ≤ 65535; 1024 ≤ min for masquerade, 1 ≤ min for NodePorts). */
 export interface PortRange { min: number; max: number }
 
-/** Why `s` is not a port range "min-max" sluice can use, or undefined. */
-export function portRangeProblem(s: string): string | undefined {
+/** Why `s` is not a port range "min-max" sluice can use (within `floor`-65535), or undefined. */
+export function portRangeProblem(s: string, floor = 1024, example = '61000-65535'): string | undefined {
   const m = /^(\d{1,5})-(\d{1,5})$/.exec(s);
-  if (!m) return `'${s}' is not a port range min-max (for example 61000-65535)`;
+  if (!m) return `'${s}' is not a port range min-max (for example ${example})`;
   const min = Number(m[1]);
   const max = Number(m[2]);
-  if (min < 1024 || max > 65535) return `${s} is not within 1024-65535`;
+  if (min < floor || max > 65535) return `${s} is not within ${floor}-65535`;
   if (min > max) return `${s} is empty (${min} > ${max})`;
   return undefined;
 }
@@ -289,6 +316,30 @@ export function portRangeProblem(s: string): string | undefined {
 export function masqueradePorts(cfg: Pick<Config, 'masqueradePortRange'>): PortRange {
   const [min, max] = cfg.masqueradePortRange.split('-').map(Number);
   return { min: min!, max: max! };
+}
+
+/** The NodePort range of a config (validated by resolveConfig). */
+export function nodePorts(cfg: Pick<Config, 'nodePortRange'>): PortRange {
+  const [min, max] = cfg.nodePortRange.split('-').map(Number);
+  return { min: min!, max: max! };
+}
+
+/**
+ * Why `s` is not a service pool sluice can use, or undefined: an IPv4 CIDR of at least 8
+ * addresses (its network, broadcast and first addresses are never allocated), disjoint from
+ * the pod pool, without the pods' gateway address.
+ */
+export function serviceCidrProblem(s: string, pool: Cidr, gateway: Ipv4): string | undefined {
+  let c;
+  try {
+    c = parseCidr(s);
+  } catch (e) {
+    return (e as Error).message;
+  }
+  if (c.prefix > 29) return `${s} is too small: give a /29 or larger`;
+  if (cidrOverlaps(c, pool)) return `${s} overlaps clusterCIDR ${formatCidr(pool)}`;
+  if (cidrContains(c, gateway)) return `${s} holds the pods' gateway address`;
+  return undefined;
 }
 
 /** The destinations never masqueraded: nonMasqueradeCIDRs, or the cluster pool when it is not set. */

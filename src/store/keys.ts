@@ -23,6 +23,13 @@
  *   prefilter/<a.b.c.d>-<len>           {cidr, id, added}  a denied CIDR
  *   prefilter-next-id                   the last prefilter rule id handed out (outside prefilter/,
  *                                       so listing the rules never sees it)
+ *   services/<namespace>/<name>         a normalised Kubernetes Service, its clusterIP and nodePorts
+ *                                       allocated (service/types.ts Service)
+ *   endpointslices/<namespace>/<name>   a normalised EndpointSlice (service/types.ts EndpointSlice):
+ *                                       the backends of a service without a selector
+ *   services-allocation                 {updated}  rewritten by every apply that writes a service, so
+ *                                       two applies racing for a clusterIP or nodePort conflict
+ *                                       (outside services/, so listing the services never sees it)
  */
 
 /** "a.b.c.d/len" as it appears in a key: "a.b.c.d-len". */
@@ -118,4 +125,33 @@ export function prefilterCidrText(key: string): string | undefined {
   const i = rest.lastIndexOf('-');
   if (i < 0) return undefined;
   return `${rest.slice(0, i)}/${rest.slice(i + 1)}`;
+}
+
+// --- services and EndpointSlices --------------------------------------------------------
+
+/** Every Service: services/<namespace>/<name>. */
+export const SERVICES = 'services/';
+/** The prefix of one namespace's services: "services/<namespace>/". */
+export const namespaceServicesPrefix = (namespace: string): string => `${SERVICES}${namespace}/`;
+/** The key of the service `ref` ("namespace/name"). */
+export const serviceStoreKey = (ref: string): string => `${SERVICES}${ref}`;
+/**
+ * The key every service apply rewrites in the transaction that writes the services: two
+ * concurrent applies both compare it, so the second fails and allocates again (outside
+ * SERVICES, so listing the services never sees it).
+ */
+export const SERVICE_ALLOCATION_KEY = 'services-allocation';
+
+/** Every EndpointSlice: endpointslices/<namespace>/<name>. */
+export const ENDPOINT_SLICES = 'endpointslices/';
+/** The prefix of one namespace's EndpointSlices: "endpointslices/<namespace>/". */
+export const namespaceEndpointSlicesPrefix = (namespace: string): string => `${ENDPOINT_SLICES}${namespace}/`;
+/** The key of the EndpointSlice `ref` ("namespace/name"). */
+export const endpointSliceStoreKey = (ref: string): string => `${ENDPOINT_SLICES}${ref}`;
+
+/** "services/shop/web" (or "endpointslices/shop/web-1") -> {namespace, name}; undefined for another key or a malformed one. */
+export function objectOfKey(prefix: typeof SERVICES | typeof ENDPOINT_SLICES, key: string): { namespace: string; name: string } | undefined {
+  if (!key.startsWith(prefix)) return undefined;
+  const m = /^([^/]+)\/([^/]+)$/.exec(key.slice(prefix.length));
+  return m ? { namespace: m[1]!, name: m[2]! } : undefined;
 }

@@ -1,6 +1,7 @@
 import t from 'tap';
 import { hostname } from 'node:os';
-import { DEFAULTS, KEYS, masqueradePorts, nonMasqueradeCidrs, parseConfigText, resolveConfig, storeTls } from '../../src/config/config.js';
+import { DEFAULTS, KEYS, masqueradePorts, nodePorts, nonMasqueradeCidrs, parseConfigText, resolveConfig, storeTls } from '../../src/config/config.js';
+import { VXLAN_PORT } from '../../src/net/vxlan.js';
 
 t.test('defaults', async (t) => {
   const c = resolveConfig({}, {});
@@ -132,4 +133,40 @@ t.test('masquerade keys: bad values are errors naming the key', async (t) => {
   ];
   for (const [file, re] of cases) t.throws(() => resolveConfig(file, {}, 'f.yaml'), re, JSON.stringify(file));
   t.throws(() => resolveConfig({}, { masqueradePortRange: 'x' }), /^flag --masquerade-port-range: masqueradePortRange: /, 'a flag names itself');
+});
+
+t.test('service keys: defaults, file and flag forms', async (t) => {
+  const d = resolveConfig({}, {});
+  t.same([d.serviceCIDR, d.nodePortRange], ['10.96.0.0/12', '30000-32767'], 'defaults (as Kubernetes)');
+  t.same(nodePorts(d), { min: 30000, max: 32767 });
+  const f = resolveConfig(parseConfigText('serviceCIDR: 10.112.0.0/16\nnodePortRange: 20000-20999\n', 'f.yaml'), {}, 'f.yaml');
+  t.same([f.serviceCIDR, f.nodePortRange], ['10.112.0.0/16', '20000-20999'], 'from the file');
+  const g = resolveConfig({}, { serviceCIDR: '172.30.0.0/24', nodePortRange: '80-90' });
+  t.same([g.serviceCIDR, g.nodePortRange], ['172.30.0.0/24', '80-90'], 'from flags; a NodePort range may be below 1024');
+  t.equal(KEYS.serviceCIDR.flag, '--service-cidr');
+  t.equal(KEYS.nodePortRange.flag, '--node-port-range');
+});
+
+t.test('service keys: bad values are errors naming the key', async (t) => {
+  const cases: [Record<string, unknown>, RegExp][] = [
+    [{ serviceCIDR: '10.96.0.0/33' }, /^f\.yaml: serviceCIDR: .*above 32/],
+    [{ serviceCIDR: '10.96.0.1/12' }, /^f\.yaml: serviceCIDR: .*host bits set/],
+    [{ serviceCIDR: 'fd00::/108' }, /^f\.yaml: serviceCIDR: /],
+    [{ serviceCIDR: '10.96.0.0/30' }, /^f\.yaml: serviceCIDR: 10\.96\.0\.0\/30 is too small/],
+    [{ serviceCIDR: '10.244.128.0/20' }, /^f\.yaml: serviceCIDR: 10\.244\.128\.0\/20 overlaps clusterCIDR 10\.244\.0\.0\/16/],
+    [{ serviceCIDR: '10.0.0.0/8' }, /^f\.yaml: serviceCIDR: 10\.0\.0\.0\/8 overlaps clusterCIDR/, ],
+    [{ serviceCIDR: '169.254.0.0/16' }, /^f\.yaml: serviceCIDR: 169\.254\.0\.0\/16 holds the pods' gateway address/],
+    [{ serviceCIDR: 5 }, /^f\.yaml: serviceCIDR: expected a non-empty string/],
+    [{ nodePortRange: '30000' }, /^f\.yaml: nodePortRange: '30000' is not a port range min-max \(for example 30000-32767\)/],
+    [{ nodePortRange: '0-100' }, /^f\.yaml: nodePortRange: 0-100 is not within 1-65535/],
+    [{ nodePortRange: '30000-70000' }, /^f\.yaml: nodePortRange: 30000-70000 is not within 1-65535/],
+    [{ nodePortRange: '32767-30000' }, /^f\.yaml: nodePortRange: 32767-30000 is empty/],
+    [{ nodePortRange: '60000-61000' }, /^f\.yaml: nodePortRange: 60000-61000 overlaps masqueradePortRange 61000-65535/],
+    [{ masqueradePortRange: '32000-33000' }, /^f\.yaml: masqueradePortRange: 32000-33000 overlaps nodePortRange 30000-32767/],
+    [{ nodePortRange: `${VXLAN_PORT - 1}-${VXLAN_PORT + 1}` }, new RegExp(`^f\\.yaml: nodePortRange: ${VXLAN_PORT - 1}-${VXLAN_PORT + 1} holds the overlay's port ${VXLAN_PORT}`)],
+  ];
+  for (const [file, re] of cases) t.throws(() => resolveConfig(file, {}, 'f.yaml'), re, JSON.stringify(file));
+  t.throws(() => resolveConfig({}, { serviceCIDR: 'x' }), /^flag --service-cidr: serviceCIDR: /, 'a flag names itself');
+  t.throws(() => resolveConfig({}, { nodePortRange: 'x' }), /^flag --node-port-range: nodePortRange: /);
+  t.doesNotThrow(() => resolveConfig({ clusterCIDR: '10.96.0.0/16', serviceCIDR: '10.112.0.0/12' }, {}), 'a pool moved out of the way of the default is fine');
 });

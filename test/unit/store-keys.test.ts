@@ -12,7 +12,8 @@ import {
   PREFILTER_NEXT_ID_KEY, PREFILTER_PREFIX, addrKey, blockAddrsPrefix, blockKey, blockOfKey, endpointKey, handleKey,
   handleOfKey, healthKey, identityKey, identityLabelsKey, identityOfKey, ipOfAddrKey, namespaceKey, namespaceOfKey,
   namespacePoliciesPrefix, nodeEndpointsPrefix, nodeHandlesPrefix, nodeKey, nodeOfHealthKey, policyStoreKey,
-  prefilterCidrText, prefilterKey,
+  prefilterCidrText, prefilterKey, SERVICES, ENDPOINT_SLICES, SERVICE_ALLOCATION_KEY, serviceStoreKey, namespaceServicesPrefix,
+  endpointSliceStoreKey, namespaceEndpointSlicesPrefix, objectOfKey,
 } from '../../src/store/keys.js';
 import { REPO } from '../helpers/env.js';
 
@@ -21,6 +22,8 @@ t.test('prefixes', async (t) => {
     [NODES, HEALTH, ENDPOINTS, POLICIES, NAMESPACES, IDENTITY_IDS, IDENTITY_LABELS, IPAM_BLOCKS, IPAM_ADDRS, IPAM_HANDLES, PREFILTER_PREFIX, PREFILTER_NEXT_ID_KEY],
     ['nodes/', 'health/', 'endpoints/', 'policies/', 'namespaces/', 'identities/ids/', 'identities/labels/', 'ipam/blocks/', 'ipam/addrs/', 'ipam/handles/', 'prefilter/', 'prefilter-next-id'],
   );
+  t.same([SERVICES, ENDPOINT_SLICES, SERVICE_ALLOCATION_KEY], ['services/', 'endpointslices/', 'services-allocation']);
+  t.notOk(SERVICE_ALLOCATION_KEY.startsWith(SERVICES), 'listing the services never sees the allocation key');
 });
 
 t.test('keys built', async (t) => {
@@ -42,6 +45,10 @@ t.test('keys built', async (t) => {
     [nodeHandlesPrefix('n1'), 'ipam/handles/n1%2F'],
     [prefilterKey('198.18.77.0/24'), 'prefilter/198.18.77.0-24'],
     [prefilterKey('0.0.0.0/0'), 'prefilter/0.0.0.0-0'],
+    [namespaceServicesPrefix('shop'), 'services/shop/'],
+    [serviceStoreKey('shop/web'), 'services/shop/web'],
+    [namespaceEndpointSlicesPrefix('shop'), 'endpointslices/shop/'],
+    [endpointSliceStoreKey('shop/web-1'), 'endpointslices/shop/web-1'],
   ];
   for (const [got, want] of cases) t.equal(got, want);
   t.ok(handleKey('n1/ctr-1/eth0').startsWith(nodeHandlesPrefix('n1')), "a node's handles are under its prefix");
@@ -60,6 +67,12 @@ t.test('keys parsed', async (t) => {
   t.equal(prefilterCidrText('other/1.2.3.0-24'), undefined);
   t.equal(prefilterCidrText(PREFILTER_NEXT_ID_KEY), undefined, 'the id counter is not a rule');
   t.notOk(PREFILTER_NEXT_ID_KEY.startsWith(PREFILTER_PREFIX), 'listing the rules never sees the counter');
+  t.same(objectOfKey(SERVICES, 'services/shop/web'), { namespace: 'shop', name: 'web' });
+  t.same(objectOfKey(ENDPOINT_SLICES, 'endpointslices/shop/web-1'), { namespace: 'shop', name: 'web-1' });
+  t.equal(objectOfKey(SERVICES, 'endpointslices/shop/web-1'), undefined, 'another prefix');
+  t.equal(objectOfKey(SERVICES, 'services/shop'), undefined, 'no name');
+  t.equal(objectOfKey(SERVICES, 'services/shop/web/x'), undefined, 'too many parts');
+  t.equal(objectOfKey(SERVICES, SERVICE_ALLOCATION_KEY), undefined, 'the allocation key is no service');
 });
 
 /** Lines outside keys.ts that may spell a prefix (none today; a line here needs a reason). */
