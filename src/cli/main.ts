@@ -13,6 +13,7 @@ import { register as registerStatus } from './commands/status.js';
 import { register as registerNode } from './commands/node.js';
 import { register as registerPolicy } from './commands/policy.js';
 import { register as registerPrefilter } from './commands/prefilter.js';
+import { register as registerService } from './commands/service.js';
 
 function version(): string {
   return (JSON.parse(readFileSync(`${PACKAGE_ROOT}/package.json`, 'utf8')) as { version: string }).version;
@@ -30,6 +31,7 @@ export function buildProgram(): Command {
   registerEndpoint(program);
   registerAgent(program);
   registerPolicy(program);
+  registerService(program);
   registerBpf(program);
   registerPrefilter(program);
   registerMonitor(program);
