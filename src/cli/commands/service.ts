@@ -27,7 +27,7 @@ const warn = (line: string): void => void process.stderr.write(`sluice: warning:
  * Reads and validates every file; one error lists every problem of every file, and nothing is
  * applied. Warnings go to stderr once the input is known to be valid.
  */
-function readServiceFiles(files: readonly string[]): { services: Service[]; slices: EndpointSlice[] } {
+function readServiceFiles(files: readonly string[], verb: 'applied' | 'deleted' = 'applied'): { services: Service[]; slices: EndpointSlice[] } {
   const services: Service[] = [];
   const slices: EndpointSlice[] = [];
   const problems: string[] = [];
@@ -56,8 +56,8 @@ function readServiceFiles(files: readonly string[]): { services: Service[]; slic
   };
   count('service', services.map(serviceKeyOf));
   count('EndpointSlice', slices.map(serviceKeyOf));
-  if (problems.length) throw new Error(`nothing was applied: ${problems.length} problem(s):\n  ${problems.join('\n  ')}`);
-  for (const w of warnings) warn(formatProblem(w));
+  if (problems.length) throw new Error(`nothing was ${verb}: ${problems.length} problem${problems.length === 1 ? '' : 's'}:\n  ${problems.join('\n  ')}`);
+  if (verb === 'applied') for (const w of warnings) warn(formatProblem(w));
   return { services, slices };
 }
 
@@ -162,7 +162,7 @@ export function register(program: Command): void {
     .action(async function (this: Command, refs: string[]) {
       const o = this.opts<{ slice?: string[]; filename?: string[] }>();
       if (refs.length === 0 && !o.slice && !o.filename) throw new Error('say what to delete: NS/NAME…, --slice NS/NAME or -f FILE');
-      const fromFiles = o.filename ? readServiceFiles(o.filename) : { services: [], slices: [] };
+      const fromFiles = o.filename ? readServiceFiles(o.filename, 'deleted') : { services: [], slices: [] };
       const services = [...refs.map(ref), ...fromFiles.services.map(serviceKeyOf)];
       const slices = [...(o.slice ?? []).map(ref), ...fromFiles.slices.map(serviceKeyOf)];
       const deleted = await withStore(configOf(this), (s) => deleteServiceObjects(s, { services, slices }));
