@@ -56,14 +56,9 @@ static __always_inline int handle_arp(struct __sk_buff *skb, struct ethhdr *eth,
 /* Into the pod `ep` itself: a flow of its own through a service (hairpin), no policy (as its loopback has none). */
 static __always_inline int deliver_hairpin(struct __sk_buff *skb, const struct sl_endpoint *ep)
 {
-	void *data_end = SL_DATA_END(skb);
-	struct ethhdr *eth = SL_DATA(skb);
-	struct iphdr *ip;
+	struct ethhdr *eth;
 
-	if (!SL_IN_PACKET(eth, sizeof(*eth), data_end))
-		return sl_drop(skb, SL_REASON_DROP_MALFORMED, SL_DIR_EGRESS);
-	ip = sl_ipv4_hdr(eth, data_end);
-	if (!ip)
+	if (!sl_ipv4_reload(skb, &eth))
 		return sl_drop(skb, SL_REASON_DROP_MALFORMED, SL_DIR_EGRESS);
 	sl_eth_rewrite(eth, ep->mac, ep->host_mac);
 	sl_count(skb, SL_REASON_FORWARD_LOCAL, SL_DIR_EGRESS);
@@ -109,11 +104,7 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, struct ethhdr *eth
 		if (svc == SL_SVC_HAIRPIN)
 			return deliver_hairpin(skb, src);
 		nat = SL_CT_NAT_SERVICE;
-		data_end = SL_DATA_END(skb);
-		eth = SL_DATA(skb);
-		if (!SL_IN_PACKET(eth, sizeof(*eth), data_end))
-			return sl_drop(skb, SL_REASON_DROP_MALFORMED, SL_DIR_EGRESS);
-		ip = sl_ipv4_hdr(eth, data_end);
+		ip = sl_ipv4_reload(skb, &eth);
 		if (!ip)
 			return sl_drop(skb, SL_REASON_DROP_MALFORMED, SL_DIR_EGRESS);
 	}
@@ -134,11 +125,7 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, struct ethhdr *eth
 		/* a backend's reply to a client on this node: from the frontend again */
 		if (sl_service_reverse(skb, &f, l4_off) < 0)
 			return sl_drop(skb, SL_REASON_DROP_MALFORMED, SL_DIR_EGRESS);
-		data_end = SL_DATA_END(skb);
-		eth = SL_DATA(skb);
-		if (!SL_IN_PACKET(eth, sizeof(*eth), data_end))
-			return sl_drop(skb, SL_REASON_DROP_MALFORMED, SL_DIR_EGRESS);
-		ip = sl_ipv4_hdr(eth, data_end);
+		ip = sl_ipv4_reload(skb, &eth);
 		if (!ip)
 			return sl_drop(skb, SL_REASON_DROP_MALFORMED, SL_DIR_EGRESS);
 	}

@@ -24,6 +24,20 @@ static __always_inline struct iphdr *sl_ipv4_hdr(struct ethhdr *eth, void *data_
 	return ip;
 }
 
+/*
+ * The Ethernet (*eth) and IPv4 headers again after a helper changed the packet (which
+ * invalidates every packet pointer); NULL when they are cut short or malformed.
+ */
+static __always_inline struct iphdr *sl_ipv4_reload(struct __sk_buff *skb, struct ethhdr **eth)
+{
+	void *data_end = SL_DATA_END(skb);
+
+	*eth = SL_DATA(skb);
+	if (!SL_IN_PACKET(*eth, sizeof(**eth), data_end))
+		return NULL;
+	return sl_ipv4_hdr(*eth, data_end);
+}
+
 /* The header checksum of a 20-byte IPv4 header whose check field is 0. */
 static __always_inline __u16 sl_ipv4_csum(const struct iphdr *ip)
 {
